@@ -1,0 +1,50 @@
+"""shapecalc: exact shapes, parameters and MACs of convolutional networks.
+
+The library core returns data and never prints. Heavy modules (torch, YAML,
+rich) are imported only by the functions that need them, so importing
+``shapecalc`` is cheap.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+try:
+    __version__ = version("shapecalc")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+if TYPE_CHECKING:
+    from .analysis import Analysis
+    from .model import Spec
+
+__all__ = ["__version__", "analyse", "load_spec", "to_torch", "verify"]
+
+
+def load_spec(path: str, **kwargs: Any) -> Spec:
+    """Load and validate a spec file; see :func:`shapecalc.spec.load`."""
+    from .spec import load
+
+    return load(path, **kwargs)
+
+
+def analyse(spec: Spec, **kwargs: Any) -> Analysis:
+    """Walk a spec layer by layer; see :func:`shapecalc.analysis.analyse`."""
+    from .analysis import analyse as _analyse
+
+    return _analyse(spec, **kwargs)
+
+
+def to_torch(spec: Spec, **kwargs: Any) -> Any:
+    """Build the ``torch.nn.Module`` a spec describes; see :func:`shapecalc.torch_build.to_torch`."""
+    from .torch_build import to_torch as _to_torch
+
+    return _to_torch(spec, **kwargs)
+
+
+def verify(spec: Spec, **kwargs: Any) -> Any:
+    """Check every analytic number against torch; see :func:`shapecalc.verify.verify`."""
+    from .verify import verify as _verify
+
+    return _verify(spec, **kwargs)

@@ -1,0 +1,80 @@
+"""The command-line interface: the only part of shapecalc that talks to the terminal.
+
+Each command lives in its own module and is imported only when it runs, so
+``shapecalc out`` loads click and the formulas and nothing else (no torch, no
+YAML, no rich). Errors in user input (:class:`ShapecalcError`) are turned into
+one line on stderr and exit code 1 here, in one place; usage errors are click's
+(exit code 2). Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..errors import ShapecalcError
+
+#: command name -> (module under shapecalc.cli, one-line help shown by ``shapecalc --help``)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "out": ("out", "Output size of one convolution/pooling axis, with the formula."),
+    "layer": ("layer", "One layer: weight and bias shapes, parameters, output shape, MACs."),
+    "solve": ("solve", "Which kernel/stride/padding/dilation map an input size to an output size."),
+    "summary": ("summary", "Analyse a YAML architecture spec layer by layer (verified with torch)."),
+    "check": ("check", "Check spec files (pre-commit hook): errors, expect drift, warnings."),
+    "export": ("export", "Print PyTorch source code equivalent to a spec."),
+    "convolve": ("convolve", "Convolve an image with a kernel, step by step, from scratch."),
+}
+
+
+class ReportedError(click.ClickException):
+    """A user-input error, printed as its one located line (no ``Error:`` prefix)."""
+
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(self.message, err=True)
+
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when the command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"{__name__}.{COMMANDS[cmd_name][0]}")
+        command: click.Command = module.command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # short help from the table above: listing the commands imports none of them
+        rows = [(name, help_) for name, (_, help_) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ShapecalcError as exc:
+            raise ReportedError(str(exc)) from None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="shapecalc")
+def cli() -> None:
+    """shapecalc: exact shapes, parameters, MACs and receptive fields of CNNs.
+
+    Every number is computed from the layer formulas and, where torch is
+    installed, proven against real PyTorch.
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="shapecalc")

@@ -1,0 +1,95 @@
+"""Error types for bad user input.
+
+Every error raised for something a user wrote (a spec, a CLI option, a layer
+configuration) is a :class:`ShapecalcError`. Anything else escaping the package is
+our bug. The CLI turns a ``ShapecalcError`` into one line on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Location:
+    """A position in a spec file: 1-based line and column, as editors count."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+class ShapecalcError(Exception):
+    """A problem in user input, reported as one line.
+
+    ``location`` is where in a file it is, ``path`` the layer path
+    (``layers[3].residual.body[1] (conv2d)``); both optional.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        location: Location | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.location = location
+        self.path = path
+
+    def __str__(self) -> str:
+        parts = []
+        if self.location is not None:
+            parts.append(str(self.location))
+        if self.path:
+            parts.append(self.path)
+        parts.append(self.message)
+        return ": ".join(parts)
+
+    def located(self, location: Location | None, path: str | None) -> ShapecalcError:
+        """Return a copy of this error with location/path filled in where missing."""
+        err = type(self).__new__(type(self))
+        err.__dict__.update(self.__dict__)
+        Exception.__init__(err, self.message)
+        if err.location is None:
+            err.location = location
+        if not err.path:
+            err.path = path
+        return err
+
+
+class LayerConfigError(ShapecalcError):
+    """A layer configuration that cannot work (torch would refuse it).
+
+    ``arg`` names the offending argument when one is to blame, so the loader can
+    point at its line in the spec.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        arg: str | None = None,
+        location: Location | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message, location=location, path=path)
+        self.arg = arg
+
+
+class SpecError(ShapecalcError):
+    """A spec file that is malformed: YAML, structure, types, blocks, expressions."""
+
+
+class MissingTorchError(ShapecalcError):
+    """A command needs torch and it is not installed."""
+
+    def __init__(self, what: str = "this") -> None:
+        super().__init__(
+            f"{what} needs PyTorch, which is not installed: "
+            "pip install 'shapecalc[torch]' (or pip install torch)"
+        )

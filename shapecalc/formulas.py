@@ -1,0 +1,188 @@
+"""The arithmetic of one axis of one layer, with torch's exact semantics.
+
+Pure functions on ints: no torch, no I/O. Each raises :class:`LayerConfigError`
+with the numbers in the message wherever torch would refuse the configuration.
+The layer registry (``registry.py``) applies these per axis.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .errors import LayerConfigError
+
+
+def effective_kernel(kernel: int, dilation: int = 1) -> int:
+    """The span of a dilated kernel: ``d*(k-1) + 1``."""
+    return dilation * (kernel - 1) + 1
+
+
+def same_padding(kernel: int, dilation: int = 1) -> tuple[int, int]:
+    """torch's ``padding='same'``: ``d*(k-1)`` in total, ``total//2`` before, the rest after."""
+    total = dilation * (kernel - 1)
+    return total // 2, total - total // 2
+
+
+def _kernel_text(kernel: int, dilation: int) -> str:
+    eff = effective_kernel(kernel, dilation)
+    return f"kernel {kernel}" + (f" (dilated {eff})" if dilation != 1 else "")
+
+
+def conv_out(
+    size: int,
+    kernel: int,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+    pad_after: int | None = None,
+) -> int:
+    """Output length of a convolution: ``(in + 2p - d(k-1) - 1) // s + 1``.
+
+    ``pad_after`` gives asymmetric padding (``padding`` is then the padding before),
+    as ``padding='same'`` produces for an even effective kernel.
+    """
+    after = padding if pad_after is None else pad_after
+    padded = size + padding + after
+    eff = effective_kernel(kernel, dilation)
+    if eff > padded:
+        raise LayerConfigError(
+            f"{_kernel_text(kernel, dilation)} is larger than padded input {padded}"
+            f" (input {size} + padding {padding + after}); the input must be at least"
+            f" {max(1, eff - padding - after)}"
+        )
+    return (padded - eff) // stride + 1
+
+
+def conv_transpose_out(
+    size: int,
+    kernel: int,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+    output_padding: int = 0,
+) -> int:
+    """Output length of a transposed convolution: ``(in-1)*s - 2p + d(k-1) + op + 1``."""
+    if output_padding >= stride and output_padding >= dilation:
+        raise LayerConfigError(
+            f"output_padding {output_padding} must be smaller than either stride"
+            f" {stride} or dilation {dilation}",
+            arg="output_padding",
+        )
+    out = (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+    if out < 1:
+        raise LayerConfigError(
+            f"padding {padding} is too large: output would be {out}"
+            f" ((in-1)*s - 2p + d(k-1) + op + 1 with in {size});"
+            f" padding must be at most {(out + 2 * padding - 1) // 2}",
+            arg="padding",
+        )
+    return out
+
+
+def pool_out(
+    size: int,
+    kernel: int,
+    stride: int,
+    padding: int = 0,
+    dilation: int = 1,
+    ceil_mode: bool = False,
+) -> int:
+    """Output length of max/avg pooling, torch's ``pooling_output_shape``.
+
+    With ``ceil_mode`` the division rounds up, but the last window must start
+    inside the input or its left padding; torch drops it otherwise.
+    """
+    eff = effective_kernel(kernel, dilation)
+    if padding > kernel // 2 or padding > eff // 2:
+        raise LayerConfigError(
+            f"padding {padding} should be at most half of the kernel size {kernel}"
+            f" (at most {min(kernel // 2, eff // 2)})",
+            arg="padding",
+        )
+    numer = size + 2 * padding - eff
+    if numer < 0:
+        raise LayerConfigError(
+            f"{_kernel_text(kernel, dilation)} is larger than padded input"
+            f" {size + 2 * padding} (input {size} + padding {2 * padding})"
+        )
+    if ceil_mode:
+        out = -(-numer // stride) + 1
+        if (out - 1) * stride >= size + padding:
+            out -= 1
+    else:
+        out = numer // stride + 1
+    return out
+
+
+def adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
+    """torch's adaptive pooling windows: ``[floor(i*in/out), ceil((i+1)*in/out))``."""
+    return [((i * size) // out, -(-((i + 1) * size) // out)) for i in range(out)]
+
+
+def unseen_rows(
+    size: int,
+    kernel: int,
+    stride: int,
+    padding: int = 0,
+    dilation: int = 1,
+    pad_after: int | None = None,
+) -> int:
+    """Input rows at the end that no window covers (torch drops them silently).
+
+    When ``(in + pads - d(k-1) - 1)`` is not a multiple of the stride, the
+    remainder at the end is never reached by a window; padding there costs
+    nothing, real input rows are lost.
+    """
+    after = padding if pad_after is None else pad_after
+    remainder = (size + padding + after - effective_kernel(kernel, dilation)) % stride
+    return max(0, remainder - after)
+
+
+def conv_formula(
+    size: int,
+    kernel: int,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+    pad_after: int | None = None,
+) -> str:
+    """The convolution formula with its numbers: ``(32 + 2*1 - 1*(3-1) - 1) // 2 + 1 = 16``."""
+    out = conv_out(size, kernel, stride, padding, dilation, pad_after)
+    pads = f"2*{padding}" if pad_after is None or pad_after == padding else f"{padding} + {pad_after}"
+    return f"({size} + {pads} - {dilation}*({kernel}-1) - 1) // {stride} + 1 = {out}"
+
+
+def pool_formula(
+    size: int,
+    kernel: int,
+    stride: int,
+    padding: int = 0,
+    dilation: int = 1,
+    ceil_mode: bool = False,
+) -> str:
+    """The pooling formula with its numbers; ``ceil`` shows the rounding and torch's rule."""
+    out = pool_out(size, kernel, stride, padding, dilation, ceil_mode)
+    inner = f"({size} + 2*{padding} - {dilation}*({kernel}-1) - 1)"
+    if not ceil_mode:
+        return f"{inner} // {stride} + 1 = {out}"
+    text = f"ceil({inner} / {stride}) + 1"
+    raw = math.ceil((size + 2 * padding - effective_kernel(kernel, dilation)) / stride) + 1
+    if raw != out:
+        text += f" = {raw}, minus 1 because the last window would start past the input"
+    return f"{text} = {out}"
+
+
+def conv_transpose_formula(
+    size: int,
+    kernel: int,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+    output_padding: int = 0,
+) -> str:
+    """The transposed-convolution formula with its numbers."""
+    out = conv_transpose_out(size, kernel, stride, padding, dilation, output_padding)
+    return (
+        f"({size} - 1)*{stride} - 2*{padding} + {dilation}*({kernel}-1)"
+        f" + {output_padding} + 1 = {out}"
+    )

@@ -1,0 +1,107 @@
+"""The loaded, validated spec: a tree of frozen values.
+
+The loader (``spec.py``) produces it; the analysis, the torch builder, the
+exporter and ``check`` read it. Blocks are already expanded, ``$`` expressions
+evaluated and ``repeat`` unrolled: every node here is one concrete thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from .errors import Location
+from .registry import LayerType
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer: a registry type with its checked arguments as the spec gives them.
+
+    ``args`` holds only the arguments written in the spec (checked and
+    normalised by the registry); defaults are filled in by the registry at
+    analysis time. ``arg_locations`` points at each argument's value.
+    """
+
+    type: LayerType
+    args: Mapping[str, Any]
+    path: str  # layers[3].residual.body[1]
+    location: Location
+    arg_locations: Mapping[str, Location] = field(default_factory=dict)
+    name: str | None = None
+    #: for a layer that comes from a block: "block 'basic' at file:12:3" per use, outermost first
+    trace: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Sequential:
+    """Layers applied one after the other.
+
+    ``kind`` says where it came from: ``layers`` (the top level), ``sequential``,
+    ``block`` (a use of a block; ``block`` names it), ``repeat`` (the copies of a
+    repeated entry), ``body``/``shortcut`` (of a residual), ``branch`` (of a concat).
+    """
+
+    items: tuple[Node, ...]
+    path: str
+    location: Location
+    kind: str = "sequential"
+    name: str | None = None
+    block: str | None = None
+    #: for one copy inside a ``repeat``: its 1-based index and the count
+    repeat_index: tuple[int, int] | None = None
+    trace: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Residual:
+    """``out = body(x) + shortcut(x)``; ``shortcut`` None means the identity."""
+
+    body: Sequential
+    shortcut: Sequential | None
+    path: str
+    location: Location
+    name: str | None = None
+    trace: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Concat:
+    """``out = cat([branch(x) ...], channel axis)``; an empty branch is the identity."""
+
+    branches: tuple[Sequential, ...]
+    path: str
+    location: Location
+    name: str | None = None
+    trace: tuple[str, ...] = ()
+
+
+Node = Union[Layer, Sequential, Residual, Concat]
+
+
+@dataclass(frozen=True)
+class Expect:
+    """The spec's ``expect:`` block: values, and where each key's value is."""
+
+    values: Mapping[str, Any]
+    locations: Mapping[str, Location]
+    location: Location
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A whole loaded spec file."""
+
+    name: str
+    input: tuple[int, ...]
+    layers: Sequential
+    file: str
+    location: Location  # of the document
+    input_location: Location
+    description: str | None = None
+    expect: Expect | None = None
+    #: ``# shapecalc: ignore[SC101]`` style suppressions: line -> codes (empty = all)
+    suppressions: Mapping[int, frozenset[str]] = field(default_factory=dict)
+    #: the file's text, for tools that rewrite it (``check --update-expect``)
+    source: str = ""

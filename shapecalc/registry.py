@@ -1,0 +1,985 @@
+"""The layer registry: the one place where each layer type's rules live.
+
+For every layer type of the spec (``SPEC.md``) it holds the arguments (names,
+defaults, which are required, which are inferred from the incoming shape, how a
+value is checked), and one ``infer`` function that, given the per-sample input
+shape, returns everything shapecalc knows about the layer: output shape,
+parameters, buffers, MACs, receptive-field contribution and the torch
+constructor arguments. Spec validation, the analysis, the torch builder, the
+code exporter, ``shapecalc layer`` and the docs all read it from here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from . import formulas as F
+from .errors import LayerConfigError
+
+Shape = tuple[int, ...]
+
+REQUIRED: Any = object()  # sentinel default: the argument must be given
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class ReceptiveStep:
+    """What one layer does to the receptive field, per spatial axis (Araujo et al.).
+
+    ``kernel`` is the effective (dilated) kernel span in input units, ``stride``
+    the step between neighbouring outputs in input units (a fraction below 1 for
+    upsampling), ``padding`` the left padding. ``global_`` marks a layer whose
+    every output sees the whole input (flatten, linear over a flattened map).
+    """
+
+    kernel: tuple[int, ...]
+    stride: tuple[Fraction, ...]
+    padding: tuple[Fraction, ...]
+    global_: bool = False
+
+
+GLOBAL = ReceptiveStep((), (), (), global_=True)
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """Everything known about one layer applied to one input shape (per sample)."""
+
+    output: Shape
+    params: int = 0
+    trainable: int = 0
+    buffers: int = 0
+    macs: int = 0
+    #: receptive-field step; ``None`` for a layer that works element by element
+    receptive: ReceptiveStep | None = None
+    #: torch constructor keyword arguments, inferred values included
+    torch_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    #: the key arguments, compactly (``3x3 s2 p1``)
+    summary: str = ""
+    #: per spatial axis, input rows/columns no window ever covers
+    unseen: tuple[int, ...] = ()
+    #: (name, shape) of each parameter tensor, for ``shapecalc layer``
+    tensors: tuple[tuple[str, Shape], ...] = ()
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One keyword argument of a layer type."""
+
+    name: str
+    kind: str  # a key of CHECKS: says which values are allowed
+    default: Any = REQUIRED
+    #: inferred from the incoming shape (in_channels, in_features, num_features)
+    inferred: bool = False
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED and not self.inferred
+
+
+@dataclass(frozen=True)
+class LayerType:
+    """A layer type: its spec name, torch class, arguments and rules."""
+
+    name: str  # canonical spec name: conv2d, conv_transpose2d, adaptive_avgpool2d
+    torch_name: str  # torch.nn class: Conv2d
+    family: str
+    args: tuple[Arg, ...]
+    infer_fn: Callable[[LayerType, Shape, Mapping[str, Any]], LayerResult]
+    ndim: int | None = None  # spatial axes expected (1-3), None for any
+    doc: str = ""
+
+    @property
+    def arg_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.args)
+
+    def arg(self, name: str) -> Arg | None:
+        for a in self.args:
+            if a.name == name:
+                return a
+        return None
+
+    def check_arg(self, name: str, value: Any) -> Any:
+        """Check one argument's value (type and range) and return it normalised.
+
+        Raises :class:`LayerConfigError` with ``arg=name`` for an unknown argument
+        (with a "did you mean") or a value of the wrong type or range.
+        """
+        arg = self.arg(name)
+        if arg is None:
+            raise LayerConfigError(
+                f"{self.name} has no argument {name!r}{did_you_mean(name, self.arg_names)};"
+                f" it takes {', '.join(self.arg_names) or 'no arguments'}",
+                arg=name,
+            )
+        return CHECKS[arg.kind](self, arg, value)
+
+    def with_defaults(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Checked arguments plus defaults; raises for a missing required argument."""
+        out: dict[str, Any] = {}
+        for a in self.args:
+            if a.name in given:
+                out[a.name] = self.check_arg(a.name, given[a.name])
+            elif a.required:
+                raise LayerConfigError(f"{self.name} needs {a.name!r}", arg=a.name)
+            elif not a.inferred:
+                out[a.name] = a.default
+        for name in given:
+            if name not in out:
+                self.check_arg(name, given[name])  # raises: unknown argument
+        return out
+
+    def infer(self, shape: Sequence[int], args: Mapping[str, Any]) -> LayerResult:
+        """Apply the layer to a per-sample input shape; ``args`` as the spec gives them."""
+        full = self.with_defaults(args)
+        return self.infer_fn(self, tuple(shape), full)
+
+
+# --------------------------------------------------------------------------- names
+
+
+def normalise_name(name: str) -> str:
+    """The spec's matching rule: case-insensitive, underscores ignored."""
+    return name.replace("_", "").lower()
+
+
+def did_you_mean(name: str, candidates: Sequence[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the closest candidate, or ``""``."""
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    if not close:
+        norm = {normalise_name(c): c for c in candidates}
+        close = [norm[c] for c in difflib.get_close_matches(normalise_name(name), list(norm), n=1, cutoff=0.6)]
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# --------------------------------------------------------------------------- argument checks
+
+
+def _fail(lt: LayerType, arg: Arg, what: str, value: Any) -> LayerConfigError:
+    return LayerConfigError(f"{lt.name} {arg.name} must be {what}, not {_show(value)}", arg=arg.name)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return str(value)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return (isinstance(v, int | float)) and not isinstance(v, bool)
+
+
+def _pos_int(lt: LayerType, a: Arg, v: Any) -> int:
+    if not _is_int(v) or v < 1:
+        raise _fail(lt, a, "a positive int", v)
+    return int(v)
+
+
+def _nonneg_int(lt: LayerType, a: Arg, v: Any) -> int:
+    if not _is_int(v) or v < 0:
+        raise _fail(lt, a, "an int >= 0", v)
+    return int(v)
+
+
+def _int(lt: LayerType, a: Arg, v: Any) -> int:
+    if not _is_int(v):
+        raise _fail(lt, a, "an int", v)
+    return int(v)
+
+
+def _opt_int(lt: LayerType, a: Arg, v: Any) -> int | None:
+    return None if v is None else _int(lt, a, v)
+
+
+def _bool(lt: LayerType, a: Arg, v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise _fail(lt, a, "true or false", v)
+    return v
+
+
+def _false_only(lt: LayerType, a: Arg, v: Any) -> bool:
+    if v is not False:
+        raise LayerConfigError(
+            f"{lt.name} {a.name} must be false: a layer that returns a tuple cannot be chained",
+            arg=a.name,
+        )
+    return False
+
+
+def _number(lt: LayerType, a: Arg, v: Any) -> float:
+    if not _is_number(v):
+        raise _fail(lt, a, "a number", v)
+    return v
+
+
+def _positive_number(lt: LayerType, a: Arg, v: Any) -> float:
+    if not _is_number(v) or v <= 0:
+        raise _fail(lt, a, "a positive number", v)
+    return v
+
+
+def _opt_number(lt: LayerType, a: Arg, v: Any) -> float | None:
+    return None if v is None else _number(lt, a, v)
+
+
+def _probability(lt: LayerType, a: Arg, v: Any) -> float:
+    if not _is_number(v) or not 0 <= v <= 1:
+        raise _fail(lt, a, "a probability between 0 and 1", v)
+    return v
+
+
+def _per_axis(lt: LayerType, a: Arg, v: Any, ok: Callable[[Any], bool], what: str) -> int | tuple[int, ...]:
+    n = lt.ndim or 1
+    if ok(v):
+        return int(v)
+    if isinstance(v, list | tuple) and len(v) == n and all(ok(x) for x in v):
+        return tuple(int(x) for x in v)
+    if isinstance(v, list | tuple) and len(v) != n and all(ok(x) for x in v):
+        raise LayerConfigError(
+            f"{lt.name} {a.name} has {len(v)} values but {lt.name} has {n} spatial"
+            f" {'axis' if n == 1 else 'axes'}: give one int or a list of {n}",
+            arg=a.name,
+        )
+    raise _fail(lt, a, f"{what} or a list of {n}", v)
+
+
+def _size(lt: LayerType, a: Arg, v: Any) -> int | tuple[int, ...]:
+    return _per_axis(lt, a, v, lambda x: _is_int(x) and x >= 1, "a positive int")
+
+
+def _opt_size(lt: LayerType, a: Arg, v: Any) -> int | tuple[int, ...] | None:
+    return None if v is None else _size(lt, a, v)
+
+
+def _nonneg_size(lt: LayerType, a: Arg, v: Any) -> int | tuple[int, ...]:
+    return _per_axis(lt, a, v, lambda x: _is_int(x) and x >= 0, "an int >= 0")
+
+
+def _conv_padding(lt: LayerType, a: Arg, v: Any) -> int | tuple[int, ...] | str:
+    if v in ("same", "valid"):
+        return str(v)
+    if isinstance(v, str):
+        raise _fail(lt, a, "'same', 'valid', an int >= 0", v)
+    return _nonneg_size(lt, a, v)
+
+
+def _choice(options: tuple[Any, ...]) -> Callable[[LayerType, Arg, Any], Any]:
+    def check(lt: LayerType, a: Arg, v: Any) -> Any:
+        if isinstance(v, bool) or v not in options:
+            raise _fail(lt, a, "one of " + ", ".join(_show(o) for o in options), v)
+        return v
+
+    return check
+
+
+def _output_size(lt: LayerType, a: Arg, v: Any) -> Any:
+    # adaptive pooling: an int, or per axis an int or null (keep that axis)
+    n = lt.ndim or 1
+    if _is_int(v) and v >= 1:
+        return int(v)
+    if isinstance(v, list | tuple) and len(v) == n and all(x is None or (_is_int(x) and x >= 1) for x in v):
+        return tuple(None if x is None else int(x) for x in v)
+    raise _fail(lt, a, f"a positive int or a list of {n} (positive ints or null)", v)
+
+
+def _shape(lt: LayerType, a: Arg, v: Any) -> int | tuple[int, ...]:
+    if _is_int(v) and v >= 1:
+        return int(v)
+    if isinstance(v, list | tuple) and v and all(_is_int(x) and x >= 1 for x in v):
+        return tuple(int(x) for x in v)
+    raise _fail(lt, a, "a positive int or a non-empty list of positive ints", v)
+
+
+def _upsample_size(lt: LayerType, a: Arg, v: Any) -> Any:
+    if v is None or (_is_int(v) and v >= 1):
+        return v
+    if isinstance(v, list | tuple) and v and all(_is_int(x) and x >= 1 for x in v):
+        return tuple(int(x) for x in v)
+    raise _fail(lt, a, "a positive int or a list of positive ints", v)
+
+
+def _scale_factor(lt: LayerType, a: Arg, v: Any) -> Any:
+    if v is None or (_is_number(v) and v > 0):
+        return v
+    if isinstance(v, list | tuple) and v and all(_is_number(x) and x > 0 for x in v):
+        return tuple(v)
+    raise _fail(lt, a, "a positive number or a list of positive numbers", v)
+
+
+def _zeropad(lt: LayerType, a: Arg, v: Any) -> int | tuple[int, ...]:
+    if _is_int(v):
+        return int(v)
+    if isinstance(v, list | tuple) and len(v) == 4 and all(_is_int(x) for x in v):
+        return tuple(int(x) for x in v)
+    raise _fail(lt, a, "an int or a list of 4 ints (left, right, top, bottom)", v)
+
+
+CHECKS: dict[str, Callable[[LayerType, Arg, Any], Any]] = {
+    "pos_int": _pos_int,
+    "nonneg_int": _nonneg_int,
+    "int": _int,
+    "opt_int": _opt_int,
+    "bool": _bool,
+    "false": _false_only,
+    "number": _number,
+    "positive_number": _positive_number,
+    "opt_number": _opt_number,
+    "probability": _probability,
+    "size": _size,
+    "opt_size": _opt_size,
+    "nonneg_size": _nonneg_size,
+    "conv_padding": _conv_padding,
+    "padding_mode": _choice(("zeros", "reflect", "replicate", "circular")),
+    "zeros_only": _choice(("zeros",)),
+    "gelu_approx": _choice(("none", "tanh")),
+    "upsample_mode": _choice(("nearest", "linear", "bilinear", "bicubic", "trilinear", "nearest-exact")),
+    "output_size": _output_size,
+    "shape": _shape,
+    "upsample_size": _upsample_size,
+    "scale_factor": _scale_factor,
+    "zeropad": _zeropad,
+    "opt_bool": lambda lt, a, v: None if v is None else _bool(lt, a, v),
+}
+
+#: the kind of each argument, in words, for docs and ``shapecalc layer --help``
+KIND_DOCS = {
+    "pos_int": "int >= 1",
+    "nonneg_int": "int >= 0",
+    "int": "int",
+    "opt_int": "int or null",
+    "bool": "bool",
+    "false": "false",
+    "number": "number",
+    "positive_number": "number > 0",
+    "opt_number": "number or null",
+    "probability": "number in [0, 1]",
+    "size": "int >= 1 or per-axis list",
+    "opt_size": "int >= 1, per-axis list or null",
+    "nonneg_size": "int >= 0 or per-axis list",
+    "conv_padding": "int >= 0, per-axis list, 'same' or 'valid'",
+    "padding_mode": "zeros | reflect | replicate | circular",
+    "zeros_only": "zeros",
+    "gelu_approx": "none | tanh",
+    "upsample_mode": "nearest | linear | bilinear | bicubic | trilinear | nearest-exact",
+    "output_size": "int >= 1 or per-axis list (null keeps the axis)",
+    "shape": "int >= 1 or list of ints",
+    "upsample_size": "int >= 1 or per-axis list",
+    "scale_factor": "number > 0 or per-axis list",
+    "zeropad": "int or [left, right, top, bottom]",
+    "opt_bool": "bool or null",
+}
+
+
+# --------------------------------------------------------------------------- helpers for infer
+
+
+def _axes(value: Any, n: int) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, tuple) else (value,) * n
+
+
+def _fmt_shape(shape: Sequence[int]) -> str:
+    return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def _need_rank(lt: LayerType, shape: Shape, ranks: Sequence[int], what: str) -> None:
+    if len(shape) not in ranks:
+        raise LayerConfigError(
+            f"{lt.name} expects a per-sample input of {what}, but the input is {_fmt_shape(shape)}"
+        )
+
+
+def _spatial_rank(lt: LayerType, shape: Shape) -> None:
+    n = lt.ndim or 1
+    names = {1: "[C, L]", 2: "[C, H, W]", 3: "[C, D, H, W]"}
+    _need_rank(lt, shape, (n + 1,), names[n])
+
+
+def _compact(values: Sequence[int]) -> str:
+    return str(values[0]) if len(set(values)) == 1 else "x".join(str(v) for v in values)
+
+
+def _kernel_summary(k: Sequence[int], s: Sequence[int], p: Any, d: Sequence[int], extra: str = "") -> str:
+    text = "x".join(str(x) for x in k)
+    if any(x != 1 for x in s):
+        text += f" s{_compact(s)}"
+    if isinstance(p, str):
+        text += f" {p}"
+    elif any(x != 0 for x in p):
+        text += f" p{_compact(p)}"
+    if any(x != 1 for x in d):
+        text += f" d{_compact(d)}"
+    return text + extra
+
+
+def _channels(lt: LayerType, shape: Shape, args: Mapping[str, Any], name: str) -> int:
+    c = shape[0]
+    given = args.get(name)
+    if given is not None and given != c:
+        raise LayerConfigError(f"{name} is {given} but the input has {c} channels", arg=name)
+    return c
+
+
+def _prod(values: Sequence[int]) -> int:
+    return math.prod(values)
+
+
+def _frac(values: Sequence[int]) -> tuple[Fraction, ...]:
+    return tuple(Fraction(v) for v in values)
+
+
+# --------------------------------------------------------------------------- convolution
+
+
+def _conv_padding_axes(lt: LayerType, args: Mapping[str, Any], k: Shape, s: Shape, d: Shape) -> tuple[Shape, Shape]:
+    n = len(k)
+    p = args["padding"]
+    if p == "valid":
+        return (0,) * n, (0,) * n
+    if p == "same":
+        if any(x != 1 for x in s):
+            raise LayerConfigError(
+                f"padding 'same' is not supported for strided convolutions (stride {_compact(s)});"
+                " use stride 1 or an explicit padding",
+                arg="padding",
+            )
+        pairs = [F.same_padding(kk, dd) for kk, dd in zip(k, d, strict=True)]
+        return tuple(b for b, _ in pairs), tuple(a for _, a in pairs)
+    axes = _axes(p, n)
+    return axes, axes
+
+
+def _infer_conv(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    _spatial_rank(lt, shape)
+    n = lt.ndim or 1
+    cin = _channels(lt, shape, args, "in_channels")
+    cout, groups = args["out_channels"], args["groups"]
+    if cin % groups:
+        raise LayerConfigError(f"in_channels {cin} must be divisible by groups {groups}", arg="groups")
+    if cout % groups:
+        raise LayerConfigError(f"out_channels {cout} must be divisible by groups {groups}", arg="groups")
+    k, s, d = _axes(args["kernel_size"], n), _axes(args["stride"], n), _axes(args["dilation"], n)
+    before, after = _conv_padding_axes(lt, args, k, s, d)
+    if args["padding_mode"] != "zeros":
+        for axis, (size, pb, pa) in enumerate(zip(shape[1:], before, after, strict=True)):
+            limit = size - 1 if args["padding_mode"] == "reflect" else size
+            if max(pb, pa) > limit:
+                raise LayerConfigError(
+                    f"padding {max(pb, pa)} with padding_mode {args['padding_mode']!r} must be at most"
+                    f" {limit} for axis {axis} of size {size}",
+                    arg="padding",
+                )
+    out_sp = []
+    for axis, size in enumerate(shape[1:]):
+        try:
+            out_sp.append(F.conv_out(size, k[axis], s[axis], before[axis], d[axis], after[axis]))
+        except LayerConfigError as e:
+            raise LayerConfigError(f"{e.message} (axis {axis})", arg="kernel_size") from None
+    weight = cout * (cin // groups) * _prod(k)
+    bias = cout if args["bias"] else 0
+    unseen = tuple(
+        F.unseen_rows(size, k[i], s[i], before[i], d[i], after[i]) for i, size in enumerate(shape[1:])
+    )
+    kwargs = {"in_channels": cin, **args}
+    extra = f" g{groups}" if groups != 1 else ""
+    pad_desc = args["padding"] if isinstance(args["padding"], str) else before
+    tensors: tuple[tuple[str, Shape], ...] = (("weight", (cout, cin // groups, *k)),)
+    if bias:
+        tensors += (("bias", (cout,)),)
+    return LayerResult(
+        output=(cout, *out_sp),
+        params=weight + bias,
+        trainable=weight + bias,
+        macs=_prod(out_sp) * cout * (cin // groups) * _prod(k),
+        receptive=ReceptiveStep(
+            tuple(F.effective_kernel(kk, dd) for kk, dd in zip(k, d, strict=True)), _frac(s), _frac(before)
+        ),
+        torch_kwargs=kwargs,
+        summary=_kernel_summary(k, s, pad_desc, d, extra),
+        unseen=unseen,
+        tensors=tensors,
+    )
+
+
+def _infer_conv_transpose(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    _spatial_rank(lt, shape)
+    n = lt.ndim or 1
+    cin = _channels(lt, shape, args, "in_channels")
+    cout, groups = args["out_channels"], args["groups"]
+    if cin % groups:
+        raise LayerConfigError(f"in_channels {cin} must be divisible by groups {groups}", arg="groups")
+    if cout % groups:
+        raise LayerConfigError(f"out_channels {cout} must be divisible by groups {groups}", arg="groups")
+    k, s, d = _axes(args["kernel_size"], n), _axes(args["stride"], n), _axes(args["dilation"], n)
+    p, op = _axes(args["padding"], n), _axes(args["output_padding"], n)
+    out_sp = []
+    for axis, size in enumerate(shape[1:]):
+        try:
+            out_sp.append(F.conv_transpose_out(size, k[axis], s[axis], p[axis], d[axis], op[axis]))
+        except LayerConfigError as e:
+            raise LayerConfigError(f"{e.message} (axis {axis})", arg=e.arg) from None
+    weight = cin * (cout // groups) * _prod(k)
+    bias = cout if args["bias"] else 0
+    eff = tuple(F.effective_kernel(kk, dd) for kk, dd in zip(k, d, strict=True))
+    tensors: tuple[tuple[str, Shape], ...] = (("weight", (cin, cout // groups, *k)),)
+    if bias:
+        tensors += (("bias", (cout,)),)
+    extra = (f" op{_compact(op)}" if any(op) else "") + (f" g{groups}" if groups != 1 else "")
+    return LayerResult(
+        output=(cout, *out_sp),
+        params=weight + bias,
+        trainable=weight + bias,
+        # torch counts a transposed convolution over the input positions
+        macs=_prod(shape[1:]) * cin * (cout // groups) * _prod(k),
+        receptive=ReceptiveStep(
+            # an output sees ceil(k_eff / s) inputs; neighbours are 1/s input apart
+            tuple(-(-e // ss) for e, ss in zip(eff, s, strict=True)),
+            tuple(Fraction(1, ss) for ss in s),
+            tuple(Fraction(e - 1 - pp, ss) for e, pp, ss in zip(eff, p, s, strict=True)),
+        ),
+        torch_kwargs={"in_channels": cin, **args},
+        summary="T " + _kernel_summary(k, s, p, d, extra),
+        tensors=tensors,
+    )
+
+
+CONV_ARGS = (
+    Arg("in_channels", "pos_int", inferred=True, doc="channels of the input (inferred)"),
+    Arg("out_channels", "pos_int", doc="channels of the output"),
+    Arg("kernel_size", "size"),
+    Arg("stride", "size", 1),
+    Arg("padding", "conv_padding", 0),
+    Arg("dilation", "size", 1),
+    Arg("groups", "pos_int", 1, doc="must divide in_channels and out_channels"),
+    Arg("bias", "bool", True),
+    Arg("padding_mode", "padding_mode", "zeros", doc="no effect on the shape"),
+)
+
+CONV_T_ARGS = (
+    Arg("in_channels", "pos_int", inferred=True),
+    Arg("out_channels", "pos_int"),
+    Arg("kernel_size", "size"),
+    Arg("stride", "size", 1),
+    Arg("padding", "nonneg_size", 0),
+    Arg("output_padding", "nonneg_size", 0, doc="< stride or < dilation"),
+    Arg("groups", "pos_int", 1),
+    Arg("bias", "bool", True),
+    Arg("dilation", "size", 1),
+    Arg("padding_mode", "zeros_only", "zeros"),
+)
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def _infer_pool(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    _spatial_rank(lt, shape)
+    n = lt.ndim or 1
+    k = _axes(args["kernel_size"], n)
+    s = k if args["stride"] is None else _axes(args["stride"], n)
+    p = _axes(args["padding"], n)
+    d = _axes(args.get("dilation", 1), n)
+    ceil = args["ceil_mode"]
+    out_sp = []
+    for axis, size in enumerate(shape[1:]):
+        try:
+            out_sp.append(F.pool_out(size, k[axis], s[axis], p[axis], d[axis], ceil))
+        except LayerConfigError as e:
+            raise LayerConfigError(f"{e.message} (axis {axis})", arg=e.arg or "kernel_size") from None
+    if "divisor_override" in args and args["divisor_override"] == 0:
+        raise LayerConfigError("divisor_override must not be zero", arg="divisor_override")
+    unseen = () if ceil else tuple(F.unseen_rows(size, k[i], s[i], p[i], d[i]) for i, size in enumerate(shape[1:]))
+    return LayerResult(
+        output=(shape[0], *out_sp),
+        receptive=ReceptiveStep(
+            tuple(F.effective_kernel(kk, dd) for kk, dd in zip(k, d, strict=True)), _frac(s), _frac(p)
+        ),
+        torch_kwargs=dict(args),
+        summary=_kernel_summary(k, s, p, d, " ceil" if ceil else ""),
+        unseen=unseen,
+    )
+
+
+def _infer_adaptive(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    _spatial_rank(lt, shape)
+    n = lt.ndim or 1
+    want = args["output_size"]
+    sizes = _axes(want, n)
+    out_sp = tuple(size if o is None else o for size, o in zip(shape[1:], sizes, strict=True))
+    kernel = []
+    stride = []
+    for size, o in zip(shape[1:], out_sp, strict=True):
+        windows = F.adaptive_windows(size, o)
+        kernel.append(max(b - a for a, b in windows))
+        stride.append(Fraction(size, o))
+    return LayerResult(
+        output=(shape[0], *out_sp),
+        receptive=ReceptiveStep(tuple(kernel), tuple(stride), (Fraction(0),) * n),
+        torch_kwargs=dict(args),
+        summary="-> " + "x".join("*" if o is None else str(o) for o in sizes),
+    )
+
+
+def _pool_args(max_pool: bool, ndim: int) -> tuple[Arg, ...]:
+    args = [
+        Arg("kernel_size", "size"),
+        Arg("stride", "opt_size", None, doc="default: kernel_size"),
+        Arg("padding", "nonneg_size", 0, doc="at most half the kernel"),
+    ]
+    if max_pool:
+        args += [Arg("dilation", "size", 1), Arg("return_indices", "false", False), Arg("ceil_mode", "bool", False)]
+    else:
+        args += [Arg("ceil_mode", "bool", False), Arg("count_include_pad", "bool", True)]
+        if ndim > 1:
+            args.append(Arg("divisor_override", "opt_int", None))
+    return tuple(args)
+
+
+# --------------------------------------------------------------------------- normalisation
+
+
+def _norm_result(lt: LayerType, shape: Shape, channels: int, affine: bool, track: bool, args: Mapping[str, Any], key: str) -> LayerResult:
+    params = 2 * channels if affine else 0
+    buffers = 2 * channels + 1 if track else 0
+    tensors: tuple[tuple[str, Shape], ...] = (("weight", (channels,)), ("bias", (channels,))) if affine else ()
+    return LayerResult(
+        output=shape,
+        params=params,
+        trainable=params,
+        buffers=buffers,
+        torch_kwargs={key: channels, **args},
+        tensors=tensors,
+    )
+
+
+def _infer_batchnorm(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    if lt.ndim == 1:
+        _need_rank(lt, shape, (1, 2), "[C] or [C, L]")
+    else:
+        _spatial_rank(lt, shape)
+    c = _channels(lt, shape, args, "num_features")
+    return _norm_result(lt, shape, c, args["affine"], args["track_running_stats"], args, "num_features")
+
+
+def _infer_instancenorm(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    _spatial_rank(lt, shape)
+    c = _channels(lt, shape, args, "num_features")
+    return _norm_result(lt, shape, c, args["affine"], args["track_running_stats"], args, "num_features")
+
+
+def _infer_groupnorm(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    c = _channels(lt, shape, args, "num_channels")
+    g = args["num_groups"]
+    if c % g:
+        fits = [x for x in range(1, c + 1) if c % x == 0]
+        raise LayerConfigError(
+            f"num_groups {g} must divide the {c} channels (divisors: {', '.join(map(str, fits[-8:]))})",
+            arg="num_groups",
+        )
+    res = _norm_result(lt, shape, c, args["affine"], False, args, "num_channels")
+    return res
+
+
+def _infer_layernorm(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    ns = _axes(args["normalized_shape"], 1)
+    if len(ns) > len(shape) or tuple(shape[len(shape) - len(ns):]) != ns:
+        fit = list(shape[-len(ns):]) if len(ns) <= len(shape) else list(shape)
+        raise LayerConfigError(
+            f"normalized_shape {_fmt_shape(ns)} must match the trailing axes of the input"
+            f" {_fmt_shape(shape)}; {_fmt_shape(fit)} would fit",
+            arg="normalized_shape",
+        )
+    n = _prod(ns)
+    params = (n if args["elementwise_affine"] else 0) + (n if args["elementwise_affine"] and args["bias"] else 0)
+    tensors: tuple[tuple[str, Shape], ...] = ()
+    if args["elementwise_affine"]:
+        tensors = (("weight", ns),) + ((("bias", ns),) if args["bias"] else ())
+    kwargs = dict(args)
+    kwargs["normalized_shape"] = list(ns)
+    return LayerResult(output=shape, params=params, trainable=params, torch_kwargs=kwargs, tensors=tensors)
+
+
+NORM_ARGS = (
+    Arg("num_features", "pos_int", inferred=True),
+    Arg("eps", "positive_number", 1e-5),
+    Arg("momentum", "opt_number", 0.1),
+)
+
+
+# --------------------------------------------------------------------------- linear, flatten, identity
+
+
+def _infer_linear(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    fin = shape[-1]
+    given = args.get("in_features")
+    if given is not None and given != fin:
+        hint = f" (flatten first: it would give {_prod(shape)} features)" if len(shape) > 1 else ""
+        raise LayerConfigError(f"in_features is {given} but the input has {fin} features{hint}", arg="in_features")
+    fout = args["out_features"]
+    bias = fout if args["bias"] else 0
+    tensors: tuple[tuple[str, Shape], ...] = (("weight", (fout, fin)),) + ((("bias", (fout,)),) if bias else ())
+    return LayerResult(
+        output=(*shape[:-1], fout),
+        params=fout * fin + bias,
+        trainable=fout * fin + bias,
+        macs=_prod(shape[:-1]) * fin * fout,
+        receptive=GLOBAL,
+        torch_kwargs={"in_features": fin, **args},
+        summary=f"{fin} -> {fout}",
+        tensors=tensors,
+    )
+
+
+def _infer_flatten(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    rank = len(shape) + 1  # torch's indices count the batch axis
+    start, end = args["start_dim"], args["end_dim"]
+    s = start + rank if start < 0 else start
+    e = end + rank if end < 0 else end
+    if not (0 <= s < rank) or not (0 <= e < rank):
+        raise LayerConfigError(
+            f"start_dim {start} / end_dim {end} out of range for a batched input of {rank} axes"
+            f" (valid: {-rank} to {rank - 1})",
+            arg="start_dim" if not (0 <= s < rank) else "end_dim",
+        )
+    if s > e:
+        raise LayerConfigError(f"start_dim {start} comes after end_dim {end}", arg="start_dim")
+    if s == 0:
+        raise LayerConfigError(
+            "start_dim 0 would flatten the batch axis into the features; use start_dim 1", arg="start_dim"
+        )
+    full = (1, *shape)
+    out = (*full[:s], _prod(full[s : e + 1]), *full[e + 1 :])[1:]
+    return LayerResult(
+        output=out,
+        receptive=GLOBAL if s <= 1 < e or len(shape) > 1 and s < e else None,
+        torch_kwargs=dict(args),
+        summary="" if (start, end) == (1, -1) else f"{start}..{end}",
+    )
+
+
+def _infer_identity(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    return LayerResult(output=shape, torch_kwargs=dict(args))
+
+
+# --------------------------------------------------------------------------- activations, dropout
+
+
+def _infer_prelu(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    n = args["num_parameters"]
+    if n != 1 and n != shape[0]:
+        raise LayerConfigError(
+            f"num_parameters is {n} but the input has {shape[0]} channels: use 1 or {shape[0]}",
+            arg="num_parameters",
+        )
+    return LayerResult(output=shape, params=n, trainable=n, torch_kwargs=dict(args), tensors=(("weight", (n,)),))
+
+
+def _infer_softmax(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    dim = args["dim"]
+    rank = len(shape) + 1
+    if dim is not None and not -rank <= dim < rank:
+        raise LayerConfigError(f"dim {dim} is out of range for a batched input of {rank} axes", arg="dim")
+    return LayerResult(output=shape, torch_kwargs=dict(args))
+
+
+def _infer_dropout_nd(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    _spatial_rank(lt, shape)
+    return LayerResult(output=shape, torch_kwargs=dict(args))
+
+
+def _infer_elementwise(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    return LayerResult(output=shape, torch_kwargs=dict(args))
+
+
+# --------------------------------------------------------------------------- resampling
+
+
+_MODE_RANK = {"linear": 2, "bilinear": 3, "bicubic": 3, "trilinear": 4}
+
+
+def _infer_upsample(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    if len(shape) not in (2, 3, 4):
+        raise LayerConfigError(
+            f"upsample expects a per-sample input [C, L], [C, H, W] or [C, D, H, W], not {_fmt_shape(shape)}"
+        )
+    n = len(shape) - 1
+    size, scale, mode = args["size"], args["scale_factor"], args["mode"]
+    if (size is None) == (scale is None):
+        raise LayerConfigError("upsample needs exactly one of size and scale_factor", arg="size")
+    need = _MODE_RANK.get(mode)
+    if need is not None and need != len(shape):
+        names = {2: "[C, L]", 3: "[C, H, W]", 4: "[C, D, H, W]"}
+        raise LayerConfigError(
+            f"mode {mode!r} needs a per-sample input {names[need]}, but the input is {_fmt_shape(shape)}",
+            arg="mode",
+        )
+    if args["align_corners"] is not None and need is None:
+        raise LayerConfigError(
+            "align_corners can only be set with the interpolating modes linear, bilinear, bicubic, trilinear",
+            arg="align_corners",
+        )
+    for key, val in (("size", size), ("scale_factor", scale)):
+        if isinstance(val, tuple) and len(val) != n:
+            raise LayerConfigError(
+                f"{key} has {len(val)} values but the input has {n} spatial axes", arg=key
+            )
+    if size is not None:
+        out_sp = _axes(size, n)
+    else:
+        out_sp = tuple(math.floor(float(x) * float(f)) for x, f in zip(shape[1:], _axes_f(scale, n), strict=True))
+        if any(o < 1 for o in out_sp):
+            raise LayerConfigError(
+                f"scale_factor {scale} makes the output {_fmt_shape(out_sp)}: every axis must stay >= 1",
+                arg="scale_factor",
+            )
+    taps = {"nearest": 1, "nearest-exact": 1, "bicubic": 4}.get(mode, 2)
+    kwargs = {k: v for k, v in args.items() if v is not None}
+    return LayerResult(
+        output=(shape[0], *out_sp),
+        receptive=ReceptiveStep(
+            (taps,) * n,
+            tuple(Fraction(i, o) for i, o in zip(shape[1:], out_sp, strict=True)),
+            (Fraction(0),) * n,
+        ),
+        torch_kwargs=kwargs,
+        summary=(f"x{_compact_f(scale)}" if scale is not None else "-> " + "x".join(map(str, out_sp))) + f" {mode}",
+    )
+
+
+def _axes_f(value: Any, n: int) -> tuple[Any, ...]:
+    return tuple(value) if isinstance(value, tuple) else (value,) * n
+
+
+def _compact_f(value: Any) -> str:
+    vals = value if isinstance(value, tuple) else (value,)
+    return "x".join(f"{v:g}" for v in vals)
+
+
+def _infer_zeropad(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    if len(shape) not in (2, 3):
+        raise LayerConfigError(f"zeropad2d expects a per-sample input [C, H, W], not {_fmt_shape(shape)}")
+    p = args["padding"]
+    left, right, top, bottom = (p, p, p, p) if isinstance(p, int) else p
+    h, w = shape[-2] + top + bottom, shape[-1] + left + right
+    if h < 1 or w < 1:
+        raise LayerConfigError(
+            f"padding {p} makes the output {h}x{w}: negative padding crops, but must leave at least 1",
+            arg="padding",
+        )
+    return LayerResult(
+        output=(*shape[:-2], h, w),
+        receptive=ReceptiveStep((1, 1), (Fraction(1), Fraction(1)), (Fraction(top), Fraction(left))),
+        torch_kwargs=dict(args),
+        summary=f"p{_compact((left, right, top, bottom))}",
+    )
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def _build() -> dict[str, LayerType]:
+    types: list[LayerType] = []
+    dims = {1: "1d", 2: "2d", 3: "3d"}
+    for n, sfx in dims.items():
+        types += [
+            LayerType(f"conv{sfx}", f"Conv{sfx}", "convolution", CONV_ARGS, _infer_conv, n,
+                      "convolution: out = (in + 2p - d(k-1) - 1) // s + 1"),
+            LayerType(f"conv_transpose{sfx}", f"ConvTranspose{sfx}", "convolution", CONV_T_ARGS,
+                      _infer_conv_transpose, n, "transposed convolution: out = (in-1)s - 2p + d(k-1) + op + 1"),
+            LayerType(f"maxpool{sfx}", f"MaxPool{sfx}", "pooling", _pool_args(True, n), _infer_pool, n,
+                      "max pooling; stride defaults to the kernel"),
+            LayerType(f"avgpool{sfx}", f"AvgPool{sfx}", "pooling", _pool_args(False, n), _infer_pool, n,
+                      "average pooling; stride defaults to the kernel"),
+            LayerType(f"adaptive_avgpool{sfx}", f"AdaptiveAvgPool{sfx}", "pooling",
+                      (Arg("output_size", "output_size"),), _infer_adaptive, n, "adaptive average pooling"),
+            LayerType(f"adaptive_maxpool{sfx}", f"AdaptiveMaxPool{sfx}", "pooling",
+                      (Arg("output_size", "output_size"), Arg("return_indices", "false", False)),
+                      _infer_adaptive, n, "adaptive max pooling"),
+            LayerType(f"batchnorm{sfx}", f"BatchNorm{sfx}", "normalisation",
+                      NORM_ARGS + (Arg("affine", "bool", True), Arg("track_running_stats", "bool", True)),
+                      _infer_batchnorm, n, "batch normalisation over the channel axis"),
+            LayerType(f"instancenorm{sfx}", f"InstanceNorm{sfx}", "normalisation",
+                      NORM_ARGS + (Arg("affine", "bool", False), Arg("track_running_stats", "bool", False)),
+                      _infer_instancenorm, n, "instance normalisation"),
+            LayerType(f"dropout{sfx}", f"Dropout{sfx}", "regularisation",
+                      (Arg("p", "probability", 0.5), Arg("inplace", "bool", False)), _infer_dropout_nd, n,
+                      "channel dropout"),
+        ]
+    inplace = (Arg("inplace", "bool", False),)
+    types += [
+        LayerType("groupnorm", "GroupNorm", "normalisation",
+                  (Arg("num_groups", "pos_int"), Arg("num_channels", "pos_int", inferred=True),
+                   Arg("eps", "positive_number", 1e-5), Arg("affine", "bool", True)),
+                  _infer_groupnorm, None, "group normalisation; num_groups must divide the channels"),
+        LayerType("layernorm", "LayerNorm", "normalisation",
+                  (Arg("normalized_shape", "shape"), Arg("eps", "positive_number", 1e-5),
+                   Arg("elementwise_affine", "bool", True), Arg("bias", "bool", True)),
+                  _infer_layernorm, None, "layer normalisation over the trailing axes"),
+        LayerType("linear", "Linear", "linear",
+                  (Arg("in_features", "pos_int", inferred=True), Arg("out_features", "pos_int"),
+                   Arg("bias", "bool", True)),
+                  _infer_linear, None, "fully connected, applied to the last axis"),
+        LayerType("flatten", "Flatten", "linear",
+                  (Arg("start_dim", "int", 1), Arg("end_dim", "int", -1)), _infer_flatten, None,
+                  "flatten axes start_dim..end_dim (counting the batch axis as 0)"),
+        LayerType("identity", "Identity", "linear", (), _infer_identity, None, "passes the input through"),
+        LayerType("relu", "ReLU", "activation", inplace, _infer_elementwise),
+        LayerType("relu6", "ReLU6", "activation", inplace, _infer_elementwise),
+        LayerType("leaky_relu", "LeakyReLU", "activation",
+                  (Arg("negative_slope", "number", 0.01),) + inplace, _infer_elementwise),
+        LayerType("elu", "ELU", "activation", (Arg("alpha", "number", 1.0),) + inplace, _infer_elementwise),
+        LayerType("gelu", "GELU", "activation", (Arg("approximate", "gelu_approx", "none"),), _infer_elementwise),
+        LayerType("silu", "SiLU", "activation", inplace, _infer_elementwise),
+        LayerType("sigmoid", "Sigmoid", "activation", (), _infer_elementwise),
+        LayerType("tanh", "Tanh", "activation", (), _infer_elementwise),
+        LayerType("hardswish", "Hardswish", "activation", inplace, _infer_elementwise),
+        LayerType("hardsigmoid", "Hardsigmoid", "activation", inplace, _infer_elementwise),
+        LayerType("softmax", "Softmax", "activation", (Arg("dim", "opt_int", None),), _infer_softmax),
+        LayerType("prelu", "PReLU", "activation",
+                  (Arg("num_parameters", "pos_int", 1), Arg("init", "number", 0.25)), _infer_prelu,
+                  None, "learnable leaky ReLU: 1 or one parameter per channel"),
+        LayerType("dropout", "Dropout", "regularisation",
+                  (Arg("p", "probability", 0.5),) + inplace, _infer_elementwise),
+        LayerType("upsample", "Upsample", "resampling",
+                  (Arg("size", "upsample_size", None), Arg("scale_factor", "scale_factor", None),
+                   Arg("mode", "upsample_mode", "nearest"), Arg("align_corners", "opt_bool", None)),
+                  _infer_upsample, None, "resize by size or scale_factor (floor(in * scale))"),
+        LayerType("zeropad2d", "ZeroPad2d", "resampling", (Arg("padding", "zeropad"),), _infer_zeropad, 2,
+                  "pad the last two axes with zeros (negative crops)"),
+    ]
+    return {normalise_name(t.name): t for t in types}
+
+
+LAYERS: dict[str, LayerType] = _build()
+
+#: structural types of the spec; not layers, but reserved names
+STRUCTURAL = ("sequential", "residual", "concat")
+
+
+def lookup(name: str) -> LayerType | None:
+    """The layer type a spec name means (case-insensitive, underscores ignored), or None."""
+    return LAYERS.get(normalise_name(name))
+
+
+def all_names() -> list[str]:
+    """Canonical names of every layer type, for "did you mean" and docs."""
+    return [t.name for t in LAYERS.values()]
