@@ -90,6 +90,5 @@ class MissingTorchError(ShapecalcError):
 
     def __init__(self, what: str = "this") -> None:
         super().__init__(
-            f"{what} needs PyTorch, which is not installed: "
-            "pip install 'shapecalc[torch]' (or pip install torch)"
+            f"{what} needs PyTorch, which is not installed: pip install 'shapecalc[torch]' (or pip install torch)"
         )

@@ -64,8 +64,7 @@ def conv_transpose_out(
     """Output length of a transposed convolution: ``(in-1)*s - 2p + d(k-1) + op + 1``."""
     if output_padding >= stride and output_padding >= dilation:
         raise LayerConfigError(
-            f"output_padding {output_padding} must be smaller than either stride"
-            f" {stride} or dilation {dilation}",
+            f"output_padding {output_padding} must be smaller than either stride {stride} or dilation {dilation}",
             arg="output_padding",
         )
     out = (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
@@ -182,7 +181,4 @@ def conv_transpose_formula(
 ) -> str:
     """The transposed-convolution formula with its numbers."""
     out = conv_transpose_out(size, kernel, stride, padding, dilation, output_padding)
-    return (
-        f"({size} - 1)*{stride} - 2*{padding} + {dilation}*({kernel}-1)"
-        f" + {output_padding} + 1 = {out}"
-    )
+    return f"({size} - 1)*{stride} - 2*{padding} + {dilation}*({kernel}-1) + {output_padding} + 1 = {out}"

@@ -77,7 +77,7 @@ class Concat:
     trace: tuple[str, ...] = ()
 
 
-Node = Union[Layer, Sequential, Residual, Concat]
+Node = Union[Layer, Sequential, Residual, Concat]  # noqa: UP007 - a runtime alias, Python 3.10 safe
 
 
 @dataclass(frozen=True)

@@ -403,9 +403,7 @@ def _fmt_shape(shape: Sequence[int]) -> str:
 
 def _need_rank(lt: LayerType, shape: Shape, ranks: Sequence[int], what: str) -> None:
     if len(shape) not in ranks:
-        raise LayerConfigError(
-            f"{lt.name} expects a per-sample input of {what}, but the input is {_fmt_shape(shape)}"
-        )
+        raise LayerConfigError(f"{lt.name} expects a per-sample input of {what}, but the input is {_fmt_shape(shape)}")
 
 
 def _spatial_rank(lt: LayerType, shape: Shape) -> None:
@@ -496,9 +494,7 @@ def _infer_conv(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRe
             raise LayerConfigError(f"{e.message} (axis {axis})", arg="kernel_size") from None
     weight = cout * (cin // groups) * _prod(k)
     bias = cout if args["bias"] else 0
-    unseen = tuple(
-        F.unseen_rows(size, k[i], s[i], before[i], d[i], after[i]) for i, size in enumerate(shape[1:])
-    )
+    unseen = tuple(F.unseen_rows(size, k[i], s[i], before[i], d[i], after[i]) for i, size in enumerate(shape[1:]))
     kwargs = {"in_channels": cin, **args}
     extra = f" g{groups}" if groups != 1 else ""
     pad_desc = args["padding"] if isinstance(args["padding"], str) else before
@@ -657,7 +653,9 @@ def _pool_args(max_pool: bool, ndim: int) -> tuple[Arg, ...]:
 # --------------------------------------------------------------------------- normalisation
 
 
-def _norm_result(lt: LayerType, shape: Shape, channels: int, affine: bool, track: bool, args: Mapping[str, Any], key: str) -> LayerResult:
+def _norm_result(
+    lt: LayerType, shape: Shape, channels: int, affine: bool, track: bool, args: Mapping[str, Any], key: str
+) -> LayerResult:
     params = 2 * channels if affine else 0
     buffers = 2 * channels + 1 if track else 0
     tensors: tuple[tuple[str, Shape], ...] = (("weight", (channels,)), ("bias", (channels,))) if affine else ()
@@ -701,8 +699,8 @@ def _infer_groupnorm(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> La
 
 def _infer_layernorm(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
     ns = _axes(args["normalized_shape"], 1)
-    if len(ns) > len(shape) or tuple(shape[len(shape) - len(ns):]) != ns:
-        fit = list(shape[-len(ns):]) if len(ns) <= len(shape) else list(shape)
+    if len(ns) > len(shape) or tuple(shape[len(shape) - len(ns) :]) != ns:
+        fit = list(shape[-len(ns) :]) if len(ns) <= len(shape) else list(shape)
         raise LayerConfigError(
             f"normalized_shape {_fmt_shape(ns)} must match the trailing axes of the input"
             f" {_fmt_shape(shape)}; {_fmt_shape(fit)} would fit",
@@ -770,7 +768,6 @@ def _infer_flatten(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Laye
     out = (*full[:s], _prod(full[s : e + 1]), *full[e + 1 :])[1:]
     return LayerResult(
         output=out,
-        receptive=GLOBAL if s <= 1 < e or len(shape) > 1 and s < e else None,
         torch_kwargs=dict(args),
         summary="" if (start, end) == (1, -1) else f"{start}..{end}",
     )
@@ -839,9 +836,7 @@ def _infer_upsample(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Lay
         )
     for key, val in (("size", size), ("scale_factor", scale)):
         if isinstance(val, tuple) and len(val) != n:
-            raise LayerConfigError(
-                f"{key} has {len(val)} values but the input has {n} spatial axes", arg=key
-            )
+            raise LayerConfigError(f"{key} has {len(val)} values but the input has {n} spatial axes", arg=key)
     if size is not None:
         out_sp = _axes(size, n)
     else:
@@ -901,52 +896,147 @@ def _build() -> dict[str, LayerType]:
     dims = {1: "1d", 2: "2d", 3: "3d"}
     for n, sfx in dims.items():
         types += [
-            LayerType(f"conv{sfx}", f"Conv{sfx}", "convolution", CONV_ARGS, _infer_conv, n,
-                      "convolution: out = (in + 2p - d(k-1) - 1) // s + 1"),
-            LayerType(f"conv_transpose{sfx}", f"ConvTranspose{sfx}", "convolution", CONV_T_ARGS,
-                      _infer_conv_transpose, n, "transposed convolution: out = (in-1)s - 2p + d(k-1) + op + 1"),
-            LayerType(f"maxpool{sfx}", f"MaxPool{sfx}", "pooling", _pool_args(True, n), _infer_pool, n,
-                      "max pooling; stride defaults to the kernel"),
-            LayerType(f"avgpool{sfx}", f"AvgPool{sfx}", "pooling", _pool_args(False, n), _infer_pool, n,
-                      "average pooling; stride defaults to the kernel"),
-            LayerType(f"adaptive_avgpool{sfx}", f"AdaptiveAvgPool{sfx}", "pooling",
-                      (Arg("output_size", "output_size"),), _infer_adaptive, n, "adaptive average pooling"),
-            LayerType(f"adaptive_maxpool{sfx}", f"AdaptiveMaxPool{sfx}", "pooling",
-                      (Arg("output_size", "output_size"), Arg("return_indices", "false", False)),
-                      _infer_adaptive, n, "adaptive max pooling"),
-            LayerType(f"batchnorm{sfx}", f"BatchNorm{sfx}", "normalisation",
-                      NORM_ARGS + (Arg("affine", "bool", True), Arg("track_running_stats", "bool", True)),
-                      _infer_batchnorm, n, "batch normalisation over the channel axis"),
-            LayerType(f"instancenorm{sfx}", f"InstanceNorm{sfx}", "normalisation",
-                      NORM_ARGS + (Arg("affine", "bool", False), Arg("track_running_stats", "bool", False)),
-                      _infer_instancenorm, n, "instance normalisation"),
-            LayerType(f"dropout{sfx}", f"Dropout{sfx}", "regularisation",
-                      (Arg("p", "probability", 0.5), Arg("inplace", "bool", False)), _infer_dropout_nd, n,
-                      "channel dropout"),
+            LayerType(
+                f"conv{sfx}",
+                f"Conv{sfx}",
+                "convolution",
+                CONV_ARGS,
+                _infer_conv,
+                n,
+                "convolution: out = (in + 2p - d(k-1) - 1) // s + 1",
+            ),
+            LayerType(
+                f"conv_transpose{sfx}",
+                f"ConvTranspose{sfx}",
+                "convolution",
+                CONV_T_ARGS,
+                _infer_conv_transpose,
+                n,
+                "transposed convolution: out = (in-1)s - 2p + d(k-1) + op + 1",
+            ),
+            LayerType(
+                f"maxpool{sfx}",
+                f"MaxPool{sfx}",
+                "pooling",
+                _pool_args(True, n),
+                _infer_pool,
+                n,
+                "max pooling; stride defaults to the kernel",
+            ),
+            LayerType(
+                f"avgpool{sfx}",
+                f"AvgPool{sfx}",
+                "pooling",
+                _pool_args(False, n),
+                _infer_pool,
+                n,
+                "average pooling; stride defaults to the kernel",
+            ),
+            LayerType(
+                f"adaptive_avgpool{sfx}",
+                f"AdaptiveAvgPool{sfx}",
+                "pooling",
+                (Arg("output_size", "output_size"),),
+                _infer_adaptive,
+                n,
+                "adaptive average pooling",
+            ),
+            LayerType(
+                f"adaptive_maxpool{sfx}",
+                f"AdaptiveMaxPool{sfx}",
+                "pooling",
+                (Arg("output_size", "output_size"), Arg("return_indices", "false", False)),
+                _infer_adaptive,
+                n,
+                "adaptive max pooling",
+            ),
+            LayerType(
+                f"batchnorm{sfx}",
+                f"BatchNorm{sfx}",
+                "normalisation",
+                (*NORM_ARGS, Arg("affine", "bool", True), Arg("track_running_stats", "bool", True)),
+                _infer_batchnorm,
+                n,
+                "batch normalisation over the channel axis",
+            ),
+            LayerType(
+                f"instancenorm{sfx}",
+                f"InstanceNorm{sfx}",
+                "normalisation",
+                (*NORM_ARGS, Arg("affine", "bool", False), Arg("track_running_stats", "bool", False)),
+                _infer_instancenorm,
+                n,
+                "instance normalisation",
+            ),
+            LayerType(
+                f"dropout{sfx}",
+                f"Dropout{sfx}",
+                "regularisation",
+                (Arg("p", "probability", 0.5), Arg("inplace", "bool", False)),
+                _infer_dropout_nd,
+                n,
+                "channel dropout",
+            ),
         ]
     inplace = (Arg("inplace", "bool", False),)
     types += [
-        LayerType("groupnorm", "GroupNorm", "normalisation",
-                  (Arg("num_groups", "pos_int"), Arg("num_channels", "pos_int", inferred=True),
-                   Arg("eps", "positive_number", 1e-5), Arg("affine", "bool", True)),
-                  _infer_groupnorm, None, "group normalisation; num_groups must divide the channels"),
-        LayerType("layernorm", "LayerNorm", "normalisation",
-                  (Arg("normalized_shape", "shape"), Arg("eps", "positive_number", 1e-5),
-                   Arg("elementwise_affine", "bool", True), Arg("bias", "bool", True)),
-                  _infer_layernorm, None, "layer normalisation over the trailing axes"),
-        LayerType("linear", "Linear", "linear",
-                  (Arg("in_features", "pos_int", inferred=True), Arg("out_features", "pos_int"),
-                   Arg("bias", "bool", True)),
-                  _infer_linear, None, "fully connected, applied to the last axis"),
-        LayerType("flatten", "Flatten", "linear",
-                  (Arg("start_dim", "int", 1), Arg("end_dim", "int", -1)), _infer_flatten, None,
-                  "flatten axes start_dim..end_dim (counting the batch axis as 0)"),
+        LayerType(
+            "groupnorm",
+            "GroupNorm",
+            "normalisation",
+            (
+                Arg("num_groups", "pos_int"),
+                Arg("num_channels", "pos_int", inferred=True),
+                Arg("eps", "positive_number", 1e-5),
+                Arg("affine", "bool", True),
+            ),
+            _infer_groupnorm,
+            None,
+            "group normalisation; num_groups must divide the channels",
+        ),
+        LayerType(
+            "layernorm",
+            "LayerNorm",
+            "normalisation",
+            (
+                Arg("normalized_shape", "shape"),
+                Arg("eps", "positive_number", 1e-5),
+                Arg("elementwise_affine", "bool", True),
+                Arg("bias", "bool", True),
+            ),
+            _infer_layernorm,
+            None,
+            "layer normalisation over the trailing axes",
+        ),
+        LayerType(
+            "linear",
+            "Linear",
+            "linear",
+            (Arg("in_features", "pos_int", inferred=True), Arg("out_features", "pos_int"), Arg("bias", "bool", True)),
+            _infer_linear,
+            None,
+            "fully connected, applied to the last axis",
+        ),
+        LayerType(
+            "flatten",
+            "Flatten",
+            "linear",
+            (Arg("start_dim", "int", 1), Arg("end_dim", "int", -1)),
+            _infer_flatten,
+            None,
+            "flatten axes start_dim..end_dim (counting the batch axis as 0)",
+        ),
         LayerType("identity", "Identity", "linear", (), _infer_identity, None, "passes the input through"),
         LayerType("relu", "ReLU", "activation", inplace, _infer_elementwise),
         LayerType("relu6", "ReLU6", "activation", inplace, _infer_elementwise),
-        LayerType("leaky_relu", "LeakyReLU", "activation",
-                  (Arg("negative_slope", "number", 0.01),) + inplace, _infer_elementwise),
-        LayerType("elu", "ELU", "activation", (Arg("alpha", "number", 1.0),) + inplace, _infer_elementwise),
+        LayerType(
+            "leaky_relu",
+            "LeakyReLU",
+            "activation",
+            (Arg("negative_slope", "number", 0.01), *inplace),
+            _infer_elementwise,
+        ),
+        LayerType("elu", "ELU", "activation", (Arg("alpha", "number", 1.0), *inplace), _infer_elementwise),
         LayerType("gelu", "GELU", "activation", (Arg("approximate", "gelu_approx", "none"),), _infer_elementwise),
         LayerType("silu", "SiLU", "activation", inplace, _infer_elementwise),
         LayerType("sigmoid", "Sigmoid", "activation", (), _infer_elementwise),
@@ -954,17 +1044,41 @@ def _build() -> dict[str, LayerType]:
         LayerType("hardswish", "Hardswish", "activation", inplace, _infer_elementwise),
         LayerType("hardsigmoid", "Hardsigmoid", "activation", inplace, _infer_elementwise),
         LayerType("softmax", "Softmax", "activation", (Arg("dim", "opt_int", None),), _infer_softmax),
-        LayerType("prelu", "PReLU", "activation",
-                  (Arg("num_parameters", "pos_int", 1), Arg("init", "number", 0.25)), _infer_prelu,
-                  None, "learnable leaky ReLU: 1 or one parameter per channel"),
-        LayerType("dropout", "Dropout", "regularisation",
-                  (Arg("p", "probability", 0.5),) + inplace, _infer_elementwise),
-        LayerType("upsample", "Upsample", "resampling",
-                  (Arg("size", "upsample_size", None), Arg("scale_factor", "scale_factor", None),
-                   Arg("mode", "upsample_mode", "nearest"), Arg("align_corners", "opt_bool", None)),
-                  _infer_upsample, None, "resize by size or scale_factor (floor(in * scale))"),
-        LayerType("zeropad2d", "ZeroPad2d", "resampling", (Arg("padding", "zeropad"),), _infer_zeropad, 2,
-                  "pad the last two axes with zeros (negative crops)"),
+        LayerType(
+            "prelu",
+            "PReLU",
+            "activation",
+            (Arg("num_parameters", "pos_int", 1), Arg("init", "number", 0.25)),
+            _infer_prelu,
+            None,
+            "learnable leaky ReLU: 1 or one parameter per channel",
+        ),
+        LayerType(
+            "dropout", "Dropout", "regularisation", (Arg("p", "probability", 0.5), *inplace), _infer_elementwise
+        ),
+        LayerType(
+            "upsample",
+            "Upsample",
+            "resampling",
+            (
+                Arg("size", "upsample_size", None),
+                Arg("scale_factor", "scale_factor", None),
+                Arg("mode", "upsample_mode", "nearest"),
+                Arg("align_corners", "opt_bool", None),
+            ),
+            _infer_upsample,
+            None,
+            "resize by size or scale_factor (floor(in * scale))",
+        ),
+        LayerType(
+            "zeropad2d",
+            "ZeroPad2d",
+            "resampling",
+            (Arg("padding", "zeropad"),),
+            _infer_zeropad,
+            2,
+            "pad the last two axes with zeros (negative crops)",
+        ),
     ]
     return {normalise_name(t.name): t for t in types}
 

@@ -1,0 +1,386 @@
+"""The analysis: a spec walked layer by layer, with no torch.
+
+For each layer, in order: input and output shape, parameters (trainable) and
+buffers, MACs, output activation size and receptive field; for each structural
+node (block, sequential, repeat, residual, concat) a group row with the totals of
+its subtree. Totals cover the whole network, with memory figures for a chosen
+batch size and dtype.
+
+Definitions (also in the README):
+
+- MACs: multiply-accumulates of convolution, transposed convolution and linear
+  layers for one sample, bias additions excluded; exactly half of what
+  ``torch.utils.flop_counter.FlopCounterMode`` counts.
+- Receptive field (Araujo et al., Distill 2019), per spatial axis of the input:
+  ``r = r_in + (k_eff - 1) * j_in``, ``j = j_in * s``, ``start = start_in + p * j_in``.
+  Through residual and concat the largest over the branches. A layer that mixes
+  every position (flatten, linear after it) sees the whole input. Normalisation
+  statistics are not counted (the usual convention).
+- Activation memory: the sum of every layer's output tensor for the batch, in the
+  chosen dtype: what a training forward pass keeps for the backward pass (an upper
+  bound; views such as flatten are counted too). torchinfo's "Forward/backward pass
+  size" is twice its sum of layer outputs (it adds as much again for gradients) and
+  counts container outputs too; we report the forward figure and the inference peak.
+- Inference peak: the largest sum of tensors alive at once while running layer by
+  layer without keeping activations (a layer's input and output, plus the inputs a
+  residual or concat holds for its other branches).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+from .errors import LayerConfigError, Location, ShapecalcError
+from .model import Concat, Layer, Node, Residual, Sequential, Spec
+from .registry import LayerResult, Shape
+
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Receptive field of one output position, per spatial axis of the network's input."""
+
+    size: tuple[int, ...]
+    stride: tuple[Fraction, ...]  # the jump: input distance between neighbouring outputs
+    padding: tuple[Fraction, ...]  # effective padding: where the first window starts, negated
+
+    @property
+    def max_size(self) -> int:
+        return max(self.size) if self.size else 1
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the analysis: a layer (``kind='layer'``) or a structural group (``kind='group'``)."""
+
+    index: int  # 0-based position in Analysis.rows
+    kind: str  # "layer" | "group"
+    path: str
+    type: str  # layer type name, or the group's kind: block name, residual, concat, sequential, repeat
+    label: str | None
+    depth: int
+    input_shape: Shape
+    output_shape: Shape
+    params: int
+    trainable: int
+    buffers: int
+    macs: int
+    receptive: ReceptiveField | None
+    summary: str = ""
+    unseen: tuple[int, ...] = ()
+    layer: Layer | None = None  # the spec node, for leaf layers
+    result: LayerResult | None = None
+    #: ("repeat", i, n) for a repeat copy; block name for a block use
+    group: str | None = None
+    location: Location | None = None
+
+    @property
+    def activation(self) -> int:
+        """Elements of the output tensor for one sample."""
+        n = 1
+        for s in self.output_shape:
+            n *= s
+        return n
+
+
+@dataclass(frozen=True)
+class Totals:
+    params: int
+    trainable: int
+    buffers: int
+    macs: int  # per sample
+    param_bytes: int
+    buffer_bytes: int
+    input_bytes: int  # the input batch
+    activation_bytes: int  # sum of layer outputs for the batch (forward pass, kept for backward)
+    peak_bytes: int  # inference peak of live activations for the batch
+
+    @property
+    def non_trainable(self) -> int:
+        return self.params - self.trainable
+
+    @property
+    def total_bytes(self) -> int:
+        """Parameters + buffers + input + activations: a training forward pass (no gradients, no optimiser)."""
+        return self.param_bytes + self.buffer_bytes + self.input_bytes + self.activation_bytes
+
+
+@dataclass(frozen=True)
+class Analysis:
+    name: str
+    input: Shape
+    output: Shape
+    batch: int
+    dtype: str
+    rows: tuple[Row, ...]
+    totals: Totals
+    #: expect-style receptive field: max size at the last layer whose output has a spatial axis > 1
+    receptive_field: int | None
+    spec: Spec
+
+    @property
+    def layers(self) -> tuple[Row, ...]:
+        return tuple(r for r in self.rows if r.kind == "layer")
+
+
+class _State:
+    """Mutable state of one walk; rows are appended in order (pre-order for groups)."""
+
+    def __init__(self, spec: Spec, net_input: Shape, batch: int, dtype_bytes: int) -> None:
+        self.spec = spec
+        self.net_input = net_input
+        self.rows: list[Row | None] = []
+        self.batch = batch
+        self.bytes = dtype_bytes
+        self.activation_elems = 0
+        self.peak_elems = 0
+        self.held_elems = 0  # inputs held by enclosing residual/concat nodes
+        self.int_buffers = 0  # num_batches_tracked scalars (int64)
+        self.last_spatial_rf: ReceptiveField | None = None
+
+
+def _numel(shape: Sequence[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def _fmt(shape: Sequence[int]) -> str:
+    return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def _step_rf(rf: ReceptiveField | None, res: LayerResult, in_shape: Shape, net_input: Shape) -> ReceptiveField | None:
+    if rf is None or res.receptive is None:
+        return rf
+    step = res.receptive
+    n = len(rf.size)
+    if step.global_ or len(step.kernel) != n or len(in_shape) - 1 != n:
+        # the layer mixes every position: its output sees the whole input
+        return ReceptiveField(tuple(net_input[1:]), rf.stride, rf.padding)
+    # fractional jumps (after upsampling) round the size up
+    size = tuple(math.ceil(r + (k - 1) * j) for r, k, j in zip(rf.size, step.kernel, rf.stride, strict=True))
+    return ReceptiveField(
+        size,
+        tuple(j * s for j, s in zip(rf.stride, step.stride, strict=True)),
+        tuple(p + q * j for p, q, j in zip(rf.padding, step.padding, strict=True)),
+    )
+
+
+def _merge_rf(fields: Sequence[ReceptiveField | None]) -> ReceptiveField | None:
+    present = [f for f in fields if f is not None]
+    if not present:
+        return None
+    return max(present, key=lambda f: (f.max_size, f.size))
+
+
+def _located(err: LayerConfigError, layer: Layer) -> ShapecalcError:
+    location = layer.arg_locations.get(err.arg, layer.location) if err.arg else layer.location
+    message = err.message
+    if layer.trace:
+        message += f" ({'; '.join(layer.trace)})"
+    return LayerConfigError(message, arg=err.arg, location=location, path=f"{layer.path} ({layer.type.name})")
+
+
+def _walk(
+    node: Node, shape: Shape, rf: ReceptiveField | None, depth: int, st: _State
+) -> tuple[Shape, ReceptiveField | None]:
+    if isinstance(node, Layer):
+        return _walk_layer(node, shape, rf, depth, st)
+    slot = len(st.rows)
+    st.rows.append(None)  # the group row, filled in once its subtree is known
+    first = len(st.rows)
+    in_shape, in_rf = shape, rf
+    if isinstance(node, Sequential):
+        for item in node.items:
+            shape, rf = _walk(item, shape, rf, depth + 1, st)
+        kind = node.block or node.kind
+        group = f"repeat {node.repeat_index[0]}/{node.repeat_index[1]}" if node.repeat_index else node.block
+    elif isinstance(node, Residual):
+        st.held_elems += _numel(in_shape)
+        body_shape, body_rf = _walk(node.body, in_shape, in_rf, depth + 1, st)
+        st.held_elems -= _numel(in_shape)
+        st.held_elems += _numel(body_shape)
+        if node.shortcut is not None:
+            short_shape, short_rf = _walk(node.shortcut, in_shape, in_rf, depth + 1, st)
+        else:
+            short_shape, short_rf = in_shape, in_rf
+        st.held_elems -= _numel(body_shape)
+        if body_shape != short_shape:
+            raise ShapecalcError(
+                f"residual branches disagree: body gives {_fmt(body_shape)}, "
+                f"{'shortcut' if node.shortcut is not None else 'the identity shortcut'} gives {_fmt(short_shape)}"
+                + _shortcut_hint(in_shape, body_shape),
+                location=node.location,
+                path=f"{node.path} (residual)",
+            )
+        shape, rf = body_shape, _merge_rf([body_rf, short_rf])
+        st.activation_elems += _numel(shape)
+        kind, group = "residual", None
+    else:
+        assert isinstance(node, Concat)
+        outs: list[Shape] = []
+        fields = []
+        held = _numel(in_shape)
+        st.held_elems += held
+        for branch in node.branches:
+            b_shape, b_rf = _walk(branch, in_shape, in_rf, depth + 1, st) if branch.items else (in_shape, in_rf)
+            outs.append(b_shape)
+            fields.append(b_rf)
+            st.held_elems += _numel(b_shape)
+            held += _numel(b_shape)
+        st.held_elems -= held
+        ref = outs[0]
+        for i, other in enumerate(outs[1:], 1):
+            if len(other) != len(ref) or other[1:] != ref[1:]:
+                raise ShapecalcError(
+                    f"concat branches must agree on every axis but channels: branch 0 gives {_fmt(ref)},"
+                    f" branch {i} gives {_fmt(other)}",
+                    location=node.location,
+                    path=f"{node.path} (concat)",
+                )
+        shape = (sum(o[0] for o in outs), *ref[1:])
+        rf = _merge_rf(fields)
+        st.activation_elems += _numel(shape)
+        st.peak_elems = max(st.peak_elems, st.held_elems + held + _numel(shape))
+        kind, group = "concat", None
+    children = [r for r in st.rows[first:] if r is not None and r.kind == "layer"]
+    st.rows[slot] = Row(
+        index=slot,
+        kind="group",
+        path=node.path,
+        type=kind,
+        label=node.name,
+        depth=depth,
+        input_shape=in_shape,
+        output_shape=shape,
+        params=sum(r.params for r in children),
+        trainable=sum(r.trainable for r in children),
+        buffers=sum(r.buffers for r in children),
+        macs=sum(r.macs for r in children),
+        receptive=rf,
+        group=group,
+        location=node.location,
+    )
+    if rf is not None and any(s > 1 for s in shape[1:]):
+        st.last_spatial_rf = rf
+    return shape, rf
+
+
+def _shortcut_hint(in_shape: Shape, body: Shape) -> str:
+    if len(in_shape) != len(body) or len(body) < 2:
+        return ""
+    ratios = {i // o if o and i % o == 0 else 0 for i, o in zip(in_shape[1:], body[1:], strict=True)}
+    if len(ratios) == 1 and 0 not in ratios:
+        stride = ratios.pop()
+        return (
+            f"; a shortcut [conv{len(body) - 1}d: {{out_channels: {body[0]}, kernel_size: 1"
+            + (f", stride: {stride}" if stride != 1 else "")
+            + "}] would fit"
+        )
+    return ""
+
+
+def _walk_layer(
+    layer: Layer, shape: Shape, rf: ReceptiveField | None, depth: int, st: _State
+) -> tuple[Shape, ReceptiveField | None]:
+    try:
+        res = layer.type.infer(shape, layer.args)
+    except LayerConfigError as err:
+        raise _located(err, layer) from None
+    out = res.output
+    new_rf = _step_rf(rf, res, shape, st.net_input)
+    st.activation_elems += _numel(out)
+    st.peak_elems = max(st.peak_elems, st.held_elems + _numel(shape) + _numel(out))
+    if res.torch_kwargs.get("track_running_stats"):
+        st.int_buffers += 1
+    row = Row(
+        index=len(st.rows),
+        kind="layer",
+        path=layer.path,
+        type=layer.type.name,
+        label=layer.name,
+        depth=depth,
+        input_shape=shape,
+        output_shape=out,
+        params=res.params,
+        trainable=res.trainable,
+        buffers=res.buffers,
+        macs=res.macs,
+        receptive=new_rf,
+        summary=res.summary,
+        unseen=res.unseen,
+        layer=layer,
+        result=res,
+        location=layer.location,
+    )
+    st.rows.append(row)
+    if new_rf is not None and any(s > 1 for s in out[1:]):
+        st.last_spatial_rf = new_rf
+    return out, new_rf
+
+
+def analyse(
+    spec: Spec,
+    *,
+    input: Sequence[int] | None = None,
+    batch: int = 1,
+    dtype: str = "float32",
+) -> Analysis:
+    """Walk ``spec`` layer by layer and return every number, without torch.
+
+    ``input`` overrides the spec's per-sample input shape; ``batch`` and
+    ``dtype`` only affect the memory figures. Raises :class:`ShapecalcError`
+    (located at the offending layer) when the layers do not fit together.
+    """
+    if dtype not in DTYPE_BYTES:
+        raise ShapecalcError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPE_BYTES)}")
+    if batch < 1:
+        raise ShapecalcError(f"batch must be at least 1, not {batch}")
+    in_shape: Shape = tuple(input) if input is not None else tuple(spec.input)
+    if not in_shape or any(s < 1 for s in in_shape):
+        raise ShapecalcError(f"input shape {_fmt(in_shape)} must be a non-empty list of positive sizes")
+    st = _State(spec, in_shape, batch, DTYPE_BYTES[dtype])
+    n_spatial = len(in_shape) - 1
+    rf0 = (
+        ReceptiveField((1,) * n_spatial, (Fraction(1),) * n_spatial, (Fraction(0),) * n_spatial) if n_spatial else None
+    )
+    shape = in_shape
+    rf = rf0
+    # the top level is walked item by item: its rows are the network's, not a group's
+    for item in spec.layers.items:
+        shape, rf = _walk(item, shape, rf, 0, st)
+    rows = tuple(r for r in st.rows if r is not None)
+    leaves = [r for r in rows if r.kind == "layer"]
+    params = sum(r.params for r in leaves)
+    trainable = sum(r.trainable for r in leaves)
+    buffers = sum(r.buffers for r in leaves)
+    nbytes = st.bytes
+    totals = Totals(
+        params=params,
+        trainable=trainable,
+        buffers=buffers,
+        macs=sum(r.macs for r in leaves),
+        param_bytes=params * nbytes,
+        # num_batches_tracked is an int64 scalar per tracking norm layer
+        buffer_bytes=(buffers - st.int_buffers) * nbytes + st.int_buffers * 8,
+        input_bytes=_numel(in_shape) * batch * nbytes,
+        activation_bytes=st.activation_elems * batch * nbytes,
+        peak_bytes=max(st.peak_elems, _numel(in_shape)) * batch * nbytes,
+    )
+    last = st.last_spatial_rf
+    return Analysis(
+        name=spec.name,
+        input=in_shape,
+        output=shape,
+        batch=batch,
+        dtype=dtype,
+        rows=rows,
+        totals=totals,
+        receptive_field=last.max_size if last is not None else None,
+        spec=spec,
+    )
