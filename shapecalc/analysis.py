@@ -163,11 +163,11 @@ def _step_rf(rf: ReceptiveField | None, res: LayerResult, in_shape: Shape, net_i
         # the layer mixes every position: its output sees the whole input
         return ReceptiveField(tuple(net_input[1:]), rf.stride, rf.padding)
     # fractional jumps (after upsampling) round the size up
-    size = tuple(math.ceil(r + (k - 1) * j) for r, k, j in zip(rf.size, step.kernel, rf.stride, strict=True))
+    size = tuple(math.ceil(r + (k - 1) * j) for r, k, j in zip(rf.size, step.kernel, rf.stride))
     return ReceptiveField(
         size,
         tuple(j * s for j, s in zip(rf.stride, step.stride, strict=True)),
-        tuple(p + q * j for p, q, j in zip(rf.padding, step.padding, strict=True)),
+        tuple(p + q * j for p, q, j in zip(rf.padding, step.padding, rf.stride)),
     )
 
 
