@@ -1,0 +1,324 @@
+"""Renderings of an :class:`~shapecalc.analysis.Analysis`: a rich table, JSON, Markdown, CSV.
+
+These build values (a rich renderable, a dict, a string) and never print: the
+CLI decides where they go. ``rich`` is imported here, so only commands that draw
+a table pay for it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from typing import Any
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from .analysis import Analysis, ReceptiveField, Row
+
+#: version of the JSON document produced by :func:`to_json`; bumped on any incompatible change
+JSON_SCHEMA = "shapecalc.summary/1"
+
+
+# --------------------------------------------------------------------------- small formatters
+
+
+def fmt_int(n: int) -> str:
+    return f"{n:,}"
+
+
+def fmt_bytes(n: int) -> str:
+    """Binary units, as torch and nvidia-smi count them: ``1.50 MiB``."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024 or unit == "PiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def fmt_count(n: int) -> str:
+    """Short form for large counts: ``11.69M``, ``1.82G``."""
+    for div, unit in ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "k")):
+        if n >= div:
+            return f"{n / div:.2f}{unit}"
+    return str(n)
+
+
+def fmt_shape(shape: Sequence[int], batch: int | None = None) -> str:
+    dims = ([batch] if batch is not None else []) + list(shape)
+    return "[" + ", ".join(str(d) for d in dims) + "]"
+
+
+def fmt_fraction(x: Fraction) -> str:
+    return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
+
+
+def fmt_rf(rf: ReceptiveField | None) -> str:
+    """``7 /2`` (size, jump); per axis when the axes differ: ``7x3 /2x1``."""
+    if rf is None:
+        return ""
+    size = str(rf.size[0]) if len(set(rf.size)) == 1 else "x".join(str(s) for s in rf.size)
+    strides = {fmt_fraction(s) for s in rf.stride}
+    stride = strides.pop() if len(strides) == 1 else "x".join(fmt_fraction(s) for s in rf.stride)
+    return f"{size} /{stride}"
+
+
+def _json_number(x: Fraction) -> int | float:
+    return x.numerator if x.denominator == 1 else float(x)
+
+
+def _rf_json(rf: ReceptiveField | None) -> dict[str, Any] | None:
+    if rf is None:
+        return None
+    return {
+        "size": rf.max_size,
+        "size_per_axis": list(rf.size),
+        "stride": _json_number(max(rf.stride)),
+        "stride_per_axis": [_json_number(s) for s in rf.stride],
+        "padding": _json_number(max(rf.padding)),
+        "padding_per_axis": [_json_number(p) for p in rf.padding],
+    }
+
+
+def visible_rows(analysis: Analysis, depth: int | None) -> list[Row]:
+    """Rows down to ``depth`` (0 = top level only); deeper rows fold into their group row."""
+    if depth is None:
+        return list(analysis.rows)
+    return [r for r in analysis.rows if r.depth <= depth]
+
+
+def _row_name(row: Row) -> str:
+    if row.kind == "group":
+        kind = row.group if row.group and row.group.startswith("repeat") else row.type
+        text = f"{kind}"
+        if row.type not in (kind,) and row.group and row.group.startswith("repeat"):
+            text = f"{row.type} ({kind})"
+    else:
+        text = row.type
+    if row.label:
+        text += f" '{row.label}'"
+    return text
+
+
+# --------------------------------------------------------------------------- table
+
+
+def summary_table(
+    analysis: Analysis,
+    *,
+    depth: int | None = None,
+    verified: Mapping[str, bool] | None = None,
+) -> Table:
+    """The layer table: one row per layer (and group), indented by structure.
+
+    ``verified`` maps a layer path to whether torch agreed with every number of
+    that row; rows without an entry get no mark.
+    """
+    table = Table(title=f"{analysis.name}  input {fmt_shape(analysis.input, analysis.batch)}", title_justify="left")
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("Layer", no_wrap=True)
+    table.add_column("Args")
+    table.add_column("Output", no_wrap=True)
+    table.add_column("Params", justify="right")
+    table.add_column("MACs", justify="right")
+    table.add_column("RF", justify="right")
+    if verified is not None:
+        table.add_column("✓", justify="center")
+    rows = visible_rows(analysis, depth)
+    n = 0
+    for row in rows:
+        folded = row.kind == "group" and depth is not None and row.depth == depth
+        indent = "  " * row.depth
+        name = Text(indent + _row_name(row), style="bold" if row.kind == "group" else "")
+        if row.kind == "layer":
+            n += 1
+            number = str(n)
+        else:
+            number = ""
+        cells: list[str | Text] = [
+            number,
+            name,
+            row.summary if row.kind == "layer" else ("(folded)" if folded else ""),
+            fmt_shape(row.output_shape, analysis.batch),
+            fmt_int(row.params) if row.params or row.kind == "layer" else "",
+            fmt_int(row.macs) if row.macs else "",
+            fmt_rf(row.receptive),
+        ]
+        if verified is not None:
+            mark = verified.get(row.path)
+            cells.append("" if mark is None else ("[green]✓[/]" if mark else "[red]✗[/]"))
+        table.add_row(*cells, style="dim" if row.kind == "group" and not folded else None)
+    return table
+
+
+def totals_panel(analysis: Analysis) -> Panel:
+    """Totals: parameters, buffers, MACs and memory for the batch and dtype."""
+    t = analysis.totals
+    lines = [
+        f"Parameters:      {fmt_int(t.params)} ({fmt_count(t.params)})",
+        f"  trainable:     {fmt_int(t.trainable)}",
+        f"  non-trainable: {fmt_int(t.non_trainable)}",
+        f"Buffers:         {fmt_int(t.buffers)}",
+        f"MACs:            {fmt_int(t.macs)} ({fmt_count(t.macs)}) per sample;"
+        f" FLOPs = 2 x MACs = {fmt_count(2 * t.macs)}",
+        f"Output:          {fmt_shape(analysis.output)} per sample",
+        "Receptive field: " + (f"{analysis.receptive_field}" if analysis.receptive_field is not None else "n/a"),
+        f"Memory ({analysis.dtype}, batch {analysis.batch}):",
+        f"  parameters:    {fmt_bytes(t.param_bytes)}",
+        f"  buffers:       {fmt_bytes(t.buffer_bytes)}",
+        f"  input:         {fmt_bytes(t.input_bytes)}",
+        f"  activations:   {fmt_bytes(t.activation_bytes)} (every layer's output: a training forward pass)",
+        f"  inference peak:{fmt_bytes(t.peak_bytes):>10} (live activations, layer by layer)",
+        f"  total:         {fmt_bytes(t.total_bytes)} (parameters + buffers + input + activations)",
+    ]
+    return Panel("\n".join(lines), title="Totals", title_align="left", expand=False)
+
+
+def summary_renderable(
+    analysis: Analysis,
+    *,
+    depth: int | None = None,
+    verified: Mapping[str, bool] | None = None,
+    footer: Sequence[str] = (),
+) -> Group:
+    """The whole ``summary`` report: table, totals, and footer lines (verification)."""
+    parts: list[Any] = [summary_table(analysis, depth=depth, verified=verified), totals_panel(analysis)]
+    parts += [Text(line) for line in footer]
+    return Group(*parts)
+
+
+# --------------------------------------------------------------------------- JSON, Markdown, CSV
+
+
+def _row_json(row: Row) -> dict[str, Any]:
+    return {
+        "path": row.path,
+        "type": row.type,
+        "name": row.label,
+        "depth": row.depth,
+        "group": row.group,
+        "args": row.summary,
+        "input_shape": list(row.input_shape),
+        "output_shape": list(row.output_shape),
+        "params": row.params,
+        "trainable": row.trainable,
+        "buffers": row.buffers,
+        "macs": row.macs,
+        "activation": row.activation,
+        "receptive_field": _rf_json(row.receptive),
+        "unseen": list(row.unseen),
+    }
+
+
+def to_json(analysis: Analysis, verification: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The documented JSON document of a summary (see README, "JSON schema")."""
+    t = analysis.totals
+    return {
+        "schema": JSON_SCHEMA,
+        "name": analysis.name,
+        "file": analysis.spec.file,
+        "input": list(analysis.input),
+        "output": list(analysis.output),
+        "batch": analysis.batch,
+        "dtype": analysis.dtype,
+        "totals": {
+            "params": t.params,
+            "trainable": t.trainable,
+            "non_trainable": t.non_trainable,
+            "buffers": t.buffers,
+            "macs": t.macs,
+            "flops": 2 * t.macs,
+            "param_bytes": t.param_bytes,
+            "buffer_bytes": t.buffer_bytes,
+            "input_bytes": t.input_bytes,
+            "activation_bytes": t.activation_bytes,
+            "peak_bytes": t.peak_bytes,
+            "total_bytes": t.total_bytes,
+        },
+        "receptive_field": analysis.receptive_field,
+        "layers": [_row_json(r) for r in analysis.rows if r.kind == "layer"],
+        "groups": [_row_json(r) for r in analysis.rows if r.kind == "group"],
+        "verification": dict(verification) if verification is not None else None,
+    }
+
+
+_FLAT_HEADER = ["index", "path", "type", "name", "args", "output_shape", "params", "trainable", "buffers", "macs",
+                "rf_size", "rf_stride"]  # fmt: skip
+
+
+def _flat_rows(analysis: Analysis, depth: int | None) -> list[list[str]]:
+    out = []
+    n = 0
+    for row in visible_rows(analysis, depth):
+        if row.kind == "layer":
+            n += 1
+        rf = row.receptive
+        out.append(
+            [
+                str(n) if row.kind == "layer" else "",
+                row.path,
+                row.type,
+                row.label or "",
+                row.summary,
+                fmt_shape(row.output_shape),
+                str(row.params),
+                str(row.trainable),
+                str(row.buffers),
+                str(row.macs),
+                str(rf.max_size) if rf else "",
+                fmt_fraction(max(rf.stride)) if rf else "",
+            ]
+        )
+    return out
+
+
+def to_csv(analysis: Analysis, depth: int | None = None) -> str:
+    """One CSV row per visible row; numbers unformatted, for spreadsheets and scripts."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(_FLAT_HEADER)
+    writer.writerows(_flat_rows(analysis, depth))
+    return buf.getvalue()
+
+
+def to_markdown(analysis: Analysis, depth: int | None = None) -> str:
+    """A GitHub-flavoured Markdown table plus the totals, for READMEs and pull requests."""
+    t = analysis.totals
+    header = ["#", "Layer", "Args", "Output", "Params", "MACs", "RF"]
+    lines = [
+        f"### {analysis.name}",
+        "",
+        f"Input {fmt_shape(analysis.input)}, output {fmt_shape(analysis.output)} (per sample).",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(" ---: " if h in ("#", "Params", "MACs", "RF") else " --- " for h in header) + "|",
+    ]
+    n = 0
+    for row in visible_rows(analysis, depth):
+        if row.kind == "layer":
+            n += 1
+        name = "&nbsp;&nbsp;" * row.depth + _row_name(row).replace("|", "\\|")
+        if row.kind == "group":
+            name = f"**{name}**"
+        cells = [
+            str(n) if row.kind == "layer" else "",
+            name,
+            row.summary.replace("|", "\\|"),
+            fmt_shape(row.output_shape),
+            fmt_int(row.params),
+            fmt_int(row.macs),
+            fmt_rf(row.receptive),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"**Params** {fmt_int(t.params)} (trainable {fmt_int(t.trainable)}), **buffers** {fmt_int(t.buffers)},"
+        f" **MACs** {fmt_int(t.macs)} per sample, **receptive field** {analysis.receptive_field}.",
+        "",
+    ]
+    return "\n".join(lines)
