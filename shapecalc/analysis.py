@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from .errors import LayerConfigError, Location, ShapecalcError
-from .model import Concat, Layer, Node, Residual, Sequential, Spec
+from .model import Concat, Layer, Node, Residual, Sequential, Spec, block_note
 from .registry import LayerResult, Shape
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
@@ -74,7 +74,7 @@ class Row:
     unseen: tuple[int, ...] = ()
     layer: Layer | None = None  # the spec node, for leaf layers
     result: LayerResult | None = None
-    #: ("repeat", i, n) for a repeat copy; block name for a block use
+    #: "x3" for a repeat group, "#2/3" for the second of three copies
     group: str | None = None
     location: Location | None = None
 
@@ -160,8 +160,9 @@ def _step_rf(rf: ReceptiveField | None, res: LayerResult, in_shape: Shape, net_i
     step = res.receptive
     n = len(rf.size)
     if step.global_ or len(step.kernel) != n or len(in_shape) - 1 != n:
-        # the layer mixes every position: its output sees the whole input
-        return ReceptiveField(tuple(net_input[1:]), rf.stride, rf.padding)
+        # the layer mixes every position: its output sees the whole input (and the padding
+        # already in the field)
+        return ReceptiveField(tuple(max(r, n) for r, n in zip(rf.size, net_input[1:])), rf.stride, rf.padding)
     # fractional jumps (after upsampling) round the size up
     size = tuple(math.ceil(r + (k - 1) * j) for r, k, j in zip(rf.size, step.kernel, rf.stride))
     return ReceptiveField(
@@ -180,9 +181,7 @@ def _merge_rf(fields: Sequence[ReceptiveField | None]) -> ReceptiveField | None:
 
 def _located(err: LayerConfigError, layer: Layer) -> ShapecalcError:
     location = layer.arg_locations.get(err.arg, layer.location) if err.arg else layer.location
-    message = err.message
-    if layer.trace:
-        message += f" ({'; '.join(layer.trace)})"
+    message = err.message + block_note(layer)
     return LayerConfigError(message, arg=err.arg, location=location, path=f"{layer.path} ({layer.type.name})")
 
 
@@ -199,7 +198,7 @@ def _walk(
         for item in node.items:
             shape, rf = _walk(item, shape, rf, depth + 1, st)
         kind = node.block or node.kind
-        group = f"repeat {node.repeat_index[0]}/{node.repeat_index[1]}" if node.repeat_index else node.block
+        group = f"x{len(node.items)}" if node.kind == "repeat" else None
     elif isinstance(node, Residual):
         st.held_elems += _numel(in_shape)
         body_shape, body_rf = _walk(node.body, in_shape, in_rf, depth + 1, st)
@@ -214,7 +213,8 @@ def _walk(
             raise ShapecalcError(
                 f"residual branches disagree: body gives {_fmt(body_shape)}, "
                 f"{'shortcut' if node.shortcut is not None else 'the identity shortcut'} gives {_fmt(short_shape)}"
-                + _shortcut_hint(in_shape, body_shape),
+                + _shortcut_hint(in_shape, body_shape)
+                + block_note(node),
                 location=node.location,
                 path=f"{node.path} (residual)",
             )
@@ -239,7 +239,7 @@ def _walk(
             if len(other) != len(ref) or other[1:] != ref[1:]:
                 raise ShapecalcError(
                     f"concat branches must agree on every axis but channels: branch 0 gives {_fmt(ref)},"
-                    f" branch {i} gives {_fmt(other)}",
+                    f" branch {i} gives {_fmt(other)}" + block_note(node),
                     location=node.location,
                     path=f"{node.path} (concat)",
                 )
@@ -249,6 +249,8 @@ def _walk(
         st.peak_elems = max(st.peak_elems, st.held_elems + held + _numel(shape))
         kind, group = "concat", None
     children = [r for r in st.rows[first:] if r is not None and r.kind == "layer"]
+    if node.repeat_index is not None:
+        group = f"#{node.repeat_index[0]}/{node.repeat_index[1]}"
     st.rows[slot] = Row(
         index=slot,
         kind="group",
@@ -317,6 +319,7 @@ def _walk_layer(
         layer=layer,
         result=res,
         location=layer.location,
+        group=f"#{layer.repeat_index[0]}/{layer.repeat_index[1]}" if layer.repeat_index else None,
     )
     st.rows.append(row)
     if new_rf is not None and any(s > 1 for s in out[1:]):

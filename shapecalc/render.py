@@ -85,22 +85,32 @@ def _rf_json(rf: ReceptiveField | None) -> dict[str, Any] | None:
     }
 
 
-def visible_rows(analysis: Analysis, depth: int | None) -> list[Row]:
-    """Rows down to ``depth`` (0 = top level only); deeper rows fold into their group row."""
-    if depth is None:
-        return list(analysis.rows)
-    return [r for r in analysis.rows if r.depth <= depth]
+def visible_rows(analysis: Analysis, depth: int | None) -> list[tuple[Row, int]]:
+    """(row, display depth) for the rows to show, down to ``depth`` (0 = top level only).
+
+    Deeper rows fold into their group row. A residual's ``body`` group row is not
+    shown (the residual row says it all); its rows move up one level.
+    """
+    out: list[tuple[Row, int]] = []
+    hidden: list[int] = []  # depths of the hidden body rows enclosing the current row
+    for row in analysis.rows:
+        while hidden and row.depth <= hidden[-1]:
+            hidden.pop()
+        if row.kind == "group" and row.type == "body":
+            hidden.append(row.depth)
+            continue
+        shown = row.depth - len(hidden)
+        if depth is None or shown <= depth:
+            out.append((row, shown))
+    return out
 
 
 def _row_name(row: Row) -> str:
-    if row.kind == "group":
-        kind = row.group if row.group and row.group.startswith("repeat") else row.type
-        text = f"{kind}"
-        if row.type not in (kind,) and row.group and row.group.startswith("repeat"):
-            text = f"{row.type} ({kind})"
-    else:
-        text = row.type
-    if row.label:
+    """``conv2d``, ``basic_block #2/3``, ``repeat x2 'stage'``: type, repeat, label."""
+    text = row.type
+    if row.group:
+        text += f" {row.group}"
+    if row.label and not (row.group or "").startswith("#"):
         text += f" '{row.label}'"
     return text
 
@@ -120,20 +130,20 @@ def summary_table(
     that row; rows without an entry get no mark.
     """
     table = Table(title=f"{analysis.name}  input {fmt_shape(analysis.input, analysis.batch)}", title_justify="left")
-    table.add_column("#", justify="right", style="dim")
-    table.add_column("Layer", no_wrap=True)
-    table.add_column("Args")
+    table.add_column("#", justify="right", style="dim", no_wrap=True)
+    table.add_column("Layer", overflow="ellipsis", no_wrap=True)
+    table.add_column("Args", no_wrap=True)
     table.add_column("Output", no_wrap=True)
-    table.add_column("Params", justify="right")
-    table.add_column("MACs", justify="right")
-    table.add_column("RF", justify="right")
+    table.add_column("Params", justify="right", no_wrap=True)
+    table.add_column("MACs", justify="right", no_wrap=True)
+    table.add_column("RF", justify="right", no_wrap=True)
     if verified is not None:
         table.add_column("✓", justify="center")
     rows = visible_rows(analysis, depth)
     n = 0
-    for row in rows:
-        folded = row.kind == "group" and depth is not None and row.depth == depth
-        indent = "  " * row.depth
+    for row, level in rows:
+        folded = row.kind == "group" and depth is not None and level == depth
+        indent = "  " * level
         name = Text(indent + _row_name(row), style="bold" if row.kind == "group" else "")
         if row.kind == "layer":
             n += 1
@@ -159,24 +169,29 @@ def summary_table(
 def totals_panel(analysis: Analysis) -> Panel:
     """Totals: parameters, buffers, MACs and memory for the batch and dtype."""
     t = analysis.totals
-    lines = [
-        f"Parameters:      {fmt_int(t.params)} ({fmt_count(t.params)})",
-        f"  trainable:     {fmt_int(t.trainable)}",
-        f"  non-trainable: {fmt_int(t.non_trainable)}",
-        f"Buffers:         {fmt_int(t.buffers)}",
-        f"MACs:            {fmt_int(t.macs)} ({fmt_count(t.macs)}) per sample;"
-        f" FLOPs = 2 x MACs = {fmt_count(2 * t.macs)}",
-        f"Output:          {fmt_shape(analysis.output)} per sample",
-        "Receptive field: " + (f"{analysis.receptive_field}" if analysis.receptive_field is not None else "n/a"),
-        f"Memory ({analysis.dtype}, batch {analysis.batch}):",
-        f"  parameters:    {fmt_bytes(t.param_bytes)}",
-        f"  buffers:       {fmt_bytes(t.buffer_bytes)}",
-        f"  input:         {fmt_bytes(t.input_bytes)}",
-        f"  activations:   {fmt_bytes(t.activation_bytes)} (every layer's output: a training forward pass)",
-        f"  inference peak:{fmt_bytes(t.peak_bytes):>10} (live activations, layer by layer)",
-        f"  total:         {fmt_bytes(t.total_bytes)} (parameters + buffers + input + activations)",
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column(justify="right", no_wrap=True)
+    grid.add_column(style="dim")
+    rows = [
+        ("Parameters", fmt_int(t.params), fmt_count(t.params)),
+        ("  trainable", fmt_int(t.trainable), ""),
+        ("  non-trainable", fmt_int(t.non_trainable), ""),
+        ("Buffers", fmt_int(t.buffers), "running statistics, num_batches_tracked"),
+        ("MACs", fmt_int(t.macs), f"{fmt_count(t.macs)} per sample; FLOPs = 2 x MACs = {fmt_count(2 * t.macs)}"),
+        ("Output", fmt_shape(analysis.output), "per sample"),
+        ("Receptive field", str(analysis.receptive_field) if analysis.receptive_field is not None else "n/a", ""),
+        (f"Memory ({analysis.dtype}, batch {analysis.batch})", "", ""),
+        ("  parameters", fmt_bytes(t.param_bytes), ""),
+        ("  buffers", fmt_bytes(t.buffer_bytes), ""),
+        ("  input", fmt_bytes(t.input_bytes), ""),
+        ("  activations", fmt_bytes(t.activation_bytes), "every layer's output: a training forward pass"),
+        ("  inference peak", fmt_bytes(t.peak_bytes), "live activations, layer by layer"),
+        ("  total", fmt_bytes(t.total_bytes), "parameters + buffers + input + activations"),
     ]
-    return Panel("\n".join(lines), title="Totals", title_align="left", expand=False)
+    for row in rows:
+        grid.add_row(*row)
+    return Panel(grid, title="Totals", title_align="left", expand=False)
 
 
 def summary_renderable(
@@ -254,7 +269,7 @@ _FLAT_HEADER = ["index", "path", "type", "name", "args", "output_shape", "params
 def _flat_rows(analysis: Analysis, depth: int | None) -> list[list[str]]:
     out = []
     n = 0
-    for row in visible_rows(analysis, depth):
+    for row, _level in visible_rows(analysis, depth):
         if row.kind == "layer":
             n += 1
         rf = row.receptive
@@ -299,10 +314,10 @@ def to_markdown(analysis: Analysis, depth: int | None = None) -> str:
         "|" + "|".join(" ---: " if h in ("#", "Params", "MACs", "RF") else " --- " for h in header) + "|",
     ]
     n = 0
-    for row in visible_rows(analysis, depth):
+    for row, level in visible_rows(analysis, depth):
         if row.kind == "layer":
             n += 1
-        name = "&nbsp;&nbsp;" * row.depth + _row_name(row).replace("|", "\\|")
+        name = "&nbsp;&nbsp;" * level + _row_name(row).replace("|", "\\|")
         if row.kind == "group":
             name = f"**{name}**"
         cells = [

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import os
+import sys
+
 import click
 
 
@@ -26,3 +29,21 @@ class ShapeParam(click.ParamType):
 
 
 SHAPE = ShapeParam()
+
+
+def print_renderable(renderable: Any) -> None:
+    """Print a rich renderable to stdout.
+
+    On a terminal rich fits it to the window; into a pipe or a file (where rich
+    would assume 80 columns) it gets its natural width, so nothing is cut. An
+    explicit COLUMNS wins. Colour follows rich's rules (NO_COLOR, not a TTY).
+    """
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    console = Console(file=sys.stdout)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        wide = Console(file=sys.stdout, width=10_000)
+        natural = Measurement.get(wide, wide.options, renderable).maximum
+        console = Console(file=sys.stdout, width=max(80, natural))
+    console.print(renderable)

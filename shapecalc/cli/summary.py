@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from .options import SHAPE
+from .options import SHAPE, print_renderable
 
 
 @click.command("summary")
@@ -90,12 +90,10 @@ def command(
 
         click.echo(to_markdown(analysis, depth), nl=False)
     else:
-        from rich.console import Console
-
         from ..render import summary_renderable
 
         verified = verification.layer_marks() if verification is not None else None
-        Console(file=sys.stdout).print(summary_renderable(analysis, depth=depth, verified=verified))
+        print_renderable(summary_renderable(analysis, depth=depth, verified=verified))
     for note in notes:
         click.echo(note, err=True)
     if verification is not None and not verification.ok:
