@@ -1,0 +1,635 @@
+"""``shapecalc check``: the problems in a spec file, as data.
+
+A spec is checked in four steps; each returns :class:`Problem` values and
+nothing here prints, exits or imports torch (``verify=True`` imports it lazily):
+
+1. load it (``SC001``: anything the loader refuses, an unreadable path included);
+2. analyse it (``SC002``: layers that do not fit together);
+3. compare the analysis with the spec's ``expect:`` block (``SC010``, both values
+   shown, located at the expect key's value);
+4. look for likely mistakes that are not errors (warnings ``SC101``..``SC104``,
+   see :data:`WARNING_CODES`), silenced with ``ignore=`` or a
+   ``# shapecalc: ignore[SC101]`` comment on the layer's line.
+
+``verify=True`` adds ``SC020``: the torch model built from the spec disagrees
+with the analysis. :func:`update_expect` rewrites a file's ``expect:`` block to
+the current values by editing only the characters of the values.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import MissingTorchError, ShapecalcError, SpecError
+
+if TYPE_CHECKING:  # the analysis is imported lazily: a missing path needs none of it
+    from .analysis import Analysis, Row
+    from .model import Layer, Sequential, Spec
+
+#: codes of problems that always fail the check (they cannot be ignored)
+ERROR_CODES: dict[str, str] = {
+    "SC001": "the spec cannot be read or loaded (path, encoding, YAML, structure, types, blocks, expressions)",
+    "SC002": "the layers do not fit together (the analysis refuses a layer, a residual or a concat)",
+    "SC010": "a value in the spec's expect: block differs from what the spec computes to",
+    "SC020": "--verify: the torch model built from the spec disagrees with the analysis, or torch is missing",
+}
+
+#: codes of warnings: reported, fail only with ``strict``; silenced by ``ignore`` or a spec comment
+WARNING_CODES: dict[str, str] = {
+    "SC101": "a convolution with a bias directly followed by batch norm: the mean subtraction cancels the bias",
+    "SC102": "input rows/columns at the end never seen because the stride does not divide the input evenly",
+    "SC103": "a stride-1 convolution with an odd kernel changes the size between convolutions that keep it",
+    "SC104": "padding 'same' with an even kernel: torch pads one more at the end than at the start",
+}
+
+#: the keys of ``expect:`` that ``check`` compares, in the order a new block is written
+EXPECT_KEYS = ("output", "params", "trainable", "buffers", "macs", "receptive_field")
+
+# layer families whose layers keep the shape and mix no positions: SC101/SC103 look through them
+_ELEMENTWISE_FAMILIES = frozenset({"activation", "normalisation", "regularisation"})
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem in one spec file, located at a 1-based line and column."""
+
+    file: str
+    line: int
+    col: int
+    severity: str  # "error" | "warning"
+    code: str  # SC001 ...
+    path: str | None  # layers[3].residual.body[1] (conv2d), expect.params; None for the whole file
+    message: str
+
+    def format(self) -> str:
+        """``FILE:LINE:COL: severity: path: message  [CODE]`` (the code last, as mypy does)."""
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.file}:{self.line}:{self.col}: {self.severity}: {where}{self.message}  [{self.code}]"
+
+    def to_json(self) -> dict[str, Any]:
+        """The record ``--format json`` prints (``path`` is null when there is none)."""
+        return {
+            "file": self.file,
+            "line": self.line,
+            "col": self.col,
+            "severity": self.severity,
+            "code": self.code,
+            "path": self.path,
+            "message": self.message,
+        }
+
+
+def check_file(
+    path: str | os.PathLike[str],
+    *,
+    strict: bool = False,
+    ignore: Iterable[str] = (),
+    verify: bool = False,
+    device: str = "cpu",
+) -> list[Problem]:
+    """Check one spec file and return its problems, sorted by position.
+
+    ``strict`` reports warnings as errors (same code); ``ignore`` drops warnings
+    with these codes (error codes cannot be ignored); ``verify`` also builds the
+    model with torch on ``device`` and compares every number (``SC020``).
+    A path that is missing, a directory or unreadable is an ``SC001`` problem.
+    """
+    file = os.fspath(path)
+    spec_or_problem = _load(file)
+    if isinstance(spec_or_problem, Problem):
+        return [spec_or_problem]
+    spec = spec_or_problem
+
+    from .analysis import analyse
+
+    try:
+        analysis = analyse(spec)
+    except ShapecalcError as err:
+        return [_from_error(err, file, "SC002")]
+
+    problems = expect_drift(spec, analysis, file)
+    ignored = frozenset(ignore)
+    for warning, layer_line in _lint(spec, analysis, file):
+        if warning.code in ignored or _suppressed(spec, warning.code, (warning.line, layer_line)):
+            continue
+        problems.append(replace(warning, severity="error") if strict else warning)
+    if verify:
+        problems += _verify(spec, analysis, file, device)
+    return sorted(problems, key=lambda p: (p.line, p.col))
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _load(file: str) -> Spec | Problem:
+    """The loaded spec, or the one SC001 problem that stops the check."""
+    p = Path(file)
+    if p.is_dir():
+        return Problem(file, 1, 1, "error", "SC001", None, "is a directory, not a spec file")
+    if not p.exists():
+        return Problem(file, 1, 1, "error", "SC001", None, "no such file")
+    from .spec import load
+
+    try:
+        return load(file)
+    except ShapecalcError as err:
+        return _from_error(err, file, "SC001")
+    except OSError as err:  # unreadable (permissions, a FIFO gone): the file's problem, not ours
+        return Problem(file, 1, 1, "error", "SC001", None, f"cannot read: {err.strerror or err}")
+
+
+def _from_error(err: ShapecalcError, file: str, code: str) -> Problem:
+    loc = err.location
+    line, col = (loc.line, loc.col) if loc is not None else (1, 1)
+    return Problem(file, line, col, "error", code, err.path or None, err.message)
+
+
+# --------------------------------------------------------------------------- expect drift
+
+
+def current_values(analysis: Analysis) -> dict[str, Any]:
+    """What the spec computes to, for each key of ``expect:`` (``output`` as a list)."""
+    t = analysis.totals
+    return {
+        "output": list(analysis.output),
+        "params": t.params,
+        "trainable": t.trainable,
+        "buffers": t.buffers,
+        "macs": t.macs,
+        "receptive_field": analysis.receptive_field,
+    }
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):  # not an int here: the loader refuses bools, shown as written anyway
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return repr(value)
+
+
+def _same(expected: Any, found: Any) -> bool:
+    if isinstance(expected, list | tuple) and isinstance(found, list | tuple):
+        return list(expected) == list(found)
+    return type(expected) is type(found) and expected == found
+
+
+def expect_drift(spec: Spec, analysis: Analysis, file: str | None = None) -> list[Problem]:
+    """An SC010 error for each ``expect:`` value the analysis does not reproduce."""
+    if spec.expect is None:
+        return []
+    file = spec.file if file is None else file
+    found_values = current_values(analysis)
+    problems = []
+    for key, expected in spec.expect.values.items():
+        if key not in found_values:  # the loader refuses unknown keys; nothing to compare
+            continue
+        found = found_values[key]
+        if _same(expected, found):
+            continue
+        message = f"expected {_show(expected)}, found {_show(found)}"
+        if isinstance(expected, int) and isinstance(found, int) and not isinstance(expected, bool):
+            message += f" ({found - expected:+,})"
+        loc = spec.expect.locations.get(key, spec.expect.location)
+        problems.append(Problem(file, loc.line, loc.col, "error", "SC010", f"expect.{key}", message))
+    return problems
+
+
+# --------------------------------------------------------------------------- warnings
+
+
+@dataclass(frozen=True)
+class _Leaf:
+    layer: Layer
+    row: Row
+
+
+_BARRIER = None  # a residual or concat in a chain: layers on either side do not feed each other directly
+
+_Chain = list[_Leaf | None]
+
+
+def _chains(spec: Spec, analysis: Analysis) -> list[_Chain]:
+    """The spec's layers as chains of layers that feed one another directly.
+
+    A chain runs through blocks, ``sequential`` and ``repeat`` copies; a
+    residual or concat is a barrier in it, and each of its bodies, shortcuts and
+    branches is a chain of its own. Leaf rows of the analysis come in the same
+    depth-first order as this walk, which pairs each layer with its row.
+    """
+    from .model import Concat, Layer, Residual, Sequential
+
+    rows = iter(analysis.layers)
+    chains: list[_Chain] = []
+
+    def walk(seq: Sequential, chain: _Chain) -> None:
+        for item in seq.items:
+            if isinstance(item, Layer):
+                row = next(rows)
+                assert row.layer is item, (row.path, item.path)  # the analysis walks in the same order
+                chain.append(_Leaf(item, row))
+            elif isinstance(item, Sequential):
+                walk(item, chain)
+            elif isinstance(item, Residual):
+                chain.append(_BARRIER)
+                for part in (item.body, item.shortcut):
+                    if part is not None:
+                        walk(part, _new(chains))
+            else:
+                assert isinstance(item, Concat)
+                chain.append(_BARRIER)
+                for branch in item.branches:
+                    walk(branch, _new(chains))
+
+    walk(spec.layers, _new(chains))
+    return chains
+
+
+def _new(chains: list[_Chain]) -> _Chain:
+    chain: _Chain = []
+    chains.append(chain)
+    return chain
+
+
+def _path(layer: Layer) -> str:
+    return f"{layer.path} ({layer.type.name})"
+
+
+def _is_conv(layer: Layer) -> bool:
+    return layer.type.family == "convolution"
+
+
+def _is_elementwise(layer: Layer) -> bool:
+    return layer.type.family in _ELEMENTWISE_FAMILIES or layer.type.name == "identity"
+
+
+def _axes(value: Any, n: int) -> tuple[Any, ...]:
+    return tuple(value) if isinstance(value, list | tuple) else (value,) * n
+
+
+def _x(values: Sequence[Any]) -> str:
+    """``3`` for (3, 3), ``1x3`` for (1, 3): sizes as the summary table writes them."""
+    return str(values[0]) if len(set(values)) == 1 else "x".join(str(v) for v in values)
+
+
+def _kernel(row: Row) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Per spatial axis: effective (dilated) kernel, stride and dilation of a windowed layer."""
+    kw = row.result.torch_kwargs if row.result is not None else {}
+    n = len(row.input_shape) - 1
+    k = _axes(kw["kernel_size"], n)
+    s = _axes(kw.get("stride") or kw["kernel_size"], n)  # pooling: stride None means the kernel
+    d = _axes(kw.get("dilation", 1), n)
+    return tuple(dd * (kk - 1) + 1 for kk, dd in zip(k, d, strict=True)), s, d
+
+
+def _arg_location(layer: Layer, arg: str) -> tuple[int, int]:
+    loc = layer.arg_locations.get(arg, layer.location)
+    return loc.line, loc.col
+
+
+def _warn(file: str, layer: Layer, arg: str | None, code: str, message: str) -> tuple[Problem, int]:
+    """A warning at ``arg``'s value (or the layer), with the layer's line."""
+    line, col = _arg_location(layer, arg) if arg else (layer.location.line, layer.location.col)
+    return Problem(file, line, col, "warning", code, _path(layer), message), layer.location.line
+
+
+def lint(spec: Spec, analysis: Analysis, file: str | None = None) -> list[Problem]:
+    """Every warning (SC101-SC104) in an analysed spec, before ``ignore`` and suppressions.
+
+    A warning that repeats at the same place (the copies of a ``repeat``) is
+    reported once, with the number of copies.
+    """
+    return [problem for problem, _ in _lint(spec, analysis, file)]
+
+
+def _lint(spec: Spec, analysis: Analysis, file: str | None) -> list[tuple[Problem, int]]:
+    """Warnings, each with the line of its layer (a suppression comment may sit there too)."""
+    file = spec.file if file is None else file
+    found: list[tuple[Problem, int]] = []
+    for chain in _chains(spec, analysis):
+        found += _bias_before_batchnorm(chain, file)
+        found += _size_changing_conv(chain, file)
+    for row in analysis.layers:
+        assert row.layer is not None
+        found += _unseen(row, row.layer, file)
+        found += _even_same(row, row.layer, file)
+    counts: dict[Problem, int] = {}
+    for problem, _ in found:
+        key = replace(problem, path=None)
+        counts[key] = counts.get(key, 0) + 1
+    out = []
+    seen: set[Problem] = set()
+    for problem, line in found:
+        key = replace(problem, path=None)
+        if key in seen:
+            continue
+        seen.add(key)
+        n = counts[key]
+        out.append((replace(problem, message=problem.message + (f" (in each of {n} copies)" if n > 1 else "")), line))
+    return out
+
+
+def _bias_before_batchnorm(chain: _Chain, file: str) -> Iterator[tuple[Problem, int]]:
+    """SC101: conv (or transposed conv) with a bias, the very next layer batch norm."""
+    for a, b in itertools.pairwise(chain):
+        if a is None or b is None or not _is_conv(a.layer) or not b.layer.type.name.startswith("batchnorm"):
+            continue
+        result = a.row.result
+        if result is None or not result.torch_kwargs.get("bias"):
+            continue
+        wasted = sum(_numel(shape) for name, shape in result.tensors if name == "bias")
+        yield _warn(
+            file,
+            a.layer,
+            "bias" if "bias" in a.layer.args else None,
+            "SC101",
+            f"bias is wasted: the {b.layer.type.name} right after subtracts the mean, which cancels it"
+            f" ({wasted:,} parameters); set bias: false",
+        )
+
+
+def _numel(shape: Sequence[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+_AXIS_NAMES = {1: ("position",), 2: ("row", "column"), 3: ("frame", "row", "column")}
+
+
+def _unseen(row: Row, layer: Layer, file: str) -> Iterator[tuple[Problem, int]]:
+    """SC102: input at the end of an axis that no window reaches, where the windows tile without gaps.
+
+    A layer whose kernel is smaller than its stride (a 1x1 stride-2 shortcut)
+    skips input between its windows by design; its tail is not reported.
+    """
+    if not any(row.unseen):
+        return
+    kernel, stride, _ = _kernel(row)
+    names = _AXIS_NAMES.get(len(row.unseen), tuple(f"axis-{i} row" for i in range(len(row.unseen))))
+    parts = []
+    for axis, lost in enumerate(row.unseen):
+        if lost and kernel[axis] >= stride[axis]:
+            parts.append(f"last {lost} {names[axis]}s" if lost > 1 else f"last {names[axis]}")
+    if not parts:
+        return
+    kw = row.result.torch_kwargs if row.result is not None else {}
+    padding = kw.get("padding", 0)
+    yield _warn(
+        file,
+        layer,
+        "stride" if "stride" in layer.args else None,
+        "SC102",
+        f"stride {_x(stride)} does not divide the {'x'.join(map(str, row.input_shape[1:]))} input evenly:"
+        f" its {' and '.join(parts)} {'are' if len(parts) > 1 or parts[0].endswith('s') else 'is'} never seen"
+        f" (kernel {_x(kernel)}, padding {padding if isinstance(padding, str) else _x(_axes(padding, len(kernel)))})",
+    )
+
+
+def _keeps_size(row: Row) -> bool:
+    return row.input_shape[1:] == row.output_shape[1:]
+
+
+def _size_changing_conv(chain: _Chain, file: str) -> Iterator[tuple[Problem, int]]:
+    """SC103, the rule: a convolution (not transposed) is reported when
+
+    - its stride is 1 on every axis and its ``padding`` is not ``same``,
+    - on some axis its effective kernel ``d*(k-1)+1`` is odd and its output size
+      differs from its input size (padding other than ``(k_eff-1)/2``),
+    - and in its chain, the nearest layer before it and the nearest after it that
+      are not element-wise (activations, normalisation, dropout, identity) are both
+      convolutions that keep their spatial size. Nothing is reported at the ends of
+      a chain or next to a residual/concat, pooling, flatten or linear layer.
+    """
+    structural = [e for e in chain if e is None or not _is_elementwise(e.layer)]
+    for before, leaf, after in zip(structural, structural[1:], structural[2:], strict=False):
+        if leaf is None or before is None or after is None:
+            continue
+        layer, row = leaf.layer, leaf.row
+        if not layer.type.name.startswith("conv") or layer.type.name.startswith("conv_transpose"):
+            continue
+        kw = row.result.torch_kwargs if row.result is not None else {}
+        if kw.get("padding") == "same" or _keeps_size(row):
+            continue
+        kernel, stride, _ = _kernel(row)
+        if any(s != 1 for s in stride):
+            continue
+        odd_changed = [
+            i
+            for i, (k, a, b) in enumerate(zip(kernel, row.input_shape[1:], row.output_shape[1:], strict=True))
+            if k % 2 == 1 and k > 1 and a != b
+        ]
+        if not odd_changed:
+            continue
+        if not all(_is_conv(n.layer) and _keeps_size(n.row) for n in (before, after)):
+            continue
+        fits = tuple((k - 1) // 2 for k in kernel)
+        given = kw.get("padding", 0)
+        given_text = f"'{given}'" if isinstance(given, str) else _x(_axes(given, len(kernel)))
+        yield _warn(
+            file,
+            layer,
+            "padding" if "padding" in layer.args else None,
+            "SC103",
+            f"padding {given_text} changes the size {_x(row.input_shape[1:])} -> {_x(row.output_shape[1:])}"
+            f" between convolutions that keep it (likely a typo); padding {_x(fits)}"
+            + (" or 'same'" if all(k % 2 for k in kernel) else "")
+            + " would keep it",
+        )
+
+
+def _even_same(row: Row, layer: Layer, file: str) -> Iterator[tuple[Problem, int]]:
+    """SC104: ``padding: same`` whose total ``d*(k-1)`` is odd on some axis: one more zero at the end."""
+    kw = row.result.torch_kwargs if row.result is not None else {}
+    if kw.get("padding") != "same":
+        return
+    n = len(row.input_shape) - 1
+    k = _axes(kw["kernel_size"], n)
+    d = _axes(kw.get("dilation", 1), n)
+    totals = [dd * (kk - 1) for kk, dd in zip(k, d, strict=True)]
+    if all(t % 2 == 0 for t in totals):
+        return
+    before = tuple(t // 2 for t in totals)
+    after = tuple(t - t // 2 for t in totals)
+    dilated = f" (dilation {_x(d)})" if any(dd != 1 for dd in d) else ""
+    yield _warn(
+        file,
+        layer,
+        "padding" if "padding" in layer.args else None,
+        "SC104",
+        f"padding 'same' with the even kernel {_x(k)}{dilated} is asymmetric: {_x(before)} before,"
+        f" {_x(after)} after (the output shifts by half a step); an odd kernel pads evenly",
+    )
+
+
+def _suppressed(spec: Spec, code: str, lines: Iterable[int]) -> bool:
+    """A ``# shapecalc: ignore[...]`` comment on one of ``lines`` (an empty set of codes: every code)."""
+    for line in lines:
+        codes = spec.suppressions.get(line)
+        if codes is not None and (not codes or code in codes):
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- verify
+
+
+def _verify(spec: Spec, analysis: Analysis, file: str, device: str) -> list[Problem]:
+    """SC020 problems from building the model with torch (imported only here)."""
+    import importlib.util
+
+    loc = spec.location
+    if importlib.util.find_spec("torch") is None:
+        return [Problem(file, 1, 1, "error", "SC020", None, MissingTorchError("--verify").message)]
+    from .verify import verify as run_verify
+
+    try:
+        result = run_verify(spec, analysis=analysis, device=device)
+    except ShapecalcError as err:
+        return [_from_error(err, file, "SC020")]
+    problems = []
+    for c in result.mismatches:
+        row = analysis.rows[c.index] if c.index is not None else None
+        where = row.location if row is not None and row.location is not None else loc
+        path = f"{row.path} ({row.type})" if row is not None else None
+        if c.field == "forward":
+            message = f"torch refused to run it: {c.actual}"
+        else:
+            message = f"torch disagrees on {c.field}: shapecalc computes {_show(c.expected)}, torch {_show(c.actual)}"
+        problems.append(Problem(file, where.line, where.col, "error", "SC020", path, message))
+    return problems
+
+
+# --------------------------------------------------------------------------- --update-expect
+
+
+def _render(value: Any) -> str:
+    """A value as YAML flow text: ``[10]``, ``610794``, ``null``."""
+    if value is None:
+        return "null"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_render(v) for v in value) + "]"
+    return str(value)
+
+
+def rewrite_expect(text: str, values: Mapping[str, Any]) -> str:
+    """``text`` with the values of its ``expect:`` block replaced by ``values``.
+
+    Only the characters of each value change: keys, their order, comments,
+    quoting of other parts and line endings stay as they are. Keys the block
+    does not have are not added (a block pins what its author chose); a file
+    without an ``expect:`` block gets one appended at the end with every key of
+    ``values``. ``text`` must be a loadable spec (its YAML is composed again to
+    find the value spans: node marks give their start and end).
+    """
+    import yaml
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if not isinstance(root, yaml.MappingNode):
+        raise SpecError("the spec is not a mapping; cannot write an expect: block")
+    newline = "\r\n" if "\r\n" in text else "\n"
+    expect_value = None
+    for key_node, value_node in root.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.value == "expect":
+            expect_value = (key_node, value_node)
+    if expect_value is None:
+        body = text if not text or text.endswith(("\n", "\r")) else text + newline
+        return body + "expect:" + newline + "".join(f"  {k}: {_render(v)}{newline}" for k, v in values.items())
+    key_node, node = expect_value
+    if not isinstance(node, yaml.MappingNode) or not node.value:
+        # `expect:` with nothing (or `{}`): the key and its empty value become a full block
+        block = "expect:" + "".join(f"{newline}  {k}: {_render(v)}" for k, v in values.items())
+        return text[: key_node.start_mark.index] + block + text[node.end_mark.index :]
+    edits: list[tuple[int, int, str]] = []
+    for k, v in node.value:
+        if not isinstance(k, yaml.ScalarNode) or k.value not in values:
+            continue
+        edits += _value_edits(v, values[k.value])
+    out = text
+    for start, end, new in sorted(edits, reverse=True):
+        out = out[:start] + new + out[end:]
+    return out
+
+
+def _value_edits(node: Any, value: Any) -> list[tuple[int, int, str]]:
+    """Character spans to replace so that ``node`` reads ``value``."""
+    import yaml
+
+    if isinstance(node, yaml.SequenceNode) and not node.flow_style and node.value:
+        items = node.value
+        if (
+            isinstance(value, list | tuple)
+            and len(items) == len(value)
+            and all(isinstance(i, yaml.ScalarNode) for i in items)
+        ):
+            # a block list of the same length: each item in place, the `- ` layout kept
+            return [(i.start_mark.index, i.end_mark.index, _render(v)) for i, v in zip(items, value, strict=True)]
+        # a block list's end mark lies past trailing comments: end at its last item instead
+        return [(node.start_mark.index, _last_end(items[-1]), _render(value))]
+    return [(node.start_mark.index, node.end_mark.index, _render(value))]
+
+
+def _last_end(node: Any) -> int:
+    import yaml
+
+    if isinstance(node, yaml.SequenceNode | yaml.MappingNode) and not node.flow_style and node.value:
+        last = node.value[-1]
+        return _last_end(last[1] if isinstance(last, tuple) else last)
+    return int(node.end_mark.index)
+
+
+def updated_source(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """``(old, new)`` text of a spec file with its ``expect:`` block set to the current values.
+
+    Raises :class:`ShapecalcError` when the spec does not load or analyse, or
+    when the rewritten text would not load back with exactly those values.
+    """
+    from .analysis import analyse
+    from .spec import load, loads
+
+    file = os.fspath(path)
+    spec = load(file)
+    current = current_values(analyse(spec))
+    keys = list(spec.expect.values) if spec.expect is not None and spec.expect.values else list(EXPECT_KEYS)
+    if current["receptive_field"] is None and spec.expect is None:
+        keys.remove("receptive_field")  # nothing spatial to pin in a new block
+    values = {k: current[k] for k in keys if k in current}
+    # bytes, not text mode: universal newlines would turn \r\n into \n and touch every line
+    old = Path(file).read_bytes().decode("utf-8")
+    new = rewrite_expect(old, values)
+    if new == old:
+        return old, new
+    try:
+        check_spec = loads(new, file=file)
+        drift = expect_drift(check_spec, analyse(check_spec), file)
+    except ShapecalcError as err:
+        raise SpecError(
+            f"--update-expect cannot rewrite this expect: block in place ({err.message}); edit it by hand",
+            location=spec.expect.location if spec.expect is not None else spec.location,
+        ) from None
+    if drift:
+        raise SpecError(
+            f"--update-expect cannot rewrite this expect: block in place ({drift[0].path}: {drift[0].message});"
+            " edit it by hand",
+            location=spec.expect.location if spec.expect is not None else spec.location,
+        )
+    return old, new
+
+
+def update_expect(path: str | os.PathLike[str]) -> bool:
+    """Rewrite a spec file's ``expect:`` block to the current values; True when the file changed."""
+    old, new = updated_source(path)
+    if new == old:
+        return False
+    Path(path).write_bytes(new.encode("utf-8"))
+    return True

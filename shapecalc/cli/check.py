@@ -1,0 +1,149 @@
+"""``shapecalc check FILE...``: the pre-commit hook for architecture specs.
+
+Every file is checked (one bad file never hides the others). Each problem is
+one stdout line ``FILE:LINE:COL: severity: path: message  [CODE]``, the format
+editors and CI annotators parse; ``--format json`` prints one JSON list of
+records instead. A one-line summary goes to stderr. Exit codes: 0 all passed,
+1 any error (or any warning with ``--strict``), 2 usage errors (click's).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+
+import click
+
+from ..check import ERROR_CODES, WARNING_CODES
+
+
+def _codes(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> frozenset[str]:
+    codes = {c.strip().upper() for value in values for c in value.split(",") if c.strip()}
+    for code in sorted(codes):
+        if code in ERROR_CODES:
+            raise click.BadParameter(f"{code} is an error, not a warning: errors cannot be ignored", ctx, param)
+        if code not in WARNING_CODES:
+            raise click.BadParameter(
+                f"unknown warning code {code!r}; the warnings are {', '.join(WARNING_CODES)}", ctx, param
+            )
+    return frozenset(codes)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@click.command("check")
+@click.argument("files", metavar="FILE...", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option(
+    "--ignore",
+    multiple=True,
+    metavar="CODES",
+    callback=_codes,
+    help="Warning codes to silence, comma-separated (SC101,SC103); may be repeated.",
+)
+@click.option("--strict", is_flag=True, help="Warnings fail the check too (reported as errors).")
+@click.option("--verify", is_flag=True, help="Also build each model with torch and verify every number (needs torch).")
+@click.option("--device", default="cpu", show_default=True, help="Where --verify runs: cpu, cuda, cuda:N, mps, meta.")
+@click.option(
+    "--update-expect",
+    is_flag=True,
+    help="Rewrite each spec's expect: values to what it computes to (nothing else in the file changes).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: one FILE:LINE:COL line per problem; json: one JSON list of problem records.",
+)
+@click.pass_context
+def command(
+    ctx: click.Context,
+    files: tuple[str, ...],
+    ignore: frozenset[str],
+    strict: bool,
+    verify: bool,
+    device: str,
+    update_expect: bool,
+    fmt: str,
+) -> None:
+    """Check architecture spec files: errors, drift from expect:, warnings.
+
+    \b
+    Errors (always fail):
+      SC001  the spec cannot be read or loaded
+      SC002  the layers do not fit together
+      SC010  an expect: value differs from the computed one
+      SC020  --verify: torch disagrees (or torch is missing)
+    Warnings (fail only with --strict):
+      SC101  conv bias directly followed by batch norm (wasted)
+      SC102  input rows/columns the stride never reaches
+      SC103  odd-kernel conv changes the size between size-keeping convs
+      SC104  even kernel with padding 'same' (asymmetric)
+
+    Silence a warning with --ignore SC101 or, on the layer's line in the spec,
+    a comment "# shapecalc: ignore[SC101]" ("# shapecalc: ignore" silences all).
+    """
+    from ..check import check_file
+    from ..errors import ShapecalcError
+
+    problems = []
+    failed = 0
+    for file in files:
+        if update_expect:
+            from ..check import update_expect as rewrite
+
+            try:
+                if rewrite(file):
+                    click.echo(f"{file}: expect: updated", err=True)
+            except ShapecalcError:
+                pass  # the same error is reported by the check below, located
+        found = check_file(file, strict=strict, ignore=ignore, verify=verify, device=device)
+        problems += found
+        failed += any(p.severity == "error" for p in found)
+
+    if fmt == "json":
+        click.echo(json.dumps([p.to_json() for p in problems], indent=2))
+    else:
+        for problem in problems:
+            click.echo(problem.format())
+
+    errors = sum(p.severity == "error" for p in problems)
+    warnings = len(problems) - errors
+    n = _plural(len(files), "file")
+    if not problems:
+        summary = f"shapecalc check: {n} checked, all passed"
+    elif not errors:
+        summary = f"shapecalc check: {n} checked, all passed with {_plural(warnings, 'warning')}"
+    else:
+        summary = (
+            f"shapecalc check: {n} checked, {failed} failed: {_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
+        )
+        if any(p.code == "SC010" for p in problems):
+            summary += " (--update-expect accepts the current values)"
+    click.echo(summary, err=True)
+    ctx.exit(1 if errors else 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``shapecalc check`` with ``argv`` (default ``sys.argv[1:]``) and return its exit code.
+
+    The pre-commit-hooks convention: tests call ``main([...])`` directly.
+    """
+    args = list(argv) if argv is not None else sys.argv[1:]
+    try:
+        code = command.main(args=args, prog_name="shapecalc check", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        return 1
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
