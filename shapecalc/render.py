@@ -105,6 +105,21 @@ def visible_rows(analysis: Analysis, depth: int | None) -> list[tuple[Row, int]]
     return out
 
 
+def layer_numbers(analysis: Analysis) -> dict[int, int]:
+    """Row index -> 1-based layer number; folded and hidden layers keep their numbers."""
+    leaves = (r.index for r in analysis.rows if r.kind == "layer")
+    return {index: n for n, index in enumerate(leaves, 1)}
+
+
+def _subtree_layers(analysis: Analysis, group: Row) -> int:
+    count = 0
+    for row in analysis.rows[group.index + 1 :]:
+        if row.depth <= group.depth:
+            break
+        count += row.kind == "layer"
+    return count
+
+
 def _row_name(row: Row) -> str:
     """``conv2d``, ``basic_block #2/3``, ``repeat x2 'stage'``: type, repeat, label."""
     text = row.type
@@ -139,21 +154,20 @@ def summary_table(
     table.add_column("RF", justify="right", no_wrap=True)
     if verified is not None:
         table.add_column("✓", justify="center")
-    rows = visible_rows(analysis, depth)
-    n = 0
-    for row, level in rows:
+    numbers = layer_numbers(analysis)
+    for row, level in visible_rows(analysis, depth):
         folded = row.kind == "group" and depth is not None and level == depth
         indent = "  " * level
         name = Text(indent + _row_name(row), style="bold" if row.kind == "group" else "")
-        if row.kind == "layer":
-            n += 1
-            number = str(n)
+        if folded:
+            n = _subtree_layers(analysis, row)
+            args = f"({n} layer{'s' if n != 1 else ''})"
         else:
-            number = ""
+            args = row.summary
         cells: list[str | Text] = [
-            number,
+            str(numbers[row.index]) if row.kind == "layer" else "",
             name,
-            row.summary if row.kind == "layer" else ("(folded)" if folded else ""),
+            args,
             fmt_shape(row.output_shape, analysis.batch),
             fmt_int(row.params) if row.params or row.kind == "layer" else "",
             fmt_int(row.macs) if row.macs else "",
@@ -268,14 +282,12 @@ _FLAT_HEADER = ["index", "path", "type", "name", "args", "output_shape", "params
 
 def _flat_rows(analysis: Analysis, depth: int | None) -> list[list[str]]:
     out = []
-    n = 0
+    numbers = layer_numbers(analysis)
     for row, _level in visible_rows(analysis, depth):
-        if row.kind == "layer":
-            n += 1
         rf = row.receptive
         out.append(
             [
-                str(n) if row.kind == "layer" else "",
+                str(numbers[row.index]) if row.kind == "layer" else "",
                 row.path,
                 row.type,
                 row.label or "",
@@ -313,15 +325,13 @@ def to_markdown(analysis: Analysis, depth: int | None = None) -> str:
         "| " + " | ".join(header) + " |",
         "|" + "|".join(" ---: " if h in ("#", "Params", "MACs", "RF") else " --- " for h in header) + "|",
     ]
-    n = 0
+    numbers = layer_numbers(analysis)
     for row, level in visible_rows(analysis, depth):
-        if row.kind == "layer":
-            n += 1
         name = "&nbsp;&nbsp;" * level + _row_name(row).replace("|", "\\|")
         if row.kind == "group":
             name = f"**{name}**"
         cells = [
-            str(n) if row.kind == "layer" else "",
+            str(numbers[row.index]) if row.kind == "layer" else "",
             name,
             row.summary.replace("|", "\\|"),
             fmt_shape(row.output_shape),
