@@ -1,0 +1,116 @@
+"""``shapecalc summary`` through click's CliRunner: exit codes, stdout, stderr."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from shapecalc.cli import cli
+
+SPEC = """\
+name: tiny
+input: [3, 16, 16]
+layers:
+  - conv2d: {out_channels: 8, kernel_size: 3, padding: 1, bias: false}
+  - batchnorm2d
+  - relu
+  - maxpool2d: {kernel_size: 2}
+  - flatten
+  - linear: {out_features: 10}
+"""
+
+
+@pytest.fixture
+def spec_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(SPEC)
+    return path
+
+
+def run(*args: str) -> object:
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_table_without_verification(spec_file: Path) -> None:
+    result = CliRunner().invoke(cli, ["summary", str(spec_file), "--no-verify"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    out = result.stdout
+    assert "tiny  input [1, 3, 16, 16]" in out
+    assert "│ 6 │ linear      │ 512 -> 10 │ [1, 10]        │  5,130 │  5,120 │ 16 /2 │" in out
+    assert "Parameters" in out and "5,362" in out  # 216 + 16 + 5,130
+
+
+def test_no_torch_says_so_in_one_line(spec_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    result = CliRunner().invoke(cli, ["summary", str(spec_file)])
+    assert result.exit_code == 0
+    assert result.stderr == "not verified: torch is not installed (pip install 'shapecalc[torch]')\n"
+
+
+def test_json_is_the_documented_schema(spec_file: Path) -> None:
+    result = CliRunner().invoke(cli, ["summary", str(spec_file), "--no-verify", "--format", "json", "--batch", "2"])
+    assert result.exit_code == 0
+    doc = json.loads(result.stdout)
+    assert doc["name"] == "tiny"
+    assert doc["input"] == [3, 16, 16] and doc["output"] == [10]
+    assert doc["batch"] == 2
+    assert doc["totals"]["params"] == 5362
+    assert doc["totals"]["macs"] == 216 * 256 + 5120
+    assert [layer["type"] for layer in doc["layers"]] == [
+        "conv2d", "batchnorm2d", "relu", "maxpool2d", "flatten", "linear",
+    ]  # fmt: skip
+    assert doc["verification"] is None
+
+
+def test_input_override_and_csv(spec_file: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["summary", str(spec_file), "--no-verify", "--format", "csv", "--input", "3x32x32"]
+    )
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[1].startswith("1,layers[0],conv2d,,3x3 p1,\"[8, 32, 32]\",216,")
+    # the flatten now gives 8*16*16 = 2,048 features: linear 2048 -> 10
+    assert lines[-1].startswith("6,layers[5],linear,,2048 -> 10,[10],20490,")
+
+
+def test_markdown(spec_file: Path) -> None:
+    result = CliRunner().invoke(cli, ["summary", str(spec_file), "--no-verify", "--format", "markdown"])
+    assert result.exit_code == 0
+    assert "| 6 | linear | 512 -> 10 | [10] | 5,130 | 5,120 | 16 /2 |" in result.stdout
+
+
+def test_broken_spec_is_one_located_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(SPEC.replace("linear: {out_features: 10}", "linear: {in_features: 4096, out_features: 10}"))
+    result = CliRunner().invoke(cli, ["summary", str(path), "--no-verify"])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == f"{path}:9:27: layers[5] (linear): in_features is 4096 but the input has 512 features\n"
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["summary", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.stderr.startswith(str(tmp_path / "nope.yaml"))
+
+
+def test_usage_error_is_exit_2(spec_file: Path) -> None:
+    result = CliRunner().invoke(cli, ["summary", str(spec_file), "--dtype", "int8"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--dtype'" in result.stderr
+
+
+def test_verified_with_torch(spec_file: Path) -> None:
+    pytest.importorskip("torch")
+    result = CliRunner().invoke(cli, ["summary", str(spec_file), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "✓" in result.stdout
+    assert "✗" not in result.stdout
+    assert "verified" in result.stderr and "torch" in result.stderr
