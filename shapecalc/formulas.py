@@ -99,17 +99,19 @@ def pool_out(
             arg="padding",
         )
     numer = size + 2 * padding - eff
-    if numer < 0:
-        raise LayerConfigError(
-            f"{_kernel_text(kernel, dilation)} is larger than padded input"
-            f" {size + 2 * padding} (input {size} + padding {2 * padding})"
-        )
     if ceil_mode:
+        # rounding up lets the last window hang over the end, even when the kernel is
+        # larger than the padded input (torch: input 1, kernel 2, stride 2 -> 1)
         out = -(-numer // stride) + 1
         if (out - 1) * stride >= size + padding:
             out -= 1
     else:
         out = numer // stride + 1
+    if out < 1:
+        raise LayerConfigError(
+            f"{_kernel_text(kernel, dilation)} is larger than padded input"
+            f" {size + 2 * padding} (input {size} + padding {2 * padding})"
+        )
     return out
 
 

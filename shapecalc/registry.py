@@ -297,8 +297,14 @@ def _output_size(lt: LayerType, a: Arg, v: Any) -> Any:
     n = lt.ndim or 1
     if _is_int(v) and v >= 1:
         return int(v)
-    if isinstance(v, list | tuple) and len(v) == n and all(x is None or (_is_int(x) and x >= 1) for x in v):
+    # torch's 1-d adaptive pools take no null ("keep the axis" makes no sense with one axis)
+    keep_ok = n > 1
+    if isinstance(v, list | tuple) and len(v) == n and all(
+        (keep_ok and x is None) or (_is_int(x) and x >= 1) for x in v
+    ):
         return tuple(None if x is None else int(x) for x in v)
+    if n == 1:
+        raise _fail(lt, a, "a positive int or a list of 1", v)
     raise _fail(lt, a, f"a positive int or a list of {n} (positive ints or null)", v)
 
 
@@ -477,7 +483,9 @@ def _infer_conv(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRe
         raise LayerConfigError(f"out_channels {cout} must be divisible by groups {groups}", arg="groups")
     k, s, d = _axes(args["kernel_size"], n), _axes(args["stride"], n), _axes(args["dilation"], n)
     before, after = _conv_padding_axes(lt, args, k, s, d)
-    if args["padding_mode"] != "zeros":
+    if args["padding_mode"] in ("reflect", "circular"):
+        # reflect mirrors inside the input (pad < size); circular wraps around at most once
+        # (pad <= size); replicate repeats the edge value and takes any padding
         for axis, (size, pb, pa) in enumerate(zip(shape[1:], before, after, strict=True)):
             limit = size - 1 if args["padding_mode"] == "reflect" else size
             if max(pb, pa) > limit:
@@ -595,6 +603,15 @@ def _infer_pool(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRe
     p = _axes(args["padding"], n)
     d = _axes(args.get("dilation", 1), n)
     ceil = args["ceil_mode"]
+    if lt.torch_name == "AvgPool3d":
+        # a quirk of torch's avg_pool3d only: the unpadded input must hold the kernel on every axis
+        for axis, (size, kk) in enumerate(zip(shape[1:], k, strict=True)):
+            if size < kk:
+                raise LayerConfigError(
+                    f"kernel {kk} is larger than input {size} (axis {axis}): avgpool3d needs the"
+                    f" unpadded input to be at least the kernel size",
+                    arg="kernel_size",
+                )
     out_sp = []
     for axis, size in enumerate(shape[1:]):
         try:
@@ -874,6 +891,15 @@ def _infer_zeropad(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Laye
         raise LayerConfigError(f"zeropad2d expects a per-sample input [C, H, W], not {_fmt_shape(shape)}")
     p = args["padding"]
     left, right, top, bottom = (p, p, p, p) if isinstance(p, int) else p
+    # torch crops (negative padding) before it pads: the crops alone must fit in the input
+    crops = ((0, shape[-2], min(top, 0) + min(bottom, 0)), (1, shape[-1], min(left, 0) + min(right, 0)))
+    for axis, size, crop in crops:
+        if size + crop < 0:
+            raise LayerConfigError(
+                f"padding {_show(p)} crops {-crop} from axis {axis} of size {size}:"
+                f" negative padding can crop at most {size} there",
+                arg="padding",
+            )
     h, w = shape[-2] + top + bottom, shape[-1] + left + right
     if h < 1 or w < 1:
         raise LayerConfigError(

@@ -1,0 +1,563 @@
+"""The layer registry: exact numbers for known layers, and property tests against torch.
+
+The property tests draw random 1-d/2-d/3-d layer configurations (valid and invalid) and
+require that ``LayerType.infer`` agrees with real PyTorch on everything it claims:
+
+- the output shape equals torch's, and where torch refuses the configuration (at
+  construction or in the forward pass) we raise ``LayerConfigError`` too, and vice versa;
+- ``params`` == ``sum(p.numel())``, ``trainable`` the same over ``requires_grad``,
+  ``buffers`` == ``sum(b.numel())`` (BatchNorm's ``num_batches_tracked`` included);
+- ``macs`` == ``FlopCounterMode`` total / 2 (the documented MAC definition);
+- ``tensors`` are exactly the module's ``named_parameters()`` with their shapes;
+- ``torch.nn.<torch_name>(**torch_kwargs)`` builds and gives the same shape.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shapecalc.errors import LayerConfigError
+from shapecalc.registry import LAYERS, STRUCTURAL, LayerType, all_names, did_you_mean, lookup, normalise_name
+
+# --------------------------------------------------------------------------- exact numbers
+
+
+def conv2d() -> LayerType:
+    lt = lookup("conv2d")
+    assert lt is not None
+    return lt
+
+
+def test_lecture_conv2d_3_to_64() -> None:
+    res = conv2d().infer((3, 32, 32), {"out_channels": 64, "kernel_size": 3, "padding": 1})
+    assert res.output == (64, 32, 32)
+    assert res.params == 1792  # 64*3*3*3 weights + 64 biases
+    assert res.trainable == 1792
+    assert res.buffers == 0
+    assert res.tensors == (("weight", (64, 3, 3, 3)), ("bias", (64,)))
+    assert res.macs == 32 * 32 * 64 * 3 * 3 * 3  # 1,769,472 per sample
+    assert res.summary == "3x3 p1"
+    assert res.unseen == (0, 0)
+    assert res.torch_kwargs["in_channels"] == 3
+
+
+def test_lecture_why_convolutions_87111x() -> None:
+    # the lecture: a dense layer 224x224x3 -> 1000 vs a 3x3 conv 3 -> 64, no bias
+    conv = conv2d().infer((3, 224, 224), {"out_channels": 64, "kernel_size": 3, "bias": False})
+    linear = lookup("linear")
+    assert linear is not None
+    dense = linear.infer((3 * 224 * 224,), {"out_features": 1000, "bias": False})
+    assert conv.params == 1728
+    assert dense.params == 150_528_000
+    assert dense.params // conv.params == 87_111
+    assert round(dense.params / conv.params) == 87_111
+
+
+def test_names_lookup_case_and_underscores() -> None:
+    assert lookup("ConvTranspose2d") is lookup("conv_transpose2d") is lookup("CONV_TRANSPOSE_2D")
+    assert lookup("adaptive_avg_pool2d") is lookup("AdaptiveAvgPool2d")
+    assert lookup("nosuchlayer") is None
+    assert normalise_name("Max_Pool2d") == "maxpool2d"
+    assert "conv2d" in all_names() and "zeropad2d" in all_names()
+    assert not set(STRUCTURAL) & {normalise_name(n) for n in all_names()}
+
+
+def test_did_you_mean() -> None:
+    assert did_you_mean("conv2", all_names()) == " (did you mean 'conv2d'?)"
+    assert did_you_mean("xyzzy", all_names()) == ""
+
+
+def test_check_arg_unknown_and_wrong_type() -> None:
+    lt = conv2d()
+    with pytest.raises(LayerConfigError) as e:
+        lt.check_arg("kernal_size", 3)
+    assert e.value.arg == "kernal_size"
+    assert str(e.value).startswith("conv2d has no argument 'kernal_size' (did you mean 'kernel_size'?); it takes ")
+    with pytest.raises(LayerConfigError) as e:
+        lt.check_arg("kernel_size", True)
+    assert str(e.value) == "conv2d kernel_size must be a positive int or a list of 2, not true"
+    with pytest.raises(LayerConfigError) as e:
+        lt.check_arg("kernel_size", [3, 3, 3])
+    assert str(e.value) == (
+        "conv2d kernel_size has 3 values but conv2d has 2 spatial axes: give one int or a list of 2"
+    )
+    assert lt.check_arg("kernel_size", [3, 5]) == (3, 5)
+    assert lt.check_arg("padding", "same") == "same"
+    with pytest.raises(LayerConfigError, match="conv2d padding must be 'same', 'valid', an int >= 0"):
+        lt.check_arg("padding", "full")
+
+
+def test_missing_required_and_channel_mismatch() -> None:
+    with pytest.raises(LayerConfigError) as e:
+        conv2d().infer((3, 8, 8), {"kernel_size": 3})
+    assert str(e.value) == "conv2d needs 'out_channels'"
+    with pytest.raises(LayerConfigError) as e:
+        conv2d().infer((3, 8, 8), {"in_channels": 4, "out_channels": 8, "kernel_size": 3})
+    assert str(e.value) == "in_channels is 4 but the input has 3 channels"
+    assert e.value.arg == "in_channels"
+
+
+def test_kernel_too_large_message() -> None:
+    with pytest.raises(LayerConfigError) as e:
+        conv2d().infer((3, 5, 5), {"out_channels": 8, "kernel_size": 5, "dilation": 2, "padding": 1})
+    assert str(e.value) == (
+        "kernel 5 (dilated 9) is larger than padded input 7 (input 5 + padding 2);"
+        " the input must be at least 7 (axis 0)"
+    )
+
+
+def test_same_padding_refused_with_stride() -> None:
+    with pytest.raises(LayerConfigError) as e:
+        conv2d().infer((3, 8, 8), {"out_channels": 8, "kernel_size": 3, "stride": 2, "padding": "same"})
+    assert str(e.value) == (
+        "padding 'same' is not supported for strided convolutions (stride 2); use stride 1 or an explicit padding"
+    )
+
+
+def test_same_padding_even_kernel_is_asymmetric() -> None:
+    res = conv2d().infer((1, 10, 10), {"out_channels": 1, "kernel_size": [4, 3], "padding": "same"})
+    assert res.output == (1, 10, 10)
+    assert res.summary == "4x3 same"
+
+
+def test_unseen_rows_reported() -> None:
+    # 6 + 2*1 - 3 = 5, 5 % 2 = 1: the last padding row is skipped, nothing real is lost
+    res = conv2d().infer((1, 6, 7), {"out_channels": 1, "kernel_size": 3, "stride": 2, "padding": 1})
+    assert res.output == (1, 3, 4)
+    assert res.unseen == (0, 0)
+    # 8 - 3 = 5, 5 % 2 = 1: the last input row is never seen
+    res = conv2d().infer((1, 8, 8), {"out_channels": 1, "kernel_size": 3, "stride": 2})
+    assert res.unseen == (1, 1)
+
+
+def test_batchnorm_buffers_and_groupnorm_divisors() -> None:
+    bn = lookup("batchnorm2d")
+    assert bn is not None
+    res = bn.infer((64, 8, 8), {})
+    assert (res.params, res.buffers) == (128, 129)  # running mean, var, num_batches_tracked
+    gn = lookup("groupnorm")
+    assert gn is not None
+    with pytest.raises(LayerConfigError) as e:
+        gn.infer((12, 4, 4), {"num_groups": 5})
+    assert str(e.value) == "num_groups 5 must divide the 12 channels (divisors: 1, 2, 3, 4, 6, 12)"
+
+
+def test_linear_mismatch_suggests_flatten() -> None:
+    lt = lookup("linear")
+    assert lt is not None
+    with pytest.raises(LayerConfigError) as e:
+        lt.infer((16, 5, 5), {"in_features": 400, "out_features": 10})
+    assert str(e.value) == "in_features is 400 but the input has 5 features (flatten first: it would give 400 features)"
+
+
+def test_pool_padding_limit_message() -> None:
+    lt = lookup("maxpool2d")
+    assert lt is not None
+    with pytest.raises(LayerConfigError) as e:
+        lt.infer((1, 8, 8), {"kernel_size": 2, "padding": 2})
+    assert str(e.value) == "padding 2 should be at most half of the kernel size 2 (at most 1) (axis 0)"
+
+
+def test_flatten_refuses_batch_axis() -> None:
+    # a deliberate difference from torch (which would allow it): see the property test below
+    lt = lookup("flatten")
+    assert lt is not None
+    with pytest.raises(LayerConfigError, match="start_dim 0 would flatten the batch axis"):
+        lt.infer((3, 4), {"start_dim": 0})
+    assert lt.infer((3, 4, 5), {}).output == (60,)
+    assert lt.infer((3, 4, 5), {"start_dim": 2}).output == (3, 20)
+
+
+# regressions found by the property tests below (each was a disagreement with torch)
+
+
+def _lt(name: str) -> LayerType:
+    lt = lookup(name)
+    assert lt is not None
+    return lt
+
+
+def test_replicate_padding_takes_any_amount() -> None:
+    # replicate repeats the edge value: torch pads 1 sample by 5; reflect and circular have limits
+    args = {"out_channels": 1, "kernel_size": 1, "padding": 5}
+    assert _lt("conv1d").infer((1, 1), {**args, "padding_mode": "replicate"}).output == (1, 11)
+    with pytest.raises(LayerConfigError) as e:
+        _lt("conv1d").infer((1, 2), {**args, "padding_mode": "reflect"})
+    assert str(e.value) == "padding 5 with padding_mode 'reflect' must be at most 1 for axis 0 of size 2"
+    with pytest.raises(LayerConfigError) as e:
+        _lt("conv1d").infer((1, 2), {**args, "padding_mode": "circular"})
+    assert str(e.value) == "padding 5 with padding_mode 'circular' must be at most 2 for axis 0 of size 2"
+
+
+def test_maxpool_ceil_mode_window_may_overhang() -> None:
+    assert _lt("maxpool1d").infer((1, 1), {"kernel_size": 2, "ceil_mode": True}).output == (1, 1)
+
+
+def test_avgpool3d_needs_unpadded_input_at_least_kernel() -> None:
+    # torch's avg_pool3d (not 1d/2d, not max) checks the unpadded input against the kernel
+    with pytest.raises(LayerConfigError) as e:
+        _lt("avgpool3d").infer((1, 5, 1, 5), {"kernel_size": [1, 2, 1], "padding": [0, 1, 0]})
+    assert str(e.value) == (
+        "kernel 2 is larger than input 1 (axis 1): avgpool3d needs the unpadded input to be at least the kernel size"
+    )
+    assert _lt("avgpool2d").infer((1, 1, 5), {"kernel_size": [2, 1], "padding": [1, 0]}).output == (1, 1, 5)
+
+
+def test_zeropad_crops_before_padding() -> None:
+    # torch crops first: cropping 2 rows of 1 fails even though 2 rows of padding come back
+    with pytest.raises(LayerConfigError) as e:
+        _lt("zeropad2d").infer((1, 1, 1), {"padding": [0, 0, 2, -2]})
+    assert str(e.value) == (
+        "padding [0, 0, 2, -2] crops 2 from axis 0 of size 1: negative padding can crop at most 1 there"
+    )
+    assert _lt("zeropad2d").infer((1, 1, 1), {"padding": [0, 0, 2, -1]}).output == (1, 2, 1)
+
+
+def test_adaptive_pool_1d_refuses_null() -> None:
+    # torch's 1-d adaptive pools raise a TypeError for None; we refused nothing and handed out bad kwargs
+    with pytest.raises(LayerConfigError) as e:
+        _lt("adaptive_avgpool1d").infer((1, 4), {"output_size": [None]})
+    assert str(e.value) == "adaptive_avgpool1d output_size must be a positive int or a list of 1, not [null]"
+    assert _lt("adaptive_avgpool2d").infer((1, 4, 6), {"output_size": [None, 2]}).output == (1, 4, 2)
+
+
+def test_batchnorm_wrong_num_features_refused() -> None:
+    # torch never looks at num_features without affine and running stats; a wrong one is still a spec bug
+    with pytest.raises(LayerConfigError) as e:
+        _lt("batchnorm1d").infer((1, 2), {"num_features": 2, "affine": False, "track_running_stats": False})
+    assert str(e.value) == "num_features is 2 but the input has 1 channels"
+
+
+# --------------------------------------------------------------------------- property tests vs torch
+
+torch = pytest.importorskip("torch")
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+SETTINGS = settings(
+    # raise it locally for a deeper search: SHAPECALC_EXAMPLES=2000 pytest tests/test_registry.py
+    max_examples=int(os.environ.get("SHAPECALC_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+BATCH = 2
+MAX_SPATIAL = {1: 24, 2: 16, 3: 8}
+
+#: the argument torch needs that we infer from the incoming shape
+INFERRED = {"in_channels", "in_features", "num_features", "num_channels"}
+
+
+def _tupled(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _torch_kwargs(lt: LayerType, shape: tuple[int, ...], args: Mapping[str, Any]) -> dict[str, Any]:
+    """What a user would pass to torch for these spec args: inferred channels filled in."""
+    kwargs = {k: _tupled(v) for k, v in args.items()}
+    for a in lt.args:
+        if a.inferred and a.name not in kwargs:
+            kwargs[a.name] = shape[-1] if a.name == "in_features" else shape[0]
+    return kwargs
+
+
+def _run_torch(lt: LayerType, kwargs: Mapping[str, Any], shape: tuple[int, ...]) -> tuple[Any, Any, int]:
+    """(module, output, flops) or raise what torch raises."""
+    module = getattr(torch.nn, lt.torch_name)(**kwargs).eval()  # eval: batch statistics need >1 value
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        out = module(torch.zeros(BATCH, *shape))
+    return module, out, counter.get_total_flops()
+
+
+def assert_matches_torch(name: str, shape: tuple[int, ...], args: Mapping[str, Any]) -> None:
+    """Our verdict on (shape, args) equals torch's: same shape and counts, or both refuse."""
+    lt = lookup(name)
+    assert lt is not None
+    ours: Any = None
+    ours_error: LayerConfigError | None = None
+    try:
+        ours = lt.infer(shape, args)
+    except LayerConfigError as exc:
+        ours_error = exc
+    torch_error: Exception | None = None
+    try:
+        module, out, flops = _run_torch(lt, _torch_kwargs(lt, shape, args), shape)
+    except (RuntimeError, ValueError, IndexError, TypeError) as exc:  # torch's ways of refusing a configuration
+        torch_error = exc
+    else:
+        if out.numel() == 0:
+            # torch returns an empty tensor for some zero-length outputs (a transposed conv whose
+            # padding eats the whole output); a network with a zero-length axis is broken, so
+            # shapecalc refuses it deliberately and counts this as torch refusing too
+            torch_error = RuntimeError(f"empty output {tuple(out.shape)}")
+    if ours_error is not None or torch_error is not None:
+        assert ours_error is not None and torch_error is not None, (
+            f"{name} {shape} {dict(args)}: ours -> {ours_error!s}, torch -> {torch_error!s}"
+        )
+        return
+    assert tuple(out.shape) == (BATCH, *ours.output), f"{name} {shape} {dict(args)}"
+    assert ours.params == sum(p.numel() for p in module.parameters())
+    assert ours.trainable == sum(p.numel() for p in module.parameters() if p.requires_grad)
+    assert ours.buffers == sum(b.numel() for b in module.buffers())
+    assert 2 * BATCH * ours.macs == flops, f"{name} {shape} {dict(args)}: macs {ours.macs}, torch flops {flops}"
+    assert ours.tensors == tuple((n, tuple(p.shape)) for n, p in module.named_parameters())
+    # the constructor kwargs we hand out build the same layer
+    rebuilt, out2, _ = _run_torch(lt, ours.torch_kwargs, shape)
+    assert tuple(out2.shape) == tuple(out.shape)
+    assert sum(p.numel() for p in rebuilt.parameters()) == ours.params
+
+
+def per_axis(n: int, values: st.SearchStrategy[int]) -> st.SearchStrategy[Any]:
+    """An int or a list of n ints, as a spec writes it."""
+    return st.one_of(values, st.lists(values, min_size=n, max_size=n))
+
+
+@st.composite
+def spatial_shape(draw: st.DrawFn, n: int, channels: int) -> tuple[int, ...]:
+    return (channels, *draw(st.lists(st.integers(1, MAX_SPATIAL[n]), min_size=n, max_size=n)))
+
+
+NDIMS = st.sampled_from([1, 2, 3])
+
+
+@st.composite
+def conv_case(draw: st.DrawFn) -> tuple[str, tuple[int, ...], dict[str, Any]]:
+    n = draw(NDIMS)
+    cin = draw(st.integers(1, 8))
+    shape = draw(spatial_shape(n, cin))
+    args: dict[str, Any] = {
+        "out_channels": draw(st.integers(1, 8)),
+        "kernel_size": draw(per_axis(n, st.integers(1, 5))),
+    }
+    if draw(st.booleans()):
+        args["stride"] = draw(per_axis(n, st.integers(1, 3)))
+    if draw(st.booleans()):
+        args["dilation"] = draw(per_axis(n, st.integers(1, 3)))
+    padding = draw(st.sampled_from(["none", "int", "same", "valid"]))
+    if padding == "int":
+        args["padding"] = draw(per_axis(n, st.integers(0, 4)))
+    elif padding != "none":
+        args["padding"] = padding
+    if draw(st.booleans()):
+        args["groups"] = draw(st.integers(1, 4))  # not always a divisor: torch must refuse those
+    if draw(st.booleans()):
+        args["bias"] = draw(st.booleans())
+    if draw(st.booleans()):
+        args["padding_mode"] = draw(st.sampled_from(["zeros", "reflect", "replicate", "circular"]))
+    return f"conv{n}d", shape, args
+
+
+@given(conv_case())
+@SETTINGS
+def test_conv_matches_torch(case: tuple[str, tuple[int, ...], dict[str, Any]]) -> None:
+    assert_matches_torch(*case)
+
+
+@st.composite
+def conv_transpose_case(draw: st.DrawFn) -> tuple[str, tuple[int, ...], dict[str, Any]]:
+    n = draw(NDIMS)
+    cin = draw(st.integers(1, 8))
+    shape = (cin, *draw(st.lists(st.integers(1, MAX_SPATIAL[n] // 2), min_size=n, max_size=n)))
+    args: dict[str, Any] = {
+        "out_channels": draw(st.integers(1, 8)),
+        "kernel_size": draw(per_axis(n, st.integers(1, 4))),
+    }
+    for key, values in (
+        ("stride", st.integers(1, 3)),
+        ("padding", st.integers(0, 3)),
+        ("dilation", st.integers(1, 3)),
+        ("output_padding", st.integers(0, 2)),
+    ):
+        if draw(st.booleans()):
+            args[key] = draw(per_axis(n, values))
+    if draw(st.booleans()):
+        args["groups"] = draw(st.integers(1, 4))
+    if draw(st.booleans()):
+        args["bias"] = draw(st.booleans())
+    return f"conv_transpose{n}d", shape, args
+
+
+@given(conv_transpose_case())
+@SETTINGS
+def test_conv_transpose_matches_torch(case: tuple[str, tuple[int, ...], dict[str, Any]]) -> None:
+    assert_matches_torch(*case)
+
+
+@st.composite
+def pool_case(draw: st.DrawFn) -> tuple[str, tuple[int, ...], dict[str, Any]]:
+    n = draw(NDIMS)
+    kind = draw(st.sampled_from(["max", "avg"]))
+    shape = draw(spatial_shape(n, draw(st.integers(1, 3))))
+    args: dict[str, Any] = {"kernel_size": draw(per_axis(n, st.integers(1, 5)))}
+    if draw(st.booleans()):
+        args["stride"] = draw(st.one_of(st.none(), per_axis(n, st.integers(1, 4))))
+    if draw(st.booleans()):
+        args["padding"] = draw(per_axis(n, st.integers(0, 3)))
+    if draw(st.booleans()):
+        args["ceil_mode"] = draw(st.booleans())
+    if kind == "max" and draw(st.booleans()):
+        args["dilation"] = draw(per_axis(n, st.integers(1, 3)))
+    if kind == "avg" and draw(st.booleans()):
+        args["count_include_pad"] = draw(st.booleans())
+    if kind == "avg" and n > 1 and draw(st.booleans()):
+        args["divisor_override"] = draw(st.integers(1, 5))
+    return f"{kind}pool{n}d", shape, args
+
+
+@given(pool_case())
+@SETTINGS
+def test_pool_matches_torch(case: tuple[str, tuple[int, ...], dict[str, Any]]) -> None:
+    assert_matches_torch(*case)
+
+
+@st.composite
+def adaptive_case(draw: st.DrawFn) -> tuple[str, tuple[int, ...], dict[str, Any]]:
+    n = draw(NDIMS)
+    kind = draw(st.sampled_from(["avg", "max"]))
+    shape = draw(spatial_shape(n, draw(st.integers(1, 3))))
+    size = st.integers(1, MAX_SPATIAL[n])
+    output_size = draw(st.one_of(size, st.lists(st.one_of(st.none(), size), min_size=n, max_size=n)))
+    return f"adaptive_{kind}pool{n}d", shape, {"output_size": output_size}
+
+
+@given(adaptive_case())
+@SETTINGS
+def test_adaptive_pool_matches_torch(case: tuple[str, tuple[int, ...], dict[str, Any]]) -> None:
+    assert_matches_torch(*case)
+
+
+@st.composite
+def upsample_case(draw: st.DrawFn) -> tuple[str, tuple[int, ...], dict[str, Any]]:
+    n = draw(NDIMS)
+    shape = draw(spatial_shape(n, draw(st.integers(1, 3))))
+    args: dict[str, Any] = {}
+    if draw(st.booleans()):
+        args["size"] = draw(per_axis(n, st.integers(1, MAX_SPATIAL[n])))
+    else:
+        scale = st.one_of(st.sampled_from([0.5, 1.5, 2, 3, 2.5, 0.3]), st.floats(0.1, 3.0))
+        args["scale_factor"] = draw(st.one_of(scale, st.lists(scale, min_size=n, max_size=n)))
+    args["mode"] = draw(st.sampled_from(["nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear"]))
+    if draw(st.booleans()):
+        args["align_corners"] = draw(st.booleans())
+    return "upsample", shape, args
+
+
+@given(upsample_case())
+@SETTINGS
+def test_upsample_matches_torch(case: tuple[str, tuple[int, ...], dict[str, Any]]) -> None:
+    assert_matches_torch(*case)
+
+
+@given(
+    shape=st.lists(st.integers(1, 8), min_size=2, max_size=3).map(tuple),
+    padding=st.one_of(st.integers(-3, 3), st.lists(st.integers(-4, 3), min_size=4, max_size=4)),
+)
+@SETTINGS
+def test_zeropad_matches_torch(shape: tuple[int, ...], padding: Any) -> None:
+    assert_matches_torch("zeropad2d", shape, {"padding": padding})
+
+
+@given(
+    shape=st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple),
+    start=st.integers(-6, 5),
+    end=st.integers(-6, 5),
+)
+@SETTINGS
+def test_flatten_matches_torch(shape: tuple[int, ...], start: int, end: int) -> None:
+    rank = len(shape) + 1
+    if start in (0, -rank) and -rank <= end < rank:
+        # deliberate: torch would fold the batch axis into the features; we refuse it
+        lt = lookup("flatten")
+        assert lt is not None
+        with pytest.raises(LayerConfigError):
+            lt.infer(shape, {"start_dim": start, "end_dim": end})
+        return
+    assert_matches_torch("flatten", shape, {"start_dim": start, "end_dim": end})
+
+
+@given(
+    shape=st.lists(st.integers(1, 6), min_size=1, max_size=3).map(tuple),
+    out_features=st.integers(1, 8),
+    bias=st.booleans(),
+    in_features=st.one_of(st.none(), st.integers(1, 6)),
+)
+@SETTINGS
+def test_linear_matches_torch(shape: tuple[int, ...], out_features: int, bias: bool, in_features: int | None) -> None:
+    args: dict[str, Any] = {"out_features": out_features, "bias": bias}
+    if in_features is not None:
+        args["in_features"] = in_features
+    assert_matches_torch("linear", shape, args)
+
+
+@st.composite
+def norm_case(draw: st.DrawFn) -> tuple[str, tuple[int, ...], dict[str, Any]]:
+    kind = draw(st.sampled_from(["batchnorm", "instancenorm", "groupnorm", "layernorm"]))
+    n = draw(NDIMS)
+    c = draw(st.integers(1, 8))
+    shape = (c, *draw(st.lists(st.integers(2, 6), min_size=n, max_size=n)))
+    if kind == "batchnorm":
+        if n == 1 and draw(st.booleans()):
+            shape = (c,)  # BatchNorm1d also takes [C]
+        args = {"affine": draw(st.booleans()), "track_running_stats": draw(st.booleans())}
+        if (args["affine"] or args["track_running_stats"]) and draw(st.booleans()):
+            # without affine and running stats torch never looks at num_features; we still
+            # refuse a wrong one (test_batchnorm_wrong_num_features_refused)
+            args["num_features"] = draw(st.integers(1, 8))
+        return f"batchnorm{n}d", shape, args
+    if kind == "instancenorm":
+        # num_features omitted: torch only warns on a mismatch when affine is false, we refuse it
+        return f"instancenorm{n}d", shape, {"affine": draw(st.booleans())}
+    if kind == "groupnorm":
+        return "groupnorm", shape, {"num_groups": draw(st.integers(1, 8)), "affine": draw(st.booleans())}
+    k = draw(st.integers(1, len(shape)))
+    trailing = list(shape[-k:])
+    if draw(st.booleans()):
+        trailing[0] = draw(st.integers(1, 8))  # maybe wrong
+    args = {"normalized_shape": trailing, "elementwise_affine": draw(st.booleans()), "bias": draw(st.booleans())}
+    return "layernorm", shape, args
+
+
+@given(norm_case())
+@SETTINGS
+def test_norms_match_torch(case: tuple[str, tuple[int, ...], dict[str, Any]]) -> None:
+    assert_matches_torch(*case)
+
+
+@given(
+    shape=st.lists(st.integers(1, 6), min_size=1, max_size=3).map(tuple),
+    num_parameters=st.integers(1, 6),
+)
+@SETTINGS
+def test_prelu_matches_torch(shape: tuple[int, ...], num_parameters: int) -> None:
+    assert_matches_torch("prelu", shape, {"num_parameters": num_parameters})
+
+
+ELEMENTWISE = [
+    "relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid",
+    "dropout", "identity",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_elementwise_match_torch(name: str) -> None:
+    assert_matches_torch(name, (3, 5, 4), {})
+
+
+@pytest.mark.parametrize("dim", [None, -4, -3, 0, 1, 3, 4])
+def test_softmax_dim_matches_torch(dim: int | None) -> None:
+    assert_matches_torch("softmax", (3, 5, 4), {"dim": dim})
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_dropout_nd_matches_torch(n: int) -> None:
+    assert_matches_torch(f"dropout{n}d", (3, *([4] * n)), {"p": 0.2})
+
+
+def test_every_layer_type_builds_in_torch() -> None:
+    # the registry's torch_name exists for every type
+    for lt in LAYERS.values():
+        assert hasattr(torch.nn, lt.torch_name), lt.name
