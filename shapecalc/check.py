@@ -110,7 +110,7 @@ def check_file(
     try:
         analysis = analyse(spec)
     except ShapecalcError as err:
-        return [_from_error(err, file, "SC002")]
+        return [problem_from_error(err, file, "SC002")]
 
     problems = expect_drift(spec, analysis, file)
     ignored = frozenset(ignore)
@@ -138,12 +138,13 @@ def _load(file: str) -> Spec | Problem:
     try:
         return load(file)
     except ShapecalcError as err:
-        return _from_error(err, file, "SC001")
+        return problem_from_error(err, file, "SC001")
     except OSError as err:  # unreadable (permissions, a FIFO gone): the file's problem, not ours
         return Problem(file, 1, 1, "error", "SC001", None, f"cannot read: {err.strerror or err}")
 
 
-def _from_error(err: ShapecalcError, file: str, code: str) -> Problem:
+def problem_from_error(err: ShapecalcError, file: str, code: str) -> Problem:
+    """The error problem for a :class:`ShapecalcError` (at 1:1 when it has no location)."""
     loc = err.location
     line, col = (loc.line, loc.col) if loc is not None else (1, 1)
     return Problem(file, line, col, "error", code, err.path or None, err.message)
@@ -322,18 +323,20 @@ def _lint(spec: Spec, analysis: Analysis, file: str | None) -> list[tuple[Proble
         assert row.layer is not None
         found += _unseen(row, row.layer, file)
         found += _even_same(row, row.layer, file)
-    counts: dict[Problem, int] = {}
+
+    def key(p: Problem) -> tuple[int, int, str, str]:  # the same warning at the same place, any path
+        return p.line, p.col, p.code, p.message
+
+    counts: dict[tuple[int, int, str, str], int] = {}
     for problem, _ in found:
-        key = replace(problem, path=None)
-        counts[key] = counts.get(key, 0) + 1
+        counts[key(problem)] = counts.get(key(problem), 0) + 1
     out = []
-    seen: set[Problem] = set()
+    seen: set[tuple[int, int, str, str]] = set()
     for problem, line in found:
-        key = replace(problem, path=None)
-        if key in seen:
+        if key(problem) in seen:
             continue
-        seen.add(key)
-        n = counts[key]
+        seen.add(key(problem))
+        n = counts[key(problem)]
         out.append((replace(problem, message=problem.message + (f" (in each of {n} copies)" if n > 1 else "")), line))
     return out
 
@@ -496,7 +499,7 @@ def _verify(spec: Spec, analysis: Analysis, file: str, device: str) -> list[Prob
     try:
         result = run_verify(spec, analysis=analysis, device=device)
     except ShapecalcError as err:
-        return [_from_error(err, file, "SC020")]
+        return [problem_from_error(err, file, "SC020")]
     problems = []
     for c in result.mismatches:
         row = analysis.rows[c.index] if c.index is not None else None
@@ -542,6 +545,11 @@ def rewrite_expect(text: str, values: Mapping[str, Any]) -> str:
     for key_node, value_node in root.value:
         if isinstance(key_node, yaml.ScalarNode) and key_node.value == "expect":
             expect_value = (key_node, value_node)
+    if expect_value is None and root.flow_style:
+        # `{input: ..., layers: ...}`: one more key inside the braces
+        end = root.end_mark.index - 1
+        flow = "{" + ", ".join(f"{k}: {_render(v)}" for k, v in values.items()) + "}"
+        return text[:end] + f", expect: {flow}" + text[end:]
     if expect_value is None:
         body = text if not text or text.endswith(("\n", "\r")) else text + newline
         return body + "expect:" + newline + "".join(f"  {k}: {_render(v)}{newline}" for k, v in values.items())
@@ -614,12 +622,13 @@ def updated_source(path: str | os.PathLike[str]) -> tuple[str, str]:
         drift = expect_drift(check_spec, analyse(check_spec), file)
     except ShapecalcError as err:
         raise SpecError(
-            f"--update-expect cannot rewrite this expect: block in place ({err.message}); edit it by hand",
+            f"--update-expect cannot update the expect: block of this file in place ({err.message}); edit it by hand",
             location=spec.expect.location if spec.expect is not None else spec.location,
         ) from None
     if drift:
         raise SpecError(
-            f"--update-expect cannot rewrite this expect: block in place ({drift[0].path}: {drift[0].message});"
+            f"--update-expect cannot update the expect: block of this file in place"
+            f" ({drift[0].path}: {drift[0].message});"
             " edit it by hand",
             location=spec.expect.location if spec.expect is not None else spec.location,
         )

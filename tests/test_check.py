@@ -289,6 +289,28 @@ def test_update_expect_keeps_bom_and_non_ascii(here: Path, capsys: pytest.Captur
     ).encode()
 
 
+def test_update_expect_flow_mapping_spec(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(here, "f.yaml", "{input: [4], layers: [relu]}  # all in one line\n")
+    assert run(capsys, "--update-expect", "f.yaml")[0] == 0
+    assert (here / "f.yaml").read_text() == (
+        "{input: [4], layers: [relu], expect: {output: [4], params: 0, trainable: 0, buffers: 0, macs: 0}}"
+        "  # all in one line\n"
+    )
+
+
+def test_update_expect_that_cannot_be_done_in_place(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # after the document end marker an appended block would be a second document: refused, file untouched
+    text = "input: [3, 8, 8]\nlayers: [relu]\n...\n"
+    write(here, "end.yaml", text)
+    assert run(capsys, "--update-expect", "end.yaml") == (
+        1,
+        "end.yaml:1:1: error: --update-expect cannot update the expect: block of this file in place"
+        " (YAML syntax error: did not find expected <document start>); edit it by hand  [SC010]\n",
+        "shapecalc check: 1 file checked, 1 failed: 1 error, 0 warnings\n",
+    )
+    assert (here / "end.yaml").read_text() == text
+
+
 def test_update_expect_without_spatial_axis_leaves_out_receptive_field() -> None:
     values = {"output": [10], "params": 3}
     assert rewrite_expect("input: [4]\nlayers: [linear: {out_features: 10}]\n", values) == (
@@ -492,6 +514,13 @@ def test_silencing(
     assert (code, out.splitlines()) == (0, lines)
 
 
+def test_block_layer_is_silenced_at_the_use(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(here, "a.yaml", SC101.replace("  - cbr: {out: 16}\n", "  - cbr: {out: 16}  # shapecalc: ignore[SC101]\n"))
+    assert [line.split(": warning: ")[1][:20] for line in run(capsys, "a.yaml")[1].splitlines()] == [
+        "layers[1] (conv2d): "
+    ]
+
+
 def test_strict_fails_on_warnings(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(here, "w.yaml", WARNED.replace("{comment}", ""))
     code, out, err = run(capsys, "--strict", "w.yaml")
@@ -534,6 +563,32 @@ def test_verify_with_torch(here: Path, capsys: pytest.CaptureFixture[str]) -> No
     pytest.importorskip("torch")
     write(here, "good.yaml", GOOD)
     assert run(capsys, "--verify", "good.yaml") == (0, "", "shapecalc check: 1 file checked, all passed\n")
+
+
+def test_verify_mismatches_are_located(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("torch")
+    from types import SimpleNamespace
+
+    import shapecalc.verify as verify_module
+
+    # a stand-in for verify()'s result with what check reads: the mismatching checks (index into
+    # Analysis.rows, None for the network), so this test does not depend on how verify is run
+    def fake(spec: object, **kwargs: object) -> SimpleNamespace:
+        return SimpleNamespace(
+            ok=False,
+            mismatches=(
+                SimpleNamespace(index=1, path="layers[1]", field="params", expected=8, actual=10, ok=False),
+                SimpleNamespace(index=None, path="(network)", field="output", expected=(10,), actual=(11,), ok=False),
+            ),
+        )
+
+    monkeypatch.setattr(verify_module, "verify", fake)
+    write(here, "good.yaml", GOOD)
+    assert [p.format() for p in check_file("good.yaml", verify=True)] == [
+        "good.yaml:2:1: error: torch disagrees on output: shapecalc computes [10], torch [11]  [SC020]",
+        "good.yaml:6:5: error: layers[1] (batchnorm2d): torch disagrees on params: shapecalc computes 8, torch 10"
+        "  [SC020]",
+    ]
 
 
 # --------------------------------------------------------------------------- the pre-commit hook, for real

@@ -87,21 +87,25 @@ def command(
     Silence a warning with --ignore SC101 or, on the layer's line in the spec,
     a comment "# shapecalc: ignore[SC101]" ("# shapecalc: ignore" silences all).
     """
-    from ..check import check_file
+    from ..check import check_file, problem_from_error
     from ..errors import ShapecalcError
 
     problems = []
     failed = 0
     for file in files:
+        not_updated = None
         if update_expect:
             from ..check import update_expect as rewrite
 
             try:
                 if rewrite(file):
                     click.echo(f"{file}: expect: updated", err=True)
-            except ShapecalcError:
-                pass  # the same error is reported by the check below, located
+            except ShapecalcError as err:
+                not_updated = err
         found = check_file(file, strict=strict, ignore=ignore, verify=verify, device=device)
+        if not_updated is not None and not any(p.code in ("SC001", "SC002") for p in found):
+            # the spec is fine but its text could not be edited in place: say so (a load error says it already)
+            found.insert(0, problem_from_error(not_updated, file, "SC010"))
         problems += found
         failed += any(p.severity == "error" for p in found)
 
@@ -122,7 +126,7 @@ def command(
         summary = (
             f"shapecalc check: {n} checked, {failed} failed: {_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
         )
-        if any(p.code == "SC010" for p in problems):
+        if not update_expect and any(p.code == "SC010" for p in problems):
             summary += " (--update-expect accepts the current values)"
     click.echo(summary, err=True)
     ctx.exit(1 if errors else 0)
