@@ -30,8 +30,11 @@ class Layer:
     location: Location
     arg_locations: Mapping[str, Location] = field(default_factory=dict)
     name: str | None = None
-    #: for a layer that comes from a block: "block 'basic' at file:12:3" per use, outermost first
+    #: for a layer that comes from a block: "block 'basic' defined at line 12" per use, outermost
+    #: first; ``location`` is then the outermost use of the block (see :func:`block_note`)
     trace: tuple[str, ...] = ()
+    #: for one copy inside a ``repeat``: its 1-based index and the count
+    repeat_index: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class Residual:
     location: Location
     name: str | None = None
     trace: tuple[str, ...] = ()
+    #: for one copy inside a ``repeat``: its 1-based index and the count
+    repeat_index: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -75,9 +80,21 @@ class Concat:
     location: Location
     name: str | None = None
     trace: tuple[str, ...] = ()
+    #: for one copy inside a ``repeat``: its 1-based index and the count
+    repeat_index: tuple[int, int] | None = None
 
 
 Node = Union[Layer, Sequential, Residual, Concat]  # noqa: UP007 - a runtime alias, Python 3.10 safe
+
+
+def block_note(node: Node) -> str:
+    """``" (in block 'basic' defined at line 12)"`` for a node from a block, else ``""``.
+
+    A node that comes from a block is located at the block's outermost use
+    (``node.location``); errors about it end with this note, which names the
+    innermost block and the line of its definition.
+    """
+    return f" (in {node.trace[-1]})" if node.trace else ""
 
 
 @dataclass(frozen=True)
