@@ -393,7 +393,7 @@ def _unseen(row: Row, layer: Layer, file: str) -> Iterator[tuple[Problem, int]]:
         layer,
         "stride" if "stride" in layer.args else None,
         "SC102",
-        f"stride {_x(stride)} does not divide the {'x'.join(map(str, row.input_shape[1:]))} input evenly:"
+        f"stride {_x(stride)} does not divide input {'x'.join(map(str, row.input_shape[1:]))} evenly:"
         f" its {' and '.join(parts)} {'are' if len(parts) > 1 or parts[0].endswith('s') else 'is'} never seen"
         f" (kernel {_x(kernel)}, padding {padding if isinstance(padding, str) else _x(_axes(padding, len(kernel)))})",
     )
