@@ -20,6 +20,7 @@ and FLOP count without allocating a byte, and the result says why.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from dataclasses import dataclass
@@ -70,6 +71,8 @@ class Verification:
     device: str
     #: the device asked for (``auto``, ``cuda``...)
     requested: str
+    #: the device that was chosen for it (``auto`` resolved); ``device`` differs after a fallback
+    target: str
     #: why the pass ran on ``meta`` instead of the chosen device; None when it did not
     fallback_reason: str | None
     batch: int
@@ -87,9 +90,16 @@ class Verification:
     def mismatches(self) -> tuple[Check, ...]:
         return tuple(c for c in self.checks if not c.ok)
 
+    @functools.cached_property
+    def _by_row(self) -> dict[int | None, tuple[Check, ...]]:
+        rows: dict[int | None, list[Check]] = {}
+        for c in self.checks:
+            rows.setdefault(c.index, []).append(c)
+        return {k: tuple(v) for k, v in rows.items()}
+
     def row_checks(self, index: int) -> tuple[Check, ...]:
         """The checks of one analysis row (empty when the row was never reached)."""
-        return tuple(c for c in self.checks if c.index == index)
+        return self._by_row.get(index, ())
 
     def row_ok(self, index: int) -> bool | None:
         """True/False when the row was checked and agreed/disagreed; None when it was not checked."""
@@ -121,7 +131,7 @@ class Verification:
         lines = [self.summary]
         if self.fallback_reason:
             lines.append(
-                f"verified on meta (shapes and counts, no memory) instead of {self.requested}: {self.fallback_reason}"
+                f"verified on meta (shapes and counts, no memory) instead of {self.target}: {self.fallback_reason}"
             )
         for c in self.mismatches:
             if c.field == "forward":
@@ -139,6 +149,7 @@ class Verification:
             "torch_version": self.torch_version,
             "device": self.device,
             "requested_device": self.requested,
+            "target_device": self.target,
             "fallback_reason": self.fallback_reason,
             "batch": self.batch,
             "memory_needed": self.memory_needed,
@@ -303,6 +314,7 @@ def verify(
         torch_version=str(torch.__version__).split("+")[0],
         device=run_on,
         requested=device,
+        target=target,
         fallback_reason=reason,
         batch=batch,
         memory_needed=needed,
