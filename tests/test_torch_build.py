@@ -179,3 +179,31 @@ def test_shipped_architectures_build(path: Path) -> None:
     model = to_torch(spec, device="meta", analysis=analysis)
     assert sum(p.numel() for p in model.parameters()) == analysis.totals.params
     assert sum(b.numel() for b in model.buffers()) == analysis.totals.buffers
+
+
+def test_names_through_the_loader_blocks_and_repeat() -> None:
+    from shapecalc.spec import loads
+
+    spec = loads(
+        """
+input: [3, 8, 8]
+blocks:
+  basic:
+    params: {c: null}
+    layers:
+      - residual:
+          body:
+            - conv2d: {out_channels: $c, kernel_size: 3, padding: 1, name: conv1}
+            - relu
+layers:
+  - conv2d: {out_channels: 4, kernel_size: 1, name: stem}
+  - basic: {c: 4, repeat: 2, name: layer1}
+  - relu: {repeat: 2}
+""",
+        file="net.yaml",
+    )
+    model = to_torch(spec)
+    assert [n for n, _ in model.named_children()] == ["stem", "layer1", "relu_x2_2"]
+    assert [n for n, _ in model.layer1.named_children()] == ["basic_0", "basic_1"]
+    assert "layer1.basic_1.residual_0.body.conv1.weight" in model.state_dict()
+    assert [n for n, _ in model.relu_x2_2.named_children()] == ["relu_0", "relu_1"]
