@@ -502,7 +502,7 @@ def norm_case(draw: st.DrawFn) -> tuple[str, tuple[int, ...], dict[str, Any]]:
     if kind == "batchnorm":
         if n == 1 and draw(st.booleans()):
             shape = (c,)  # BatchNorm1d also takes [C]
-        args = {"affine": draw(st.booleans()), "track_running_stats": draw(st.booleans())}
+        args: dict[str, Any] = {"affine": draw(st.booleans()), "track_running_stats": draw(st.booleans())}
         if (args["affine"] or args["track_running_stats"]) and draw(st.booleans()):
             # without affine and running stats torch never looks at num_features; we still
             # refuse a wrong one (test_batchnorm_wrong_num_features_refused)
@@ -517,8 +517,8 @@ def norm_case(draw: st.DrawFn) -> tuple[str, tuple[int, ...], dict[str, Any]]:
     trailing = list(shape[-k:])
     if draw(st.booleans()):
         trailing[0] = draw(st.integers(1, 8))  # maybe wrong
-    args = {"normalized_shape": trailing, "elementwise_affine": draw(st.booleans()), "bias": draw(st.booleans())}
-    return "layernorm", shape, args
+    ln_args: dict[str, Any] = {"normalized_shape": trailing, "elementwise_affine": draw(st.booleans()), "bias": draw(st.booleans())}
+    return "layernorm", shape, ln_args
 
 
 @given(norm_case())

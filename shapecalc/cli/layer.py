@@ -1,0 +1,198 @@
+"""``shapecalc layer``: one layer's weight and bias shapes, parameters, output shape and MACs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..onelayer import LayerReport, analyse_layer
+from ..registry import LAYERS
+from ..single import unseen_note
+
+
+def parse_value(text: str) -> Any:
+    """A ``key=value`` value as a YAML scalar or flow list: ``3``, ``[3,5]``, ``false``, ``same``, ``null``.
+
+    YAML 1.1 reads ``1e-5`` as a string (it wants ``1.0e-5``); a string that Python reads
+    as a float is taken as that float, so ``eps=1e-5`` works as it reads.
+    """
+    import yaml  # lazily: only this command needs it
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise click.BadParameter(f"cannot read {text!r}: give an int, a number, true/false, a word or [a, b]") from None
+    if isinstance(value, str) and any(c.isdigit() for c in value):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if isinstance(value, dict):
+        raise click.BadParameter(f"{text!r} is a mapping; give an int, a number, true/false, a word or [a, b]")
+    return value
+
+
+def parse_args(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``("out_channels=64", "kernel_size=[3,5]")`` -> ``{"out_channels": 64, "kernel_size": [3, 5]}``."""
+    args: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r}: arguments are key=value, like kernel_size=3", param_hint="ARGS")
+        if key in args:
+            raise click.BadParameter(f"{key} is given twice", param_hint="ARGS")
+        args[key] = parse_value(text)
+    return args
+
+
+def parse_shape(ctx: click.Context, param: click.Parameter, text: str) -> tuple[int, ...]:
+    """``8x3x32x32`` -> ``(8, 3, 32, 32)``, batch axis first."""
+    parts = text.lower().replace(",", "x").split("x")
+    if not all(p.strip().isdigit() and int(p) >= 1 for p in parts):
+        raise click.BadParameter(f"{text!r}: give positive sizes like 8x3x32x32 (batch axis first)")
+    return tuple(int(p) for p in parts)
+
+
+def _types_help() -> str:
+    by_family: dict[str, list[str]] = {}
+    for lt in LAYERS.values():
+        by_family.setdefault(lt.family, []).append(lt.name)
+    return "\n".join(f"  {family}: {', '.join(names)}" for family, names in by_family.items())
+
+
+HELP = f"""One layer: weight and bias shapes, parameters, output shape and MACs.
+
+\b
+  shapecalc layer conv2d in_channels=3 out_channels=64 kernel_size=3 padding=1 --input 8x3x32x32
+
+LAYER_TYPE is a torch.nn layer name as in a spec (conv2d, Conv2d, conv_transpose2d,
+...); ARGS are its keyword arguments as key=value, each value read as YAML
+(kernel_size=3, kernel_size=[3,5], bias=false, padding=same, output_size=[null,1]).
+The channel count (in_channels, in_features, num_features) is taken from the input;
+if you give it, it must match. --input is the full tensor shape, batch axis first;
+MACs (multiply-accumulates, bias additions excluded; FLOPs = 2 x MACs, as torch's
+FlopCounterMode counts them) are for the whole batch.
+
+\b
+Why convolutions: --vs-dense N compares the layer's weights (biases left out)
+with a fully connected layer from the same flattened input to N units:
+  shapecalc layer conv2d out_channels=64 kernel_size=3 bias=false --input 1x3x224x224 --vs-dense 1000
+gives 150,528,000 dense weights against 1,728, 87,111x fewer.
+
+\b
+Layer types:
+{_types_help()}
+"""
+
+
+@click.command(help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("layer_type")
+@click.argument("args", nargs=-1)
+@click.option("-i", "--input", "input_shape", required=True, callback=parse_shape,
+              help="Input tensor shape, batch axis first: 8x3x32x32.")  # fmt: skip
+@click.option("--vs-dense", type=click.IntRange(min=1), metavar="N",
+              help="Compare the weights with a fully connected layer from the flattened input to N units.")  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Output format.")  # fmt: skip
+def command(
+    layer_type: str, args: tuple[str, ...], input_shape: tuple[int, ...], vs_dense: int | None, fmt: str
+) -> None:
+    report = analyse_layer(layer_type, parse_args(args), input_shape)
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(as_dict(report, vs_dense)))
+        return
+    for line in text_lines(report, vs_dense):
+        click.echo(line)
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def text_lines(report: LayerReport, vs_dense: int | None = None) -> list[str]:
+    """The text rendering of one layer report."""
+    res = report.result
+    title = report.layer.name + (f" {res.summary}" if res.summary else "")
+    lines = [f"{title}: {report.torch_call()}"]
+    rows: list[tuple[str, str, str]] = [("input", _shape(report.input), ""), ("output", _shape(report.output), "")]
+    for name, dims in res.tensors:
+        rows.append((name, _shape(dims), f"{_numel(dims):,}"))
+    width = max(len(r[1]) for r in rows)
+    num_width = max(len(r[2]) for r in rows)
+    for label, text, count in rows:
+        lines.append(f"  {label:<8} {text:<{width}}  {count:>{num_width}}".rstrip())
+    params = f"{res.params:,}"
+    if res.trainable != res.params:
+        params += f" (trainable {res.trainable:,})"
+    lines.append(f"  {'params':<8} {params}")
+    if res.buffers:
+        lines.append(f"  {'buffers':<8} {res.buffers:,} (running statistics, not trained)")
+    per_sample = f"; {res.macs:,} per sample" if report.batch != 1 else ""
+    lines.append(f"  {'MACs':<8} {report.macs:,} for a batch of {report.batch}{per_sample} (FLOPs = 2 x MACs)")
+    # pooling's stride defaults to its kernel
+    stride = res.torch_kwargs.get("stride") or res.torch_kwargs.get("kernel_size") or 1
+    strides = stride if isinstance(stride, tuple) else (stride,) * len(res.unseen)
+    note = unseen_note(res.unseen, strides) if res.unseen else None
+    if note:
+        lines.append("  " + note)
+    if vs_dense is not None:
+        cmp = report.vs_dense(vs_dense)
+        w = len(f"{cmp.dense_weights:,}")
+        lines += [
+            "",
+            f"why convolutions: a fully connected layer from the flattened input ({cmp.in_features:,} features)"
+            f" to {cmp.out_features:,} units",
+            f"  {'dense weights':<16} {cmp.dense_weights:>{w},}",
+            f"  {report.layer.name + ' weights':<16} {cmp.layer_weights:>{w},}",
+            f"  {cmp.ratio:,.0f}x fewer weights in the {report.layer.name}"
+            if cmp.ratio >= 1
+            else f"  {1 / cmp.ratio:,.0f}x more weights in the {report.layer.name}",
+        ]
+    return lines
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def as_dict(report: LayerReport, vs_dense: int | None = None) -> dict[str, Any]:
+    """The JSON rendering of one layer report."""
+    res = report.result
+    data: dict[str, Any] = {
+        "type": report.layer.name,
+        "torch": report.layer.torch_name,
+        "torch_kwargs": {k: _jsonable(v) for k, v in res.torch_kwargs.items()},
+        "input": list(report.input),
+        "output": list(report.output),
+        "tensors": {name: list(shape) for name, shape in res.tensors},
+        "params": res.params,
+        "trainable": res.trainable,
+        "buffers": res.buffers,
+        "macs": report.macs,
+        "macs_per_sample": res.macs,
+        "unseen": list(res.unseen),
+    }
+    if vs_dense is not None:
+        cmp = report.vs_dense(vs_dense)
+        data["vs_dense"] = {
+            "in_features": cmp.in_features,
+            "out_features": cmp.out_features,
+            "dense_weights": cmp.dense_weights,
+            "layer_weights": cmp.layer_weights,
+            "ratio": cmp.ratio,
+        }
+    return data
+

@@ -1,0 +1,112 @@
+"""The core of ``shapecalc layer``: one layer of the registry applied to one batched input.
+
+Returns data (:class:`LayerReport`); the CLI renders it. The registry works on
+per-sample shapes; this module adds the batch axis back and scales the MACs by it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import LayerConfigError
+from .registry import LayerResult, LayerType, all_names, did_you_mean, lookup
+
+
+@dataclass(frozen=True)
+class DenseComparison:
+    """The lecture's "why convolutions": a fully connected layer on the same input, weights only.
+
+    Biases are left out on both sides: the comparison is about the weights that
+    connect inputs to outputs.
+    """
+
+    in_features: int  # the flattened per-sample input
+    out_features: int
+    dense_weights: int
+    layer_weights: int
+
+    @property
+    def ratio(self) -> float:
+        """How many times more weights the dense layer has."""
+        return self.dense_weights / self.layer_weights
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """One layer on one batched input."""
+
+    layer: LayerType
+    given: Mapping[str, Any]  # the arguments as the user gave them
+    input: tuple[int, ...]  # batched
+    result: LayerResult
+
+    @property
+    def batch(self) -> int:
+        return self.input[0]
+
+    @property
+    def output(self) -> tuple[int, ...]:
+        """The batched output shape."""
+        return (self.batch, *self.result.output)
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates for the whole batch (bias additions excluded)."""
+        return self.batch * self.result.macs
+
+    @property
+    def weights(self) -> int:
+        """Elements of the weight tensors (not the biases)."""
+        return sum(_numel(shape) for name, shape in self.result.tensors if name == "weight")
+
+    def torch_call(self) -> str:
+        """``nn.Conv2d(in_channels=3, out_channels=64, kernel_size=3, padding=1)``: non-default arguments."""
+        shown = []
+        for arg in self.layer.args:
+            if arg.name not in self.result.torch_kwargs:
+                continue
+            value = self.result.torch_kwargs[arg.name]
+            if arg.inferred or arg.required or arg.name in self.given or value != arg.default:
+                shown.append(f"{arg.name}={value!r}")
+        return f"nn.{self.layer.torch_name}({', '.join(shown)})"
+
+    def vs_dense(self, out_features: int) -> DenseComparison:
+        """Compare this layer's weights with a dense layer from the flattened input to ``out_features``."""
+        if self.weights == 0:
+            raise LayerConfigError(
+                f"{self.layer.name} has no weights to compare with a fully connected layer", arg="vs_dense"
+            )
+        features = _numel(self.input[1:])
+        return DenseComparison(features, out_features, features * out_features, self.weights)
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def find_layer(name: str) -> LayerType:
+    """The registry's layer type for a name, or an error with a suggestion."""
+    lt = lookup(name)
+    if lt is None:
+        raise LayerConfigError(
+            f"unknown layer type {name!r}{did_you_mean(name, all_names())}; see shapecalc layer --help for the list"
+        )
+    return lt
+
+
+def analyse_layer(name: str, args: Mapping[str, Any], input_shape: tuple[int, ...]) -> LayerReport:
+    """Apply layer type ``name`` with ``args`` to a batched input shape (batch axis first)."""
+    lt = find_layer(name)
+    if len(input_shape) < 2:
+        raise LayerConfigError(
+            f"the input {list(input_shape)} needs a batch axis and at least one more (like 8x3x32x32)"
+        )
+    for key, value in args.items():
+        lt.check_arg(key, value)
+    result = lt.infer(input_shape[1:], args)
+    return LayerReport(lt, dict(args), tuple(input_shape), result)
