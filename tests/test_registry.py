@@ -517,7 +517,11 @@ def norm_case(draw: st.DrawFn) -> tuple[str, tuple[int, ...], dict[str, Any]]:
     trailing = list(shape[-k:])
     if draw(st.booleans()):
         trailing[0] = draw(st.integers(1, 8))  # maybe wrong
-    ln_args: dict[str, Any] = {"normalized_shape": trailing, "elementwise_affine": draw(st.booleans()), "bias": draw(st.booleans())}
+    ln_args: dict[str, Any] = {
+        "normalized_shape": trailing,
+        "elementwise_affine": draw(st.booleans()),
+        "bias": draw(st.booleans()),
+    }
     return "layernorm", shape, ln_args
 
 
