@@ -133,6 +133,8 @@ def _load(file: str) -> Spec | Problem:
         return Problem(file, 1, 1, "error", "SC001", None, "is a directory, not a spec file")
     if not p.exists():
         return Problem(file, 1, 1, "error", "SC001", None, "no such file")
+    if not p.is_file():  # reading /dev/zero or a FIFO would never end
+        return Problem(file, 1, 1, "error", "SC001", None, "is not a regular file (a device, FIFO or socket)")
     from .spec import load
 
     try:
@@ -147,7 +149,10 @@ def problem_from_error(err: ShapecalcError, file: str, code: str) -> Problem:
     """The error problem for a :class:`ShapecalcError` (at 1:1 when it has no location)."""
     loc = err.location
     line, col = (loc.line, loc.col) if loc is not None else (1, 1)
-    return Problem(file, line, col, "error", code, err.path or None, err.message)
+    message = err.message
+    if loc is None and message.startswith(f"{file}: "):  # "spec.yaml: permission denied": the line names it
+        message = message[len(file) + 2 :]
+    return Problem(file, line, col, "error", code, err.path or None, message)
 
 
 # --------------------------------------------------------------------------- expect drift
@@ -282,6 +287,16 @@ def _x(values: Sequence[Any]) -> str:
     return str(values[0]) if len(set(values)) == 1 else "x".join(str(v) for v in values)
 
 
+def _as_arg(values: Sequence[int]) -> str:
+    """Per-axis values as a spec writes them: ``1`` for (1, 1), ``[0, 2]`` for (0, 2)."""
+    return str(values[0]) if len(set(values)) == 1 else "[" + ", ".join(map(str, values)) + "]"
+
+
+def _dims(shape: Sequence[int]) -> str:
+    """Spatial sizes: ``32x32``, ``122``."""
+    return "x".join(map(str, shape))
+
+
 def _kernel(row: Row) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     """Per spatial axis: effective (dilated) kernel, stride and dilation of a windowed layer."""
     kw = row.result.torch_kwargs if row.result is not None else {}
@@ -388,14 +403,15 @@ def _unseen(row: Row, layer: Layer, file: str) -> Iterator[tuple[Problem, int]]:
         return
     kw = row.result.torch_kwargs if row.result is not None else {}
     padding = kw.get("padding", 0)
+    padding_text = padding if isinstance(padding, str) else _as_arg(_axes(padding, len(kernel)))
     yield _warn(
         file,
         layer,
         "stride" if "stride" in layer.args else None,
         "SC102",
-        f"stride {_x(stride)} does not divide input {'x'.join(map(str, row.input_shape[1:]))} evenly:"
+        f"stride {_as_arg(stride)} does not divide input {_dims(row.input_shape[1:])} evenly:"
         f" its {' and '.join(parts)} {'are' if len(parts) > 1 or parts[0].endswith('s') else 'is'} never seen"
-        f" (kernel {_x(kernel)}, padding {padding if isinstance(padding, str) else _x(_axes(padding, len(kernel)))})",
+        f" (kernel {_x(kernel)}, padding {padding_text})",
     )
 
 
@@ -438,14 +454,14 @@ def _size_changing_conv(chain: _Chain, file: str) -> Iterator[tuple[Problem, int
             continue
         fits = tuple((k - 1) // 2 for k in kernel)
         given = kw.get("padding", 0)
-        given_text = f"'{given}'" if isinstance(given, str) else _x(_axes(given, len(kernel)))
+        given_text = f"'{given}'" if isinstance(given, str) else _as_arg(_axes(given, len(kernel)))
         yield _warn(
             file,
             layer,
             "padding" if "padding" in layer.args else None,
             "SC103",
-            f"padding {given_text} changes the size {_x(row.input_shape[1:])} -> {_x(row.output_shape[1:])}"
-            f" between convolutions that keep it (likely a typo); padding {_x(fits)}"
+            f"padding {given_text} changes the size {_dims(row.input_shape[1:])} -> {_dims(row.output_shape[1:])}"
+            f" between convolutions that keep it (likely a typo); padding {_as_arg(fits)}"
             + (" or 'same'" if all(k % 2 for k in kernel) else "")
             + " would keep it",
         )
@@ -464,14 +480,14 @@ def _even_same(row: Row, layer: Layer, file: str) -> Iterator[tuple[Problem, int
         return
     before = tuple(t // 2 for t in totals)
     after = tuple(t - t // 2 for t in totals)
-    dilated = f" (dilation {_x(d)})" if any(dd != 1 for dd in d) else ""
+    dilated = f" (dilation {_as_arg(d)})" if any(dd != 1 for dd in d) else ""
     yield _warn(
         file,
         layer,
         "padding" if "padding" in layer.args else None,
         "SC104",
-        f"padding 'same' with the even kernel {_x(k)}{dilated} is asymmetric: {_x(before)} before,"
-        f" {_x(after)} after (the output shifts by half a step); an odd kernel pads evenly",
+        f"padding 'same' with the even kernel {_x(k)}{dilated} is asymmetric: {_as_arg(before)} before,"
+        f" {_as_arg(after)} after (the output shifts by half a step); an odd kernel pads evenly",
     )
 
 

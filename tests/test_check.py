@@ -432,10 +432,10 @@ def test_sc103_padding_typo_between_size_keeping_convs(here: Path, capsys: pytes
     code, out, _ = run(capsys, "--ignore", "SC101", "t.yaml")
     assert code == 0
     assert out.splitlines() == [
-        "t.yaml:5:5: warning: layers[2] (conv2d): padding 0 changes the size 16 -> 14 between convolutions"
+        "t.yaml:5:5: warning: layers[2] (conv2d): padding 0 changes the size 16x16 -> 14x14 between convolutions"
         " that keep it (likely a typo); padding 1 or 'same' would keep it  [SC103]",
-        "t.yaml:8:61: warning: layers[5] (conv2d): padding 0x1 changes the size 14 -> 14x12 between"
-        " convolutions that keep it (likely a typo); padding 0x2 or 'same' would keep it  [SC103]",
+        "t.yaml:8:61: warning: layers[5] (conv2d): padding [0, 1] changes the size 14x14 -> 14x12 between"
+        " convolutions that keep it (likely a typo); padding [0, 2] or 'same' would keep it  [SC103]",
     ]
 
 
@@ -470,7 +470,8 @@ layers:
         "e.yaml:3:56: warning: layers[0] (conv2d): padding 'same' with the even kernel 4 is asymmetric:"
         " 1 before, 2 after (the output shifts by half a step); an odd kernel pads evenly  [SC104]",
         "e.yaml:5:74: warning: layers[2] (conv2d): padding 'same' with the even kernel 3x2 (dilation 3) is"
-        " asymmetric: 3x1 before, 3x2 after (the output shifts by half a step); an odd kernel pads evenly  [SC104]",
+        " asymmetric: [3, 1] before, [3, 2] after (the output shifts by half a step);"
+        " an odd kernel pads evenly  [SC104]",
     ]
 
 

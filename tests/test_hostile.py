@@ -173,6 +173,16 @@ def test_directory_and_missing_path(
     )
 
 
+def test_device_file_is_not_read(capsys: pytest.CaptureFixture[str]) -> None:
+    if not Path("/dev/zero").exists():
+        pytest.skip("no /dev/zero here")
+    # reading it would never end
+    assert check(capsys, "/dev/zero")[:2] == (
+        1,
+        ["/dev/zero:1:1: error: is not a regular file (a device, FIFO or socket)  [SC001]"],
+    )
+
+
 # --------------------------------------------------------------------------- the real entry point, once
 
 
