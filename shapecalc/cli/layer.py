@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import click
@@ -59,7 +60,13 @@ def _types_help() -> str:
     by_family: dict[str, list[str]] = {}
     for lt in LAYERS.values():
         by_family.setdefault(lt.family, []).append(lt.name)
-    return "\n".join(f"  {family}: {', '.join(names)}" for family, names in by_family.items())
+    lines = []
+    for family, names in by_family.items():
+        # \b blocks are not rewrapped by click: wrap here, continuation lines indented
+        lines += textwrap.wrap(
+            f"{family}: {', '.join(names)}", width=78, initial_indent="  ", subsequent_indent="    "
+        )
+    return "\n".join(lines)
 
 
 HELP = f"""One layer: weight and bias shapes, parameters, output shape and MACs.
