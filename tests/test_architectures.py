@@ -34,6 +34,7 @@ def test_analysis_matches_expect(path: Path) -> None:
         "receptive_field": a.receptive_field,
     }
     for key, want in spec.expect.values.items():
+        want = list(want) if isinstance(want, tuple | list) else want
         assert found[key] == want, f"{path.name}: {key}"
 
 
