@@ -7,17 +7,13 @@ rich) are imported only by the functions that need them, so importing
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
-
-try:
-    __version__ = version("shapecalc")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
 
 if TYPE_CHECKING:
     from .analysis import Analysis
     from .model import Spec
+
+    __version__: str
 
 __all__ = ["__version__", "analyse", "load_spec", "to_torch", "verify"]
 
@@ -48,3 +44,18 @@ def verify(spec: Spec, **kwargs: Any) -> Any:
     from .verify import verify as _verify
 
     return _verify(spec, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    # __version__ is read from the package metadata on first use only: importing
+    # importlib.metadata costs ~20 ms, more than the rest of `shapecalc out` start-up.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("shapecalc")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree
+            value = "0.0.0"
+        globals()["__version__"] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,6 @@ from typing import Any
 
 import click
 
-from .. import __version__
 from ..errors import ShapecalcError
 
 #: command name -> (module under shapecalc.cli, one-line help shown by ``shapecalc --help``)
@@ -65,8 +64,25 @@ class LazyGroup(click.Group):
             raise ReportedError(str(exc)) from None
 
 
+def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    # the version is looked up only when asked for (package metadata is slow to import)
+    if not value or ctx.resilient_parsing:
+        return
+    from .. import __version__
+
+    click.echo(f"shapecalc, version {__version__}")
+    ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", prog_name="shapecalc")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Show the version and exit.",
+)
 def cli() -> None:
     """shapecalc: exact shapes, parameters, MACs and receptive fields of CNNs.
 

@@ -1,0 +1,434 @@
+"""shapecalc benchmarks: start-up, check, summary against torch and torchinfo, scaling, a giant.
+
+    python bench/run.py [--runs N] [--quick] [--only NAME ...]
+
+Every command is timed as a whole process (what a user waits for), several times,
+and the median is kept. A command and its baseline are run interleaved, round by
+round, in a rotating order, so that machine noise (another job, a frequency
+change) hits both and cancels in their ratio. The figures are printed as a table
+and written to bench/results/latest.json. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import specs
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+PYTHON = sys.executable
+# the console script installed next to this interpreter, as a user runs it
+_SCRIPT = Path(PYTHON).parent / "shapecalc"
+SHAPECALC = [str(_SCRIPT)] if _SCRIPT.exists() else [PYTHON, "-m", "shapecalc"]
+
+NAMES = ("startup", "check", "summary", "scaling", "giant")
+
+# torchinfo on the model shapecalc builds, in a fresh process: what a torchinfo user runs
+TORCHINFO = """\
+import sys
+import torchinfo
+from shapecalc import load_spec, to_torch
+spec = load_spec(sys.argv[1])
+model = to_torch(spec)
+torchinfo.summary(model, input_size=(1, *spec.input), device="cpu", verbose=1)
+"""
+
+# load + analyse, nothing else (no torch, no rendering): the scaling run as a process
+ANALYSE = """\
+import sys
+from shapecalc.analysis import analyse
+from shapecalc.spec import load
+analyse(load(sys.argv[1]))
+assert "torch" not in sys.modules
+"""
+
+
+@dataclass
+class Sample:
+    """One process run."""
+
+    seconds: float
+    exit_code: int
+    max_rss_kib: int  # peak resident memory of that process (ru_maxrss is KiB on Linux)
+
+
+@dataclass
+class Timing:
+    """Several runs of one command."""
+
+    argv: list[str]
+    samples: list[Sample] = field(default_factory=list)
+    stderr: str = ""
+    stdout: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(s.seconds for s in self.samples)
+
+    @property
+    def max_rss_mib(self) -> float:
+        return max(s.max_rss_kib for s in self.samples) / 1024
+
+    @property
+    def exit_codes(self) -> list[int]:
+        return sorted({s.exit_code for s in self.samples})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "argv": self.argv,
+            "median_s": round(self.median, 4),
+            "min_s": round(min(s.seconds for s in self.samples), 4),
+            "max_s": round(max(s.seconds for s in self.samples), 4),
+            "runs_s": [round(s.seconds, 4) for s in self.samples],
+            "max_rss_mib": round(self.max_rss_mib, 1),
+            "exit_codes": self.exit_codes,
+        }
+
+
+def run_once(argv: list[str], capture: bool = False) -> tuple[Sample, str, str]:
+    """Run one process to its end; its own wall time, exit code and peak RSS (``wait4``)."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out if capture else subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4: tell Popen
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode(errors="replace")
+        stderr = err.read().decode(errors="replace")
+    return Sample(seconds, proc.returncode, usage.ru_maxrss), stdout, stderr
+
+
+def measure(commands: dict[str, list[str]], runs: int, capture: bool = False) -> dict[str, Timing]:
+    """Time every command ``runs`` times, interleaved in rotating order, after one warm-up run each."""
+    timings = {name: Timing(argv) for name, argv in commands.items()}
+    names = list(commands)
+    for name in names:  # warm-up: page cache, .pyc files; not counted
+        run_once(commands[name])
+    for r in range(runs):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            sample, stdout, stderr = run_once(commands[name], capture)
+            timing = timings[name]
+            timing.samples.append(sample)
+            timing.stdout, timing.stderr = stdout, stderr
+    return timings
+
+
+def ratio_entry(
+    what: str, cmd: Timing, base: Timing, target: float, note: str = "", extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    ratio = cmd.median / base.median
+    ok = ratio <= target and cmd.exit_codes == [0]
+    return {
+        "what": what,
+        "command": cmd.to_json(),
+        "baseline": base.to_json(),
+        "ratio": round(ratio, 3),
+        "target": f"<= {target}",
+        "met": ok,
+        "note": note or _failure(cmd),
+        **(extra or {}),
+    }
+
+
+def _failure(t: Timing) -> str:
+    if t.exit_codes == [0]:
+        return ""
+    lines = [ln for ln in t.stderr.strip().splitlines() if ln.strip()]
+    return f"exit {t.exit_codes}: {lines[-1] if lines else ''}"[:200]
+
+
+# --------------------------------------------------------------------------- the measurements
+
+
+def bench_startup(runs: int) -> list[dict[str, Any]]:
+    t = measure(
+        {
+            "out": [*SHAPECALC, "out", "--in", "32", "-k", "3", "-p", "1", "-s", "2"],
+            "click": [PYTHON, "-c", "import click"],
+        },
+        runs,
+    )
+    return [ratio_entry("startup: out --in 32 -k 3 -p 1 -s 2 / import click", t["out"], t["click"], 1.3)]
+
+
+def architectures() -> list[str]:
+    return sorted(str(p.relative_to(ROOT)) for p in (ROOT / "architectures").glob("*.yaml"))
+
+
+def bench_check(runs: int) -> list[dict[str, Any]]:
+    files = architectures()
+    if not files:
+        return [{"what": "check architectures/*.yaml", "skipped": "no architectures/*.yaml yet"}]
+    t = measure({"check": [*SHAPECALC, "check", *files], "base": [PYTHON, "-c", "import click, yaml"]}, runs)
+    note = f"{len(files)} files"
+    if t["check"].exit_codes != [0]:
+        note += "; " + _failure(t["check"])
+    return [ratio_entry("check architectures/*.yaml / import click, yaml", t["check"], t["base"], 1.5, note)]
+
+
+def bench_summary(runs: int) -> list[dict[str, Any]]:
+    spec = "architectures/resnet18.yaml"
+    if not (ROOT / spec).exists():
+        return [{"what": "summary resnet18 --device cpu", "skipped": f"{spec} does not exist yet"}]
+    t = measure(
+        {
+            "summary": [*SHAPECALC, "summary", spec, "--device", "cpu"],
+            "torch": [PYTHON, "-c", "import torch"],
+            "torchinfo": [PYTHON, "-c", TORCHINFO, spec],
+        },
+        runs,
+        capture=True,
+    )
+    verified = "verified" in t["summary"].stderr.lower()
+    notes = [ln for ln in t["summary"].stderr.splitlines() if ln.strip()]
+    out = [
+        ratio_entry(
+            "summary resnet18 --device cpu / import torch",
+            t["summary"],
+            t["torch"],
+            1.15,
+            extra={"summary_notes": notes, "verified_note_seen": verified},
+        )
+    ]
+    tinfo, summ = t["torchinfo"], t["summary"]
+    faster = summ.median < tinfo.median and summ.exit_codes == [0] and tinfo.exit_codes == [0]
+    out.append(
+        {
+            "what": "summary resnet18 / torchinfo.summary(to_torch(spec))",
+            "command": summ.to_json(),
+            "baseline": tinfo.to_json(),
+            "ratio": round(summ.median / tinfo.median, 3),
+            "target": "< 1 (shapecalc faster)",
+            "met": faster,
+            "note": _failure(tinfo) if tinfo.exit_codes != [0] else "",
+        }
+    )
+    return out
+
+
+def _time_in_process(text: str, name: str, repeats: int) -> tuple[float, float, int]:
+    """Median load and analyse seconds of a spec text, in this process (no torch here)."""
+    from shapecalc.analysis import analyse
+    from shapecalc.spec import loads
+
+    loads_s, analyse_s, layers = [], [], 0
+    for _ in range(repeats):
+        gc.collect()
+        t0 = time.perf_counter()
+        spec = loads(text, name)
+        t1 = time.perf_counter()
+        analysis = analyse(spec)
+        t2 = time.perf_counter()
+        loads_s.append(t1 - t0)
+        analyse_s.append(t2 - t1)
+        layers = len(analysis.layers)
+        del spec, analysis
+    return statistics.median(loads_s), statistics.median(analyse_s), layers
+
+
+def bench_scaling(runs: int, quick: bool) -> list[dict[str, Any]]:
+    sizes = (1_000, 10_000) if quick else (1_000, 10_000, 100_000)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="shapecalc-bench-") as tmp:
+        for n in sizes:
+            text = specs.scaling_spec(n)
+            path = specs.write(Path(tmp), f"scale_{n}.yaml", text)
+            repeats = max(1, min(runs, 3 if n >= 100_000 else runs))
+            load_s, analyse_s, layers = _time_in_process(text, str(path), repeats)
+            proc = measure({"analyse": [PYTHON, "-c", ANALYSE, str(path)]}, repeats)["analyse"]
+            total = load_s + analyse_s
+            rows.append(
+                {
+                    "what": f"scaling: {n:,} layers (load + analyse, no torch)",
+                    "layers": layers,
+                    "yaml_bytes": len(text.encode()),
+                    "load_s": round(load_s, 4),
+                    "analyse_s": round(analyse_s, 4),
+                    "in_process_s": round(total, 4),
+                    "us_per_layer": round(total / layers * 1e6, 2),
+                    "process": proc.to_json(),
+                    "note": _failure(proc),
+                }
+            )
+    # linear growth: the time per layer must not grow with the size (10% noise allowed, and
+    # the smallest size pays fixed costs, so it is compared only as an upper bound)
+    for prev, row in itertools.pairwise(rows):
+        growth = row["us_per_layer"] / prev["us_per_layer"]
+        row["per_layer_growth"] = round(growth, 3)
+    linear = all(r.get("per_layer_growth", 1.0) <= 1.25 for r in rows)
+    for r in rows:
+        r["linear"] = linear
+        r["target"] = "per-layer time flat (growth <= 1.25x per 10x)"
+        r["met"] = linear
+    if rows and rows[-1]["layers"] >= 100_000:
+        big = rows[-1]
+        big["target"] = "< 2 s in process; per-layer time flat"
+        big["met"] = linear and big["in_process_s"] < 2.0
+    return rows
+
+
+def bench_giant(runs: int) -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="shapecalc-bench-") as tmp:
+        path = specs.write(Path(tmp), "giant.yaml", specs.giant_spec())
+        argv = [*SHAPECALC, "summary", str(path), "--device", "cpu", "--format", "json"]
+        t = measure({"giant": argv}, max(1, min(runs, 3)), capture=True)["giant"]
+    entry: dict[str, Any] = {
+        "what": "giant: summary ~1e11 params, verified (meta fallback)",
+        "command": t.to_json(),
+        "params_expected": specs.giant_params(),
+        "target": "seconds (< 10 s), peak RSS < 1536 MiB, verified",
+    }
+    try:
+        doc = json.loads(t.stdout)
+    except json.JSONDecodeError:
+        doc = {}
+    ver = doc.get("verification") or {}
+    entry["params"] = (doc.get("totals") or {}).get("params")
+    entry["verification_device"] = ver.get("device")
+    entry["verification_ok"] = ver.get("ok")
+    entry["fallback_reason"] = ver.get("fallback_reason")
+    entry["met"] = (
+        t.exit_codes == [0]
+        and t.median < 10
+        and t.max_rss_mib < 1536
+        and entry["params"] == specs.giant_params()
+        and ver.get("device") == "meta"
+    )
+    entry["note"] = _failure(t)
+    return [entry]
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def machine() -> dict[str, Any]:
+    torch_version = subprocess.run(
+        [PYTHON, "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "machine": platform.machine(),
+        "system": f"{platform.system()} {platform.release()}",
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch_version or None,
+        "torchinfo": _version("torchinfo"),
+        "click": _version("click"),
+        "pyyaml": _version("PyYAML"),
+        "rich": _version("rich"),
+        "shapecalc_commit": commit or None,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+    }
+
+
+def _fmt_s(x: float | None) -> str:
+    return "-" if x is None else f"{x * 1000:,.0f} ms" if x < 10 else f"{x:,.1f} s"
+
+
+def print_table(results: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"shapecalc bench ({results['runs']} runs, median)")
+    for col in ("measurement", "shapecalc", "baseline", "ratio", "target", "met", "note"):
+        table.add_column(col, justify="right" if col in ("shapecalc", "baseline", "ratio") else "left")
+    for name in NAMES:
+        for e in results.get(name, []):
+            if "skipped" in e:
+                table.add_row(e["what"], "-", "-", "-", "-", "skipped", e["skipped"])
+                continue
+            met = "[green]yes[/]" if e.get("met") else "[red]NO[/]"
+            if name == "scaling":
+                cmd = f"{_fmt_s(e['in_process_s'])} ({e['us_per_layer']} µs/layer)"
+                base = f"process {_fmt_s(e['process']['median_s'])}"
+                ratio = f"x{e['per_layer_growth']}" if "per_layer_growth" in e else ""
+                note = f"{e['layers']:,} layers; load {_fmt_s(e['load_s'])}, analyse {_fmt_s(e['analyse_s'])}"
+                table.add_row(e["what"], cmd, base, ratio, e["target"], met, note)
+            elif name == "giant":
+                c = e["command"]
+                note = (
+                    f"params {e['params']:,}" if isinstance(e.get("params"), int) else "params ?"
+                ) + f", verified on {e['verification_device']}"
+                if e.get("note"):
+                    note += f"; {e['note']}"
+                table.add_row(
+                    e["what"], _fmt_s(c["median_s"]), f"RSS {c['max_rss_mib']:,.0f} MiB", "", e["target"], met, note
+                )
+            else:
+                table.add_row(
+                    e["what"],
+                    _fmt_s(e["command"]["median_s"]),
+                    _fmt_s(e["baseline"]["median_s"]),
+                    f"{e['ratio']:.2f}",
+                    e["target"],
+                    met,
+                    e.get("note", ""),
+                )
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=None, help="timed runs per command (default 15, --quick 5)")
+    parser.add_argument("--quick", action="store_true", help="fewer runs, scaling up to 10k layers only")
+    parser.add_argument("--only", action="append", choices=NAMES, help="run only this measurement (repeatable)")
+    args = parser.parse_args(argv)
+    runs = args.runs or (5 if args.quick else 15)
+    selected = args.only or list(NAMES)
+
+    results: dict[str, Any] = {"machine": machine(), "runs": runs, "quick": args.quick}
+    for name in NAMES:
+        if name not in selected:
+            continue
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        if name == "startup":
+            results[name] = bench_startup(runs)
+        elif name == "check":
+            results[name] = bench_check(runs)
+        elif name == "summary":
+            results[name] = bench_summary(runs)
+        elif name == "scaling":
+            results[name] = bench_scaling(runs, args.quick)
+        else:
+            results[name] = bench_giant(runs)
+
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "latest.json"
+    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print_table(results)
+    m = results["machine"]
+    print(f"{m['machine']}, {m['cpus']} CPUs, Python {m['python']}, torch {m['torch']}; figures in {out}")
+    entries = [e for name in selected for e in results.get(name, []) if "skipped" not in e]
+    return 0 if all(e.get("met") for e in entries) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
