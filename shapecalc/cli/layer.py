@@ -10,6 +10,7 @@ import click
 from ..onelayer import LayerReport, analyse_layer
 from ..registry import LAYERS
 from ..single import unseen_note
+from .options import BATCHED_SHAPE
 
 
 def parse_value(text: str) -> Any:
@@ -46,14 +47,6 @@ def parse_args(pairs: tuple[str, ...]) -> dict[str, Any]:
             raise click.BadParameter(f"{key} is given twice", param_hint="ARGS")
         args[key] = parse_value(text)
     return args
-
-
-def parse_shape(ctx: click.Context, param: click.Parameter, text: str) -> tuple[int, ...]:
-    """``8x3x32x32`` -> ``(8, 3, 32, 32)``, batch axis first."""
-    parts = text.lower().replace(",", "x").split("x")
-    if not all(p.strip().isdigit() and int(p) >= 1 for p in parts):
-        raise click.BadParameter(f"{text!r}: give positive sizes like 8x3x32x32 (batch axis first)")
-    return tuple(int(p) for p in parts)
 
 
 def _types_help() -> str:
@@ -97,7 +90,7 @@ Layer types:
 @click.command(help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("layer_type")
 @click.argument("args", nargs=-1)
-@click.option("-i", "--input", "input_shape", required=True, callback=parse_shape,
+@click.option("-i", "--input", "input_shape", required=True, type=BATCHED_SHAPE,
               help="Input tensor shape, batch axis first: 8x3x32x32.")  # fmt: skip
 @click.option("--vs-dense", type=click.IntRange(min=1), metavar="N",
               help="Compare the weights with a fully connected layer from the flattened input to N units.")  # fmt: skip

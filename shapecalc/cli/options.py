@@ -14,20 +14,33 @@ class ShapeParam(click.ParamType):
 
     name = "shape"
 
+    def __init__(self, example: str = "3x32x32") -> None:
+        self.example = example
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, ...]:
         if isinstance(value, tuple):
             return value
         parts = str(value).replace(",", "x").lower().split("x")
-        try:
-            dims = tuple(int(p) for p in parts)
-        except ValueError:
-            self.fail(f"{value!r} is not a shape like 3x32x32", param, ctx)
-        if any(d < 1 for d in dims):
-            self.fail(f"{value!r}: every size must be a positive int", param, ctx)
-        return dims
+        if not all(p.strip().isdigit() and int(p) >= 1 for p in parts):
+            self.fail(f"{value!r}: give positive sizes like {self.example}", param, ctx)
+        return tuple(int(p) for p in parts)
 
 
+#: a per-sample shape (``summary --input``)
 SHAPE = ShapeParam()
+#: a whole tensor shape, batch axis first (``layer --input``)
+BATCHED_SHAPE = ShapeParam("8x3x32x32 (batch axis first)")
+
+
+def layer_mode(transpose: bool, pool: bool, output_padding: bool, ceil: bool) -> str:
+    """``conv``, ``transpose`` or ``pool`` from the flags ``out`` and ``solve`` share; refuses bad mixes."""
+    if transpose and pool:
+        raise click.UsageError("--transpose and --pool cannot be combined")
+    if output_padding and not transpose:
+        raise click.UsageError("--output-padding needs --transpose")
+    if ceil and not pool:
+        raise click.UsageError("--ceil needs --pool (convolutions always round down)")
+    return "transpose" if transpose else "pool" if pool else "conv"
 
 
 def print_renderable(renderable: Any) -> None:

@@ -15,6 +15,7 @@ import click
 from .. import single
 from ..errors import LayerConfigError
 from ..single import OutConfig, OutResult, Value
+from .options import layer_mode
 
 
 def _values(name: str) -> Callable[[click.Context, click.Parameter, str | None], list[Value] | None]:
@@ -138,13 +139,7 @@ def command(
     quiet: bool,
     fmt: str,
 ) -> None:
-    if transpose and pool:
-        raise click.UsageError("--transpose and --pool cannot be combined")
-    if output_padding is not None and not transpose:
-        raise click.UsageError("--output-padding needs --transpose")
-    if ceil and not pool:
-        raise click.UsageError("--ceil needs --pool (convolutions always round down)")
-    mode = "transpose" if transpose else "pool" if pool else "conv"
+    mode = layer_mode(transpose, pool, output_padding is not None, ceil)
     configs = single.sweep(
         size=size,
         kernel=kernel,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..solve import DEFAULT_BOUNDS, SolveResult, solve
+from .options import layer_mode
 
 HELP = f"""Which kernel/stride/padding/dilation map an input size to an output size (one axis).
 
@@ -53,13 +54,7 @@ def command(
     limit: int,
     fmt: str,
 ) -> None:
-    if transpose and pool:
-        raise click.UsageError("--transpose and --pool cannot be combined")
-    if output_padding is not None and not transpose:
-        raise click.UsageError("--output-padding needs --transpose")
-    if ceil and not pool:
-        raise click.UsageError("--ceil needs --pool")
-    mode = "transpose" if transpose else "pool" if pool else "conv"
+    mode = layer_mode(transpose, pool, output_padding is not None, ceil)
     result = solve(
         size, out, mode=mode, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
         output_padding=output_padding, ceil=ceil,
