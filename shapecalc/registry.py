@@ -472,15 +472,21 @@ def _conv_padding_axes(lt: LayerType, args: Mapping[str, Any], k: Shape, s: Shap
     return axes, axes
 
 
-def _infer_conv(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+def _conv_channels(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> tuple[int, int, int]:
+    """(in, out, groups) of a (transposed) convolution; groups must divide both channel counts."""
     _spatial_rank(lt, shape)
-    n = lt.ndim or 1
     cin = _channels(lt, shape, args, "in_channels")
     cout, groups = args["out_channels"], args["groups"]
     if cin % groups:
         raise LayerConfigError(f"in_channels {cin} must be divisible by groups {groups}", arg="groups")
     if cout % groups:
         raise LayerConfigError(f"out_channels {cout} must be divisible by groups {groups}", arg="groups")
+    return cin, cout, groups
+
+
+def _infer_conv(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    n = lt.ndim or 1
+    cin, cout, groups = _conv_channels(lt, shape, args)
     k, s, d = _axes(args["kernel_size"], n), _axes(args["stride"], n), _axes(args["dilation"], n)
     before, after = _conv_padding_axes(lt, args, k, s, d)
     if args["padding_mode"] in ("reflect", "circular"):
@@ -525,14 +531,8 @@ def _infer_conv(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRe
 
 
 def _infer_conv_transpose(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
-    _spatial_rank(lt, shape)
     n = lt.ndim or 1
-    cin = _channels(lt, shape, args, "in_channels")
-    cout, groups = args["out_channels"], args["groups"]
-    if cin % groups:
-        raise LayerConfigError(f"in_channels {cin} must be divisible by groups {groups}", arg="groups")
-    if cout % groups:
-        raise LayerConfigError(f"out_channels {cout} must be divisible by groups {groups}", arg="groups")
+    cin, cout, groups = _conv_channels(lt, shape, args)
     k, s, d = _axes(args["kernel_size"], n), _axes(args["stride"], n), _axes(args["dilation"], n)
     p, op = _axes(args["padding"], n), _axes(args["output_padding"], n)
     out_sp = []
