@@ -142,6 +142,8 @@ class _State:
         self.held_elems = 0  # inputs held by enclosing residual/concat nodes
         self.int_buffers = 0  # num_batches_tracked scalars (int64)
         self.last_spatial_rf: ReceptiveField | None = None
+        #: (type, input shape, arguments) -> LayerResult: layer inference is pure (see _walk_layer)
+        self.results: dict[tuple[object, ...], LayerResult] = {}
 
 
 def _numel(shape: Sequence[int]) -> int:
@@ -302,10 +304,22 @@ def _shortcut_hint(in_shape: Shape, body: Shape) -> str:
 def _walk_layer(
     layer: Layer, shape: Shape, rf: ReceptiveField | None, depth: int, st: _State
 ) -> tuple[Shape, ReceptiveField | None]:
+    # Deep networks repeat the same layer on the same shape (blocks, repeat): inference is pure,
+    # so each distinct (type, input shape, arguments) is computed once per analysis. Value types
+    # are part of the key so that e.g. p=0 and p=0.0 keep their own torch_kwargs.
+    key = (layer.type.name, shape, *((k, type(v), v) for k, v in layer.args.items()))
+    cacheable = True
     try:
-        res = layer.type.infer(shape, layer.args)
-    except LayerConfigError as err:
-        raise _located(err, layer) from None
+        res = st.results.get(key)
+    except TypeError:  # an unhashable argument value: no caching for this layer
+        cacheable, res = False, None
+    if res is None:
+        try:
+            res = layer.type.infer(shape, layer.args)
+        except LayerConfigError as err:
+            raise _located(err, layer) from None
+        if cacheable:
+            st.results[key] = res
     out = res.output
     new_rf = _step_rf(rf, res, shape, st.net_input)
     st.activation_elems += _numel(out)
