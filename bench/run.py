@@ -102,7 +102,10 @@ class Timing:
 
 def run_once(argv: list[str], capture: bool = False) -> tuple[Sample, str, str]:
     """Run one process to its end; its own wall time, exit code and peak RSS (``wait4``)."""
-    env = {**os.environ, "NO_COLOR": "1"}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    # Byte-code is cached (in bench/results/pycache, out of the source tree) as in any pip install;
+    # with PYTHONDONTWRITEBYTECODE every run would recompile shapecalc but not click or yaml.
+    env.update(NO_COLOR="1", PYTHONPYCACHEPREFIX=str(RESULTS / "pycache"))
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out if capture else subprocess.DEVNULL, stderr=err)
