@@ -58,6 +58,19 @@ assert "torch" not in sys.modules
 """
 
 
+# Runs a command and writes its own peak RSS (KiB) to a file. ru_maxrss of a direct child is not
+# enough: Linux keeps the high-water mark of the memory it was spawned from (this bench process,
+# hundreds of MiB after the scaling runs), so a small launcher is put in between.
+LAUNCHER = """\
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 @dataclass
 class Sample:
     """One process run."""
@@ -100,8 +113,18 @@ class Timing:
         }
 
 
-def run_once(argv: list[str], capture: bool = False) -> tuple[Sample, str, str]:
-    """Run one process to its end; its own wall time, exit code and peak RSS (``wait4``)."""
+def run_once(argv: list[str], capture: bool = False, own_rss: bool = False) -> tuple[Sample, str, str]:
+    """Run one process to its end: wall time, exit code and peak RSS (``wait4``).
+
+    The RSS of a direct child is at least this process's (see LAUNCHER); ``own_rss`` measures
+    the command's own peak through the launcher (its start-up, ~20 ms, is then in the time).
+    """
+    if own_rss:
+        with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
+            sample, stdout, stderr = run_once([PYTHON, "-c", LAUNCHER, rss.name, *argv], capture)
+            text = rss.read().strip()
+        sample.max_rss_kib = int(text) if text else -1
+        return sample, stdout, stderr
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     # Byte-code is cached (in bench/results/pycache, out of the source tree) as in any pip install;
     # with PYTHONDONTWRITEBYTECODE every run would recompile shapecalc but not click or yaml.
@@ -119,7 +142,9 @@ def run_once(argv: list[str], capture: bool = False) -> tuple[Sample, str, str]:
     return Sample(seconds, proc.returncode, usage.ru_maxrss), stdout, stderr
 
 
-def measure(commands: dict[str, list[str]], runs: int, capture: bool = False) -> dict[str, Timing]:
+def measure(
+    commands: dict[str, list[str]], runs: int, capture: bool = False, own_rss: bool = False
+) -> dict[str, Timing]:
     """Time every command ``runs`` times, interleaved in rotating order, after one warm-up run each."""
     timings = {name: Timing(argv) for name, argv in commands.items()}
     names = list(commands)
@@ -128,7 +153,7 @@ def measure(commands: dict[str, list[str]], runs: int, capture: bool = False) ->
     for r in range(runs):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
-            sample, stdout, stderr = run_once(commands[name], capture)
+            sample, stdout, stderr = run_once(commands[name], capture, own_rss)
             timing = timings[name]
             timing.samples.append(sample)
             timing.stdout, timing.stderr = stdout, stderr
@@ -257,7 +282,7 @@ def bench_scaling(runs: int, quick: bool) -> list[dict[str, Any]]:
             path = specs.write(Path(tmp), f"scale_{n}.yaml", text)
             repeats = max(1, min(runs, 3 if n >= 100_000 else runs))
             load_s, analyse_s, layers = _time_in_process(text, str(path), repeats)
-            proc = measure({"analyse": [PYTHON, "-c", ANALYSE, str(path)]}, repeats)["analyse"]
+            proc = measure({"analyse": [PYTHON, "-c", ANALYSE, str(path)]}, repeats, own_rss=True)["analyse"]
             total = load_s + analyse_s
             rows.append(
                 {
@@ -293,7 +318,7 @@ def bench_giant(runs: int) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="shapecalc-bench-") as tmp:
         path = specs.write(Path(tmp), "giant.yaml", specs.giant_spec())
         argv = [*SHAPECALC, "summary", str(path), "--device", "cpu", "--format", "json"]
-        t = measure({"giant": argv}, max(1, min(runs, 3)), capture=True)["giant"]
+        t = measure({"giant": argv}, max(1, min(runs, 3)), capture=True, own_rss=True)["giant"]
     entry: dict[str, Any] = {
         "what": "giant: summary ~1e11 params, verified (meta fallback)",
         "command": t.to_json(),
