@@ -32,11 +32,11 @@ import gc
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
+from typing import NamedTuple
 
 from .errors import LayerConfigError, Location, ShapecalcError
 from .model import Concat, Layer, Node, Residual, Sequential, Spec, block_note
-from .registry import LayerResult, Shape
+from .registry import LayerResult, Ratio, Shape
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 
@@ -46,19 +46,23 @@ class ReceptiveField:
     """Receptive field of one output position, per spatial axis of the network's input."""
 
     size: tuple[int, ...]
-    stride: tuple[Fraction, ...]  # the jump: input distance between neighbouring outputs
-    padding: tuple[Fraction, ...]  # effective padding: where the first window starts, negated
+    stride: tuple[Ratio, ...]  # the jump: input distance between neighbouring outputs
+    padding: tuple[Ratio, ...]  # effective padding: where the first window starts, negated
 
     @property
     def max_size(self) -> int:
         return max(self.size) if self.size else 1
 
 
-@dataclass(frozen=True)
-class Row:
-    """One row of the analysis: a layer (``kind='layer'``) or a structural group (``kind='group'``)."""
+class Row(NamedTuple):
+    """One row of the analysis: a layer (``kind='layer'``) or a structural group (``kind='group'``).
 
-    index: int  # 0-based position in Analysis.rows
+    An immutable value like the others, but a NamedTuple rather than a frozen dataclass:
+    one is made per layer, and a frozen dataclass's ``__init__`` (one ``object.__setattr__``
+    per field) cost more than a third of the walk of a 100k-layer network.
+    """
+
+    index: int  # type: ignore[assignment]  # 0-based position in Analysis.rows (shadows tuple.index)
     kind: str  # "layer" | "group"
     path: str
     type: str  # layer type name, or the group's kind: block name, residual, concat, sequential, repeat
@@ -82,10 +86,7 @@ class Row:
     @property
     def activation(self) -> int:
         """Elements of the output tensor for one sample."""
-        n = 1
-        for s in self.output_shape:
-            n *= s
-        return n
+        return math.prod(self.output_shape)
 
 
 @dataclass(frozen=True)
@@ -141,16 +142,15 @@ class _State:
         self.peak_elems = 0
         self.held_elems = 0  # inputs held by enclosing residual/concat nodes
         self.int_buffers = 0  # num_batches_tracked scalars (int64)
+        #: running totals of the leaf layers walked so far: params, trainable, buffers, macs
+        #: (a group's totals are the difference across its subtree)
+        self.sums = [0, 0, 0, 0]
         self.last_spatial_rf: ReceptiveField | None = None
         #: (type, input shape, arguments) -> LayerResult: layer inference is pure (see _walk_layer)
         self.results: dict[tuple[object, ...], LayerResult] = {}
 
 
-def _numel(shape: Sequence[int]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
+_numel = math.prod
 
 
 def _fmt(shape: Sequence[int]) -> str:
@@ -166,18 +166,8 @@ def _step_rf(rf: ReceptiveField | None, res: LayerResult, in_shape: Shape, net_i
         # the layer mixes every position: its output sees the whole input (and the padding
         # already in the field)
         return ReceptiveField(tuple(max(r, n) for r, n in zip(rf.size, net_input[1:])), rf.stride, rf.padding)
-    if all(j.denominator == 1 for j in rf.stride) and all(
-        s.denominator == 1 and q.denominator == 1 for s, q in zip(step.stride, step.padding)
-    ):
-        # whole-number jumps (no upsampling so far): the same formulas in int arithmetic, which is
-        # ~10x cheaper than Fraction's and dominated the walk of a long network
-        jumps = [j.numerator for j in rf.stride]
-        return ReceptiveField(
-            tuple(r + (k - 1) * j for r, k, j in zip(rf.size, step.kernel, jumps)),
-            tuple(Fraction(j * s.numerator) for j, s in zip(jumps, step.stride, strict=True)),
-            tuple(p + q.numerator * j for p, q, j in zip(rf.padding, step.padding, jumps)),
-        )
-    # fractional jumps (after upsampling) round the size up
+    # ints all the way (cheap) until an upsampling layer makes a jump fractional; the size is
+    # then rounded up
     size = tuple(math.ceil(r + (k - 1) * j) for r, k, j in zip(rf.size, step.kernel, rf.stride))
     return ReceptiveField(
         size,
@@ -206,7 +196,7 @@ def _walk(
         return _walk_layer(node, shape, rf, depth, st)
     slot = len(st.rows)
     st.rows.append(None)  # the group row, filled in once its subtree is known
-    first = len(st.rows)
+    before = tuple(st.sums)
     in_shape, in_rf = shape, rf
     if isinstance(node, Sequential):
         for item in node.items:
@@ -262,7 +252,7 @@ def _walk(
         st.activation_elems += _numel(shape)
         st.peak_elems = max(st.peak_elems, st.held_elems + held + _numel(shape))
         kind, group = "concat", None
-    children = [r for r in st.rows[first:] if r is not None and r.kind == "layer"]
+    params, trainable, buffers, macs = (now - then for now, then in zip(st.sums, before))
     if node.repeat_index is not None:
         group = f"#{node.repeat_index[0]}/{node.repeat_index[1]}"
     st.rows[slot] = Row(
@@ -274,10 +264,10 @@ def _walk(
         depth=depth,
         input_shape=in_shape,
         output_shape=shape,
-        params=sum(r.params for r in children),
-        trainable=sum(r.trainable for r in children),
-        buffers=sum(r.buffers for r in children),
-        macs=sum(r.macs for r in children),
+        params=params,
+        trainable=trainable,
+        buffers=buffers,
+        macs=macs,
         receptive=rf,
         group=group,
         location=node.location,
@@ -326,6 +316,11 @@ def _walk_layer(
     st.peak_elems = max(st.peak_elems, st.held_elems + _numel(shape) + _numel(out))
     if res.torch_kwargs.get("track_running_stats"):
         st.int_buffers += 1
+    sums = st.sums
+    sums[0] += res.params
+    sums[1] += res.trainable
+    sums[2] += res.buffers
+    sums[3] += res.macs
     row = Row(
         index=len(st.rows),
         kind="layer",
@@ -388,7 +383,7 @@ def _analyse(spec: Spec, in_shape: Shape, batch: int, dtype: str) -> Analysis:
     st = _State(spec, in_shape, batch, DTYPE_BYTES[dtype])
     n_spatial = len(in_shape) - 1
     rf0 = (
-        ReceptiveField((1,) * n_spatial, (Fraction(1),) * n_spatial, (Fraction(0),) * n_spatial) if n_spatial else None
+        ReceptiveField((1,) * n_spatial, (1,) * n_spatial, (0,) * n_spatial) if n_spatial else None
     )
     shape = in_shape
     rf = rf0
@@ -396,16 +391,13 @@ def _analyse(spec: Spec, in_shape: Shape, batch: int, dtype: str) -> Analysis:
     for item in spec.layers.items:
         shape, rf = _walk(item, shape, rf, 0, st)
     rows = tuple(r for r in st.rows if r is not None)
-    leaves = [r for r in rows if r.kind == "layer"]
-    params = sum(r.params for r in leaves)
-    trainable = sum(r.trainable for r in leaves)
-    buffers = sum(r.buffers for r in leaves)
+    params, trainable, buffers, macs = st.sums
     nbytes = st.bytes
     totals = Totals(
         params=params,
         trainable=trainable,
         buffers=buffers,
-        macs=sum(r.macs for r in leaves),
+        macs=macs,
         param_bytes=params * nbytes,
         # num_batches_tracked is an int64 scalar per tracking norm layer
         buffer_bytes=(buffers - st.int_buffers) * nbytes + st.int_buffers * 8,

@@ -15,13 +15,17 @@ import difflib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 from . import formulas as F
 from .errors import LayerConfigError
 
+if TYPE_CHECKING:
+    from fractions import Fraction
+
 Shape = tuple[int, ...]
+#: a distance in input units: an int, or a Fraction below 1 after upsampling
+Ratio = Union[int, "Fraction"]
 
 REQUIRED: Any = object()  # sentinel default: the argument must be given
 
@@ -40,8 +44,8 @@ class ReceptiveStep:
     """
 
     kernel: tuple[int, ...]
-    stride: tuple[Fraction, ...]
-    padding: tuple[Fraction, ...]
+    stride: tuple[Ratio, ...]
+    padding: tuple[Ratio, ...]
     global_: bool = False
 
 
@@ -447,8 +451,13 @@ def _prod(values: Sequence[int]) -> int:
     return math.prod(values)
 
 
-def _frac(values: Sequence[int]) -> tuple[Fraction, ...]:
-    return tuple(Fraction(v) for v in values)
+def _ratio(a: int, b: int = 1) -> Ratio:
+    """``a / b`` exactly: an int when it divides (the common case, and cheap), else a Fraction."""
+    if a % b == 0:
+        return a // b
+    from fractions import Fraction  # only upsampling layers get here
+
+    return Fraction(a, b)
 
 
 # --------------------------------------------------------------------------- convolution
@@ -521,7 +530,7 @@ def _infer_conv(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRe
         trainable=weight + bias,
         macs=_prod(out_sp) * cout * (cin // groups) * _prod(k),
         receptive=ReceptiveStep(
-            tuple(F.effective_kernel(kk, dd) for kk, dd in zip(k, d, strict=True)), _frac(s), _frac(before)
+            tuple(F.effective_kernel(kk, dd) for kk, dd in zip(k, d, strict=True)), s, before
         ),
         torch_kwargs=kwargs,
         summary=_kernel_summary(k, s, pad_desc, d, extra),
@@ -557,8 +566,8 @@ def _infer_conv_transpose(lt: LayerType, shape: Shape, args: Mapping[str, Any]) 
         receptive=ReceptiveStep(
             # an output sees ceil(k_eff / s) inputs; neighbours are 1/s input apart
             tuple(-(-e // ss) for e, ss in zip(eff, s, strict=True)),
-            tuple(Fraction(1, ss) for ss in s),
-            tuple(Fraction(e - 1 - pp, ss) for e, pp, ss in zip(eff, p, s, strict=True)),
+            tuple(_ratio(1, ss) for ss in s),
+            tuple(_ratio(e - 1 - pp, ss) for e, pp, ss in zip(eff, p, s, strict=True)),
         ),
         torch_kwargs={"in_channels": cin, **args},
         summary="T " + _kernel_summary(k, s, p, d, extra),
@@ -624,7 +633,7 @@ def _infer_pool(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRe
     return LayerResult(
         output=(shape[0], *out_sp),
         receptive=ReceptiveStep(
-            tuple(F.effective_kernel(kk, dd) for kk, dd in zip(k, d, strict=True)), _frac(s), _frac(p)
+            tuple(F.effective_kernel(kk, dd) for kk, dd in zip(k, d, strict=True)), s, p
         ),
         torch_kwargs=dict(args),
         summary=_kernel_summary(k, s, p, d, " ceil" if ceil else ""),
@@ -643,10 +652,10 @@ def _infer_adaptive(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Lay
     for size, o in zip(shape[1:], out_sp, strict=True):
         windows = F.adaptive_windows(size, o)
         kernel.append(max(b - a for a, b in windows))
-        stride.append(Fraction(size, o))
+        stride.append(_ratio(size, o))
     return LayerResult(
         output=(shape[0], *out_sp),
-        receptive=ReceptiveStep(tuple(kernel), tuple(stride), (Fraction(0),) * n),
+        receptive=ReceptiveStep(tuple(kernel), tuple(stride), (0,) * n),
         torch_kwargs=dict(args),
         summary="-> " + "x".join("*" if o is None else str(o) for o in sizes),
     )
@@ -869,8 +878,8 @@ def _infer_upsample(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Lay
         output=(shape[0], *out_sp),
         receptive=ReceptiveStep(
             (taps,) * n,
-            tuple(Fraction(i, o) for i, o in zip(shape[1:], out_sp, strict=True)),
-            (Fraction(0),) * n,
+            tuple(_ratio(i, o) for i, o in zip(shape[1:], out_sp, strict=True)),
+            (0,) * n,
         ),
         torch_kwargs=kwargs,
         summary=(f"x{_compact_f(scale)}" if scale is not None else "-> " + "x".join(map(str, out_sp))) + f" {mode}",
@@ -908,7 +917,7 @@ def _infer_zeropad(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Laye
         )
     return LayerResult(
         output=(*shape[:-2], h, w),
-        receptive=ReceptiveStep((1, 1), (Fraction(1), Fraction(1)), (Fraction(top), Fraction(left))),
+        receptive=ReceptiveStep((1, 1), (1, 1), (top, left)),
         torch_kwargs=dict(args),
         summary=f"p{_compact((left, right, top, bottom))}",
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping, Sequence
-from fractions import Fraction
 from typing import Any
 
 from rich.console import Group
@@ -19,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .analysis import Analysis, ReceptiveField, Row
+from .registry import Ratio
 
 #: version of the JSON document produced by :func:`to_json`; bumped on any incompatible change
 JSON_SCHEMA = "shapecalc.summary/1"
@@ -54,7 +54,7 @@ def fmt_shape(shape: Sequence[int], batch: int | None = None) -> str:
     return "[" + ", ".join(str(d) for d in dims) + "]"
 
 
-def fmt_fraction(x: Fraction) -> str:
+def fmt_fraction(x: Ratio) -> str:
     return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
 
 
@@ -68,7 +68,7 @@ def fmt_rf(rf: ReceptiveField | None) -> str:
     return f"{size} /{stride}"
 
 
-def _json_number(x: Fraction) -> int | float:
+def _json_number(x: Ratio) -> int | float:
     return x.numerator if x.denominator == 1 else float(x)
 
 
