@@ -11,7 +11,6 @@ code exporter, ``shapecalc layer`` and the docs all read it from here.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -157,6 +156,8 @@ def normalise_name(name: str) -> str:
 
 def did_you_mean(name: str, candidates: Sequence[str]) -> str:
     """``" (did you mean 'x'?)"`` for the closest candidate, or ``""``."""
+    import difflib  # only error messages need it: kept off the start-up path
+
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     if not close:
         norm = {normalise_name(c): c for c in candidates}

@@ -9,7 +9,6 @@ records instead. A one-line summary goes to stderr. Exit codes: 0 all passed,
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 
@@ -110,6 +109,8 @@ def command(
         failed += any(p.severity == "error" for p in found)
 
     if fmt == "json":
+        import json  # only this format needs it
+
         click.echo(json.dumps([p.to_json() for p in problems], indent=2))
     else:
         for problem in problems:
