@@ -305,7 +305,8 @@ def _walk_layer(
         cacheable, res = False, None
     if res is None:
         try:
-            res = layer.type.infer(shape, layer.args)
+            # the loader checked every argument where it could point at it: only defaults are added
+            res = layer.type.infer(shape, layer.args, checked=True)
         except LayerConfigError as err:
             raise _located(err, layer) from None
         if cacheable:

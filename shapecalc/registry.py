@@ -125,24 +125,34 @@ class LayerType:
             )
         return CHECKS[arg.kind](self, arg, value)
 
-    def with_defaults(self, given: Mapping[str, Any]) -> dict[str, Any]:
-        """Checked arguments plus defaults; raises for a missing required argument."""
+    def with_defaults(self, given: Mapping[str, Any], *, checked: bool = False) -> dict[str, Any]:
+        """Checked arguments plus defaults; raises for a missing required argument.
+
+        ``checked=True`` trusts ``given`` to hold values :meth:`check_arg` already
+        returned (the loader checks every argument once, where it can point at it)
+        and only fills in the defaults.
+        """
         out: dict[str, Any] = {}
         for a in self.args:
             if a.name in given:
-                out[a.name] = self.check_arg(a.name, given[a.name])
+                out[a.name] = given[a.name] if checked else self.check_arg(a.name, given[a.name])
             elif a.required:
                 raise LayerConfigError(f"{self.name} needs {a.name!r}", arg=a.name)
             elif not a.inferred:
                 out[a.name] = a.default
-        for name in given:
-            if name not in out:
-                self.check_arg(name, given[name])  # raises: unknown argument
+        if len(out) < len(given) or not checked:
+            for name in given:
+                if name not in out:
+                    self.check_arg(name, given[name])  # raises: unknown argument
         return out
 
-    def infer(self, shape: Sequence[int], args: Mapping[str, Any]) -> LayerResult:
-        """Apply the layer to a per-sample input shape; ``args`` as the spec gives them."""
-        full = self.with_defaults(args)
+    def infer(self, shape: Sequence[int], args: Mapping[str, Any], *, checked: bool = False) -> LayerResult:
+        """Apply the layer to a per-sample input shape; ``args`` as the spec gives them.
+
+        ``checked=True``: the values were checked by :meth:`check_arg` already (a loaded
+        spec's :class:`~shapecalc.model.Layer`), so they are not checked again.
+        """
+        full = self.with_defaults(args, checked=checked)
         return self.infer_fn(self, tuple(shape), full)
 
 
@@ -708,6 +718,12 @@ def _infer_batchnorm(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> La
 def _infer_instancenorm(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
     _spatial_rank(lt, shape)
     c = _channels(lt, shape, args, "num_features")
+    if math.prod(shape[1:]) == 1:
+        # torch normalises each sample by its own statistics and refuses a single value
+        # (in training always; in eval too unless it tracks running statistics)
+        raise LayerConfigError(
+            f"{lt.name} needs more than 1 spatial element per channel, but the input is {_fmt_shape(shape)}"
+        )
     return _norm_result(lt, shape, c, args["affine"], args["track_running_stats"], args, "num_features")
 
 

@@ -565,3 +565,15 @@ def test_every_layer_type_builds_in_torch() -> None:
     # the registry's torch_name exists for every type
     for lt in LAYERS.values():
         assert hasattr(torch.nn, lt.torch_name), lt.name
+
+
+def test_instancenorm_refuses_a_single_spatial_element() -> None:
+    # found by the export property test: torch normalises each sample by its own statistics
+    lt = lookup("instancenorm1d")
+    assert lt is not None
+    with pytest.raises(LayerConfigError) as info:
+        lt.infer((4, 1), {})
+    assert info.value.message == "instancenorm1d needs more than 1 spatial element per channel, but the input is [4, 1]"
+    assert lt.infer((4, 2), {}).output == (4, 2)
+    with pytest.raises(ValueError, match="more than 1 spatial element"):
+        torch.nn.InstanceNorm1d(4).eval()(torch.zeros(2, 4, 1))

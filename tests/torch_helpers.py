@@ -26,6 +26,8 @@ def node(item: Any, path: str) -> Node:
         name = args.pop("name", None)
         lt = registry.lookup(type_name)
         assert lt is not None, type_name
+        # a Layer holds checked, normalised values, as the loader makes them
+        args = {key: lt.check_arg(key, value) for key, value in args.items()}
         return Layer(type=lt, args=args, path=path, location=LOC, name=name)
     assert isinstance(item, dict)
     if "residual" in item:
