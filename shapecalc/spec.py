@@ -33,7 +33,7 @@ import gc
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeGuard
 
@@ -148,20 +148,60 @@ class _Scope:
     depth: int = 0
 
 
-@dataclass(eq=False)
 class _Entry:
-    """One layer entry, split: type, arguments, reserved keys."""
+    """One layer entry, split: type, arguments, reserved keys.
 
-    type_name: str
-    what: str  # "layer", "block" or a structural type
-    target: Any  # LayerType, _Block or None
-    loc: Location
-    path: str  # with the type: "layers[3] (conv2d)"
-    args: YMap | None
-    rest: dict[str, YNode]  # arguments without name / repeat
-    seq: YSeq | None  # concat's list form
-    name_node: YNode | None
-    repeat_node: YNode | None
+    A plain slotted class: one is made per entry (and per copy of a repeat or block),
+    and :meth:`at` re-places a cached split cheaply.
+    """
+
+    __slots__ = ("args", "loc", "name_node", "node", "path", "repeat_node", "rest", "seq", "shown", "target",
+                 "type_name", "what")
+
+    def __init__(
+        self,
+        type_name: str,
+        what: str,  # "layer", "block" or a structural type
+        target: Any,  # LayerType, _Block or None
+        loc: Location,
+        path: str,  # with the type: "layers[3] (conv2d)"
+        args: YMap | None,
+        rest: dict[str, YNode],  # arguments without name / repeat
+        seq: YSeq | None,  # concat's list form
+        name_node: YNode | None,
+        repeat_node: YNode | None,
+        shown: str = "",  # the type as shown in the path
+        node: YNode | None = None,  # the YAML node it was split from
+    ) -> None:
+        self.type_name = type_name
+        self.what = what
+        self.target = target
+        self.loc = loc
+        self.path = path
+        self.args = args
+        self.rest = rest
+        self.seq = seq
+        self.name_node = name_node
+        self.repeat_node = repeat_node
+        self.shown = shown
+        self.node = node
+
+    def at(self, path: str) -> _Entry:
+        """The same entry at ``path`` (without the type)."""
+        return _Entry(
+            self.type_name,
+            self.what,
+            self.target,
+            self.loc,
+            f"{path} ({self.shown})",
+            self.args,
+            self.rest,
+            self.seq,
+            self.name_node,
+            self.repeat_node,
+            self.shown,
+            self.node,
+        )
 
 
 class _Loader:
@@ -176,6 +216,16 @@ class _Loader:
         self.values: dict[tuple[int, int], Any] = {}
         self.layer_args: dict[tuple[int, int, Location | None], tuple[dict[str, Any], dict[str, Location]]] = {}
         self.envs: dict[tuple[int, int, int], dict[str, Any]] = {}
+        # Caches of work that depends on a YAML node but not on the scope it is built in (blocks are all
+        # read before the first entry is split, so a type resolves the same everywhere); only successes
+        # are kept, so every error is still raised, with its scope, where it was before.
+        self.splits: dict[int, _Entry] = {}  # id(entry node) -> its split
+        self.types: dict[str, tuple[str, Any, str]] = {}  # type name as written -> resolve()'s answer
+        self.layouts: dict[int, list[tuple[str, str, YSeq | None]]] = {}  # id(entry node) -> parts()
+        #: (layer type, (name, type, text) of each literal argument) -> checked values: specs repeat
+        #: the same literal arguments (``kernel_size: 3``) on many layers
+        self.literal_args: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.inner: dict[int, tuple[_Scope, _Scope]] = {}  # id(scope) -> (scope, the scope one level deeper)
 
     # ---------------------------------------------------------------- errors
 
@@ -492,12 +542,16 @@ class _Loader:
 
     def entry_parts(self, node: YNode, path: str, sc: _Scope) -> _Entry:
         """Split a layer entry into type and arguments, and resolve the type."""
+        split = self.splits.get(id(node))
+        if split is not None:  # the node was split before (a repeat, a block, an alias): only the path differs
+            return split.at(path)
         args: YNode | None = None
+        tnode: YScalar
         if isinstance(node, YScalar) and isinstance(node.value, str) and node.value:
-            type_name, tloc = node.value, node.loc
+            type_name, tnode = node.value, node
         elif isinstance(node, YMap) and len(node.items) == 1:
             ((type_name, args),) = node.items.items()
-            tloc = node.keys[type_name].loc
+            tnode = node.keys[type_name]
         elif isinstance(node, YMap) and node.items:
             keys = list(node.items)
             self.fail(
@@ -515,12 +569,19 @@ class _Loader:
                 path,
                 sc,
             )
-        what, target, shown = self.resolve(type_name, tloc, path, sc)
-        e = _Entry(type_name, what, target, node.loc, f"{path} ({shown})", None, {}, None, None, None)
+        what, target, shown = self.types.get(type_name) or self.resolve(type_name, tnode, path, sc)
+        e = _Entry(type_name, what, target, node.loc, f"{path} ({shown})", None, {}, None, None, None, shown, node)
+        # kept for what is split again: structures and blocks (their parts), layers of a block (one split per
+        # use); the bulk, plain layers written out, are split once and not kept (~200 bytes each)
+        keep = what != "layer" or sc.block is not None
         if args is None or _is_null(args):
+            if keep:
+                self.splits[id(node)] = e
             return e
         if isinstance(args, YSeq) and what == "concat":
             e.seq = args
+            if keep:
+                self.splits[id(node)] = e
             return e
         if not isinstance(args, YMap):
             self.fail(
@@ -534,23 +595,38 @@ class _Loader:
                 e.repeat_node = vnode
             else:
                 e.rest[key] = vnode
+        if keep:
+            self.splits[id(node)] = e
         return e
 
-    def resolve(self, type_name: str, loc: Location, path: str, sc: _Scope) -> tuple[str, Any, str]:
+    def resolve(self, type_name: str, tnode: YScalar, path: str, sc: _Scope) -> tuple[str, Any, str]:
+        """What a type name means: ``(what, target, shown)``; remembered in ``self.types``."""
         lt = lookup(type_name)
-        if lt is not None:
-            return "layer", lt, lt.name
-        block = self.blocks.get(normalise_name(type_name))
-        if block is not None:
-            return "block", block, block.name
         norm = normalise_name(type_name)
-        if norm in STRUCTURAL:
-            return norm, None, norm
-        candidates = [*all_names(), *(b.name for b in self.blocks.values()), *STRUCTURAL]
-        self.fail(f"unknown layer type {type_name!r}{did_you_mean(type_name, candidates)}", loc, path, sc)
+        block = self.blocks.get(norm)
+        found: tuple[str, Any, str]
+        if lt is not None:
+            found = "layer", lt, lt.name
+        elif block is not None:
+            found = "block", block, block.name
+        elif norm in STRUCTURAL:
+            found = norm, None, norm
+        else:
+            candidates = [*all_names(), *(b.name for b in self.blocks.values()), *STRUCTURAL]
+            self.fail(f"unknown layer type {type_name!r}{did_you_mean(type_name, candidates)}", tnode.loc, path, sc)
+        self.types[type_name] = found
+        return found
 
     def parts(self, e: _Entry, sc: _Scope) -> list[tuple[str, str, YSeq | None]]:
         """The layer lists of a structural entry: (kind, path suffix, list or None)."""
+        layout = self.layouts.get(id(e.node))
+        if layout is not None:  # checked before: the lists do not depend on the scope
+            return layout
+        layout = self.layout(e, sc)
+        self.layouts[id(e.node)] = layout
+        return layout
+
+    def layout(self, e: _Entry, sc: _Scope) -> list[tuple[str, str, YSeq | None]]:
         allowed = {"sequential": ("layers",), "residual": ("body", "shortcut"), "concat": ("branches",)}[e.what]
         for key in e.rest:
             if key not in allowed:
@@ -615,14 +691,24 @@ class _Loader:
     # ---------------------------------------------------------------- building
 
     def items(self, seq: YSeq, prefix: str, sc: _Scope) -> tuple[Node, ...]:
-        return tuple([self.entry(node, f"{prefix}[{i}]", sc) for i, node in enumerate(seq.items)])
+        entry = self.entry  # looked up once per list, not per item
+        return tuple([entry(node, f"{prefix}[{i}]", sc) for i, node in enumerate(seq.items)])
 
-    def deeper(self, sc: _Scope, loc: Location, path: str, **changes: Any) -> _Scope:
+    def deeper(self, sc: _Scope, loc: Location, path: str) -> _Scope:
+        """``sc`` one level deeper (built directly: dataclasses.replace costs ~4x as much)."""
+        self.check_depth(sc, loc, path)
+        known = self.inner.get(id(sc))
+        if known is not None:  # every structure in one list goes one level deeper from the same scope
+            return known[1]
+        inner = _Scope(sc.env, sc.block, sc.use, sc.trace, sc.chain, sc.depth + 1)
+        self.inner[id(sc)] = (sc, inner)  # holding ``sc`` keeps its id from being reused
+        return inner
+
+    def check_depth(self, sc: _Scope, loc: Location, path: str) -> None:
         if sc.depth >= MAX_NESTING:
             self.fail(
                 f"layers nest more than {MAX_NESTING} levels deep (structures and block uses)", loc, path, sc
             )
-        return replace(sc, depth=sc.depth + 1, **changes)
 
     def counted(self, loc: Location, path: str, sc: _Scope) -> None:
         self.count += 1
@@ -631,8 +717,15 @@ class _Loader:
 
     def entry(self, node: YNode, path: str, sc: _Scope) -> Node:
         e = self.entry_parts(node, path, sc)
-        label = self.label(e, sc)
-        repeat = self.repeat(e, sc)
+        label = self.label(e, sc) if e.name_node is not None else None  # most entries have neither: no calls
+        repeat = self.repeat(e, sc) if e.repeat_node is not None else 1
+        if e.what == "layer" and repeat == 1:  # the common case, built without the closure below
+            args, locs = self.args(e, sc)
+            self.count += 1  # self.counted, inlined
+            if self.count > self.max_layers:
+                self.fail(f"the spec expands to more than {self.max_layers:,} layers", e.loc, e.path, sc)
+            loc = sc.use if sc.use is not None else e.loc  # self.where, inlined
+            return Layer(e.target, args, path, loc, locs, label, sc.trace, None)  # positional: a little faster
         if e.what == "layer":
             args, locs = self.args(e, sc)
 
@@ -696,6 +789,17 @@ class _Loader:
 
     def args(self, e: _Entry, sc: _Scope) -> tuple[dict[str, Any], dict[str, Location]]:
         """A layer's checked arguments and their locations (once per entry and parameter values)."""
+        literal = self.literal_key(e)
+        if literal is not None:
+            checked = self.literal_args.get(literal)
+            if checked is not None:  # these very values were checked for this type: only the locations are new
+                use = sc.use
+                if use is None:
+                    arg_locs = {name: vnode.loc for name, vnode in e.rest.items()}
+                else:
+                    arg_locs = dict.fromkeys(e.rest, use)
+                # shared, as repeat copies and block uses share theirs: Layer.args is a read-only Mapping
+                return checked, arg_locs
         key = (id(e.args), id(sc.env), sc.use)
         cached = self.layer_args.get(key)
         if cached is not None and e.args is not None:
@@ -715,8 +819,29 @@ class _Loader:
         missing = [a.name for a in lt.args if a.required and a.name not in args]
         if missing:
             self.fail(f"{lt.name} needs {_and(missing)}", e.loc, e.path, sc)
-        self.layer_args[key] = (args, locs)
+        if literal is not None:
+            self.literal_args[literal] = args
+        else:
+            self.layer_args[key] = (args, locs)
         return args, locs
+
+    @staticmethod
+    def literal_key(e: _Entry) -> tuple[Any, ...] | None:
+        """A key for arguments that are all plain scalars (no ``$``), else None.
+
+        A scalar's value is fixed by its type and its text (the tag follows from the type), so
+        equal keys mean equal values; the type keeps ``1``, ``1.0``, ``true`` and ``'1'`` apart
+        and the text keeps ``-0.0`` from ``0.0``.
+        """
+        key: list[Any] = [id(e.target)]  # a registry LayerType: alive as long as the module
+        for name, vnode in e.rest.items():
+            if not isinstance(vnode, YScalar):
+                return None
+            v = vnode.value
+            if isinstance(v, str) and "$" in v:  # X.has_dollar, inlined: an expression depends on the scope
+                return None
+            key.append((name, type(v), vnode.text))
+        return tuple(key)
 
     def bad_arg(self, lt: LayerType, name: str, args: YMap | None, path: str, sc: _Scope) -> NoReturn:
         try:
@@ -768,15 +893,9 @@ class _Loader:
         block: _Block = e.target
         if self.count + self.least[block.name] > self.max_layers:
             self.fail(f"the spec expands to more than {self.max_layers:,} layers", e.loc, e.path, sc)
-        inner = self.deeper(
-            sc,
-            e.loc,
-            e.path,
-            env=env,
-            block=block,
-            use=self.where(e.loc, sc),
-            trace=(*sc.trace, block.trace),
-            chain=(*sc.chain, block.name),
+        self.check_depth(sc, e.loc, e.path)
+        inner = _Scope(
+            env, block, self.where(e.loc, sc), (*sc.trace, block.trace), (*sc.chain, block.name), sc.depth + 1
         )
         items = self.items(block.layers, f"{path}.{block.name}.layers", inner)
         self.counted(e.loc, e.path, sc)

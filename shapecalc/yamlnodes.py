@@ -28,7 +28,6 @@ Mapping keys are kept as the text written (``on:`` is the key ``"on"``, not
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any, NoReturn, Union
 
 import yaml
@@ -61,37 +60,76 @@ SEQ, MAP, MERGE = _CORE + "seq", _CORE + "map", _CORE + "merge"
 _TEXT_TAGS = {STR, _CORE + "timestamp", _CORE + "value", MERGE}  # implicit-only: kept as text
 _SCALAR_TAGS = {STR, INT, FLOAT, BOOL, NULL}
 
-_UNSEEN: Any = object()
 _DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
 
 # characters YAML does not allow in a document (YAML 1.1 "printable" set, negated)
 _NON_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class YScalar:
+class _Positioned:
+    """A node's position; its :class:`Location` is made only when asked for.
+
+    The nodes are plain slotted classes, not frozen dataclasses: a 100k-layer spec
+    composes ~350k of them, and a frozen dataclass (plus an eager ``Location``) costs
+    ~4x as much to build. Treat them as read-only all the same.
+    """
+
+    __slots__ = ("_loc", "col", "file", "line")
+
+    def __init__(self, file: str, line: int, col: int) -> None:
+        self.file = file
+        self.line = line
+        self.col = col
+        self._loc: Location | None = None
+
+    @property
+    def loc(self) -> Location:
+        """Where the node starts (made once, on first use: most keys' positions are never shown)."""
+        loc = self._loc
+        if loc is None:
+            loc = self._loc = Location(self.file, self.line, self.col)
+        return loc
+
+
+class YScalar(_Positioned):
     """A scalar: ``value`` is str, int, float, bool or None; ``text`` as written."""
 
-    value: Any
-    loc: Location
-    text: str = ""
+    __slots__ = ("text", "value")
+
+    def __init__(self, value: Any, text: str, file: str, line: int, col: int) -> None:
+        self.value = value
+        self.text = text
+        self.file = file
+        self.line = line
+        self.col = col
+        self._loc = None  # assigned here, not via super().__init__: one call less per scalar
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class YSeq:
+class YSeq(_Positioned):
     """A list of nodes."""
 
-    items: tuple[YNode, ...]
-    loc: Location
+    __slots__ = ("items",)
+
+    def __init__(self, items: tuple[YNode, ...], file: str, line: int, col: int) -> None:
+        self.items = items
+        self.file = file
+        self.line = line
+        self.col = col
+        self._loc = None  # not via super().__init__: one call less per node
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class YMap:
+class YMap(_Positioned):
     """A mapping: key text -> value node, and key text -> the key's node (its position)."""
 
-    items: dict[str, YNode]
-    keys: dict[str, YScalar]
-    loc: Location
+    __slots__ = ("items", "keys")
+
+    def __init__(self, items: dict[str, YNode], keys: dict[str, YScalar], file: str, line: int, col: int) -> None:
+        self.items = items
+        self.keys = keys
+        self.file = file
+        self.line = line
+        self.col = col
+        self._loc = None  # not via super().__init__: one call less per node
 
 
 YNode = Union[YScalar, YSeq, YMap]  # noqa: UP007 - a runtime alias, Python 3.10 safe
@@ -116,10 +154,12 @@ def kind(node: YNode) -> str:
 class _Open:
     """A list or mapping being composed (a plain slotted class: one is made per collection)."""
 
-    __slots__ = ("anchor", "entries", "is_map", "items", "key", "key_is_merge", "keys", "loc", "merge_loc", "merges")
+    __slots__ = ("anchor", "col", "entries", "is_map", "items", "key", "key_is_merge", "keys", "line", "merge_loc",
+                 "merges")
 
-    def __init__(self, loc: Location, anchor: str | None, is_map: bool) -> None:
-        self.loc = loc
+    def __init__(self, line: int, col: int, anchor: str | None, is_map: bool) -> None:
+        self.line = line
+        self.col = col
         self.anchor = anchor
         self.is_map = is_map
         self.items: list[YNode] = []
@@ -173,8 +213,8 @@ class _Composer:
         self.alias_nodes = 0
         self.root: YNode | None = None
         self.documents = 0
-        #: plain scalar text -> its value: keys and small numbers repeat a lot in a spec
-        self.plain: dict[str, Any] = {}
+        #: plain scalar text -> (that text, its value): keys and small numbers repeat a lot in a spec
+        self.plain: dict[str, tuple[str, Any]] = {}
 
     def loc(self, event: Any) -> Location:
         mark = event.start_mark
@@ -184,45 +224,81 @@ class _Composer:
         raise SpecError(message, location=loc)
 
     def run(self) -> YNode | None:
+        # the hot loop (one pass per event): attributes and methods are looked up once, here
         get_event = self.loader.get_event
+        file = self.file
+        plain = self.plain
+        stack = self.stack
+        add = self.add
         sizes: list[int] = []  # running expanded size of each open collection
+        node: YNode
         while True:
             event = get_event()
             if event is None:  # after the end of the stream
                 break
             cls = type(event)
             if cls is ScalarEvent:
-                node: YNode = self.scalar(event)
-                if event.anchor is not None:
-                    self.register(event.anchor, node, 1)
-                stack = self.stack
-                if stack and not stack[-1].is_map:  # fast path: an item of a list
-                    sizes[-1] += 1
-                    stack[-1].items.append(node)
+                mark = event.start_mark
+                text = event.value
+                tag = event.tag
+                if tag is None and event.implicit[0]:  # a plain scalar: resolved by its text alone
+                    known = plain.get(text)
+                    if known is None:
+                        known = plain[text] = (text, self.value(text, tag, event.implicit, mark))
+                    text, value = known  # the first copy of the text: a spec repeats its keys 100k times
                 else:
-                    self.add(node, 1, sizes)
+                    value = self.value(text, tag, event.implicit, mark)
+                scalar = YScalar(value, text, file, mark.line + 1, mark.column + 1)
+                if event.anchor is not None:
+                    self.register(event.anchor, scalar, 1)
+                if not stack:
+                    add(scalar, 1, sizes)
+                    continue
+                top = stack[-1]
+                if not top.is_map:  # fast path: an item of a list
+                    sizes[-1] += 1
+                    top.items.append(scalar)
+                elif top.key is None:
+                    if type(value) is not str:  # a _Merge, or a key that is no name: the general path
+                        add(scalar, 1, sizes)
+                        continue
+                    sizes[-1] += 1  # fast path: a key
+                    top.key = scalar
+                    top.key_is_merge = False
+                elif not top.key_is_merge and top.key.text not in top.keys:  # fast path: a key's value
+                    sizes[-1] += 1
+                    key, top.key = top.key, None
+                    top.keys[key.text] = key
+                    top.entries[key.text] = scalar
+                else:
+                    add(scalar, 1, sizes)
             elif cls is SequenceStartEvent or cls is MappingStartEvent:
                 is_map = cls is MappingStartEvent
-                loc = self.loc(event)
-                self.check_tag(event.tag, MAP if is_map else SEQ, loc, "a mapping" if is_map else "a list")
-                if len(self.stack) >= MAX_DEPTH:
-                    self.fail(f"the YAML nests more than {MAX_DEPTH} levels deep", loc)
+                mark = event.start_mark
+                line, col = mark.line + 1, mark.column + 1
+                tag = event.tag
+                if tag is not None:
+                    self.check_tag(tag, MAP if is_map else SEQ, line, col, "a mapping" if is_map else "a list")
+                if len(stack) >= MAX_DEPTH:
+                    self.fail(f"the YAML nests more than {MAX_DEPTH} levels deep", Location(file, line, col))
                 if event.anchor is not None:
-                    self.check_anchor(event.anchor, loc)
+                    self.check_anchor(event.anchor, Location(file, line, col))
                     self.open_anchors.add(event.anchor)
-                self.stack.append(_Open(loc, event.anchor, is_map))
+                stack.append(_Open(line, col, event.anchor, is_map))
                 sizes.append(1)
             elif cls is SequenceEndEvent or cls is MappingEndEvent:
-                top = self.stack.pop()
+                top = stack.pop()
                 size = sizes.pop()
-                if top.is_map:
+                if top.is_map and not top.merges:  # the common case: the mapping as composed, without a call
+                    node = YMap(top.entries, top.keys, file, top.line, top.col)
+                elif top.is_map:
                     node = self.finish_map(top)
                 else:
-                    node = YSeq(tuple(top.items), top.loc)
+                    node = YSeq(tuple(top.items), file, top.line, top.col)
                 if top.anchor is not None:
                     self.open_anchors.discard(top.anchor)
                     self.anchors[top.anchor] = (node, size)
-                self.add(node, size, sizes)
+                add(node, size, sizes)
             elif cls is AliasEvent:
                 loc = self.loc(event)
                 name = event.anchor
@@ -238,7 +314,7 @@ class _Composer:
                         f" (at *{name})",
                         loc,
                     )
-                self.add(node, size, sizes)
+                add(node, size, sizes)
             elif cls is DocumentStartEvent:
                 self.documents += 1
                 if self.documents > 1:
@@ -255,27 +331,22 @@ class _Composer:
             self.check_anchor(anchor, node.loc)
             self.anchors[anchor] = (node, size)
 
-    def check_tag(self, tag: str | None, allowed: str, loc: Location, what: str) -> None:
+    def check_tag(self, tag: str | None, allowed: str, line: int, col: int, what: str) -> None:
         if tag is None or tag == "!" or tag == allowed:
             return
-        self.fail(f"the tag {_show_tag(tag)} is not allowed on {what}: a spec is plain YAML (no tags)", loc)
+        self.fail(
+            f"the tag {_show_tag(tag)} is not allowed on {what}: a spec is plain YAML (no tags)",
+            Location(self.file, line, col),
+        )
 
-    def scalar(self, event: Any) -> YScalar:
-        mark = event.start_mark
-        loc = Location(self.file, mark.line + 1, mark.column + 1)
-        text = event.value
-        tag = event.tag
-        if tag is None and event.implicit[0]:  # a plain scalar: resolved by its text alone
-            value = self.plain.get(text, _UNSEEN)
-            if value is _UNSEEN:
-                value = self.plain[text] = self.value(text, tag, event.implicit, loc)
-            return YScalar(value, loc, text)
-        return YScalar(self.value(text, tag, event.implicit, loc), loc, text)
-
-    def value(self, text: str, explicit_tag: str | None, implicit: Any, loc: Location) -> Any:
+    def value(self, text: str, explicit_tag: str | None, implicit: Any, mark: Any) -> Any:
+        # ``mark`` (the event's start) becomes a Location only for an error: scalars are the bulk of a spec
         if explicit_tag is not None and explicit_tag != "!":
             if explicit_tag not in _SCALAR_TAGS:
-                self.fail(f"the tag {_show_tag(explicit_tag)} is not allowed: a spec is plain YAML (no tags)", loc)
+                self.fail(
+                    f"the tag {_show_tag(explicit_tag)} is not allowed: a spec is plain YAML (no tags)",
+                    self.mark_loc(mark),
+                )
             tag: str = explicit_tag
         else:
             tag = self.loader.resolve(ScalarNode, text, implicit)
@@ -285,7 +356,7 @@ class _Composer:
             return None
         if tag == INT:
             if len(text) > MAX_INT_TEXT:
-                self.fail(f"the number {text[:20]}... is too large ({len(text)} characters)", loc)
+                self.fail(f"the number {text[:20]}... is too large ({len(text)} characters)", self.mark_loc(mark))
             if _DECIMAL.fullmatch(text):  # the common case, exactly as construct_yaml_int reads it
                 return int(text)
         node = ScalarNode(tag, text)
@@ -299,8 +370,11 @@ class _Composer:
             else:  # an implicit tag PyYAML may add in the future: keep the text
                 value = text
         except (ValueError, KeyError, IndexError):
-            self.fail(f"{text!r} is not a valid {_show_tag(tag)}", loc)
+            self.fail(f"{text!r} is not a valid {_show_tag(tag)}", self.mark_loc(mark))
         return value
+
+    def mark_loc(self, mark: Any) -> Location:
+        return Location(self.file, mark.line + 1, mark.column + 1)
 
     def add(self, node: YNode, size: int, sizes: list[int]) -> None:
         if not self.stack:
@@ -331,13 +405,13 @@ class _Composer:
         name = key.text
         first = top.keys.get(name)
         if first is not None:
-            self.fail(f"duplicate key {name!r} (first at line {first.loc.line})", key.loc)
+            self.fail(f"duplicate key {name!r} (first at line {first.line})", key.loc)
         top.keys[name] = key
         top.entries[name] = node
 
     def finish_map(self, top: _Open) -> YMap:
         if not top.merges:
-            return YMap(top.entries, top.keys, top.loc)
+            return YMap(top.entries, top.keys, self.file, top.line, top.col)
         # as PyYAML: explicit keys win over merged ones; among merged mappings the first wins
         entries: dict[str, YNode] = {}
         keys: dict[str, YScalar] = {}
@@ -347,7 +421,7 @@ class _Composer:
             keys.update(src.keys)
         entries.update(top.entries)
         keys.update(top.keys)
-        return YMap(entries, keys, top.loc)
+        return YMap(entries, keys, self.file, top.line, top.col)
 
 
 class _Merge(str):
