@@ -66,6 +66,14 @@ _DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
 _NON_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
+#: plain scalar text -> (text, value), shared by every file this process composes: the value of a
+#: plain scalar follows from its text alone, and `check` of many small specs resolved the same keys
+#: and numbers (``kernel_size``, ``3``) again in each file (PyYAML's resolver: ~1 µs a scalar).
+#: Bounded, so a long-lived process does not grow it without limit.
+_PLAIN: dict[str, tuple[str, Any]] = {}
+_PLAIN_MAX = 10_000
+
+
 class _Positioned:
     """A node's position; its :class:`Location` is made only when asked for.
 
@@ -244,7 +252,7 @@ class _Composer:
                 if tag is None and event.implicit[0]:  # a plain scalar: resolved by its text alone
                     known = plain.get(text)
                     if known is None:
-                        known = plain[text] = (text, self.value(text, tag, event.implicit, mark))
+                        known = plain[text] = _PLAIN.get(text) or self.shared(text, event.implicit, mark)
                     text, value = known  # the first copy of the text: a spec repeats its keys 100k times
                 else:
                     value = self.value(text, tag, event.implicit, mark)
@@ -320,6 +328,13 @@ class _Composer:
                 if self.documents > 1:
                     self.fail("a spec is a single YAML document, but a second one starts here", self.loc(event))
         return self.root
+
+    def shared(self, text: str, implicit: Any, mark: Any) -> tuple[str, Any]:
+        """A plain scalar's (text, value), remembered across files (see :data:`_PLAIN`)."""
+        known = (text, self.value(text, None, implicit, mark))
+        if len(_PLAIN) < _PLAIN_MAX:
+            _PLAIN[text] = known
+        return known
 
     def check_anchor(self, name: str, loc: Location) -> None:
         if name in self.anchor_lines:

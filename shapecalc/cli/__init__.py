@@ -9,6 +9,7 @@ one line on stderr and exit code 1 here, in one place; usage errors are click's
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 from typing import Any
@@ -93,4 +94,10 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="shapecalc")
+    try:
+        cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="shapecalc")
+    finally:
+        # The process ends here (click exits through SystemExit): what is alive now is freed by the
+        # OS. Frozen, it is left out of the interpreter's teardown collection, which would otherwise
+        # walk and free every module's objects one by one (~7 ms of `shapecalc check`'s ~80 ms).
+        gc.freeze()
