@@ -322,27 +322,26 @@ def _walk_layer(
     sums[1] += res.trainable
     sums[2] += res.buffers
     sums[3] += res.macs
-    # positional, in Row's field order: keywords cost twice as much, once per layer
     row = Row(
-        len(st.rows),  # index
-        "layer",  # kind
-        layer.path,
-        layer.type.name,  # type
-        layer.name,  # label
-        depth,
-        shape,  # input_shape
-        out,  # output_shape
-        res.params,
-        res.trainable,
-        res.buffers,
-        res.macs,
-        new_rf,  # receptive
-        res.summary,
-        res.unseen,
-        layer,
-        res,  # result
-        f"#{layer.repeat_index[0]}/{layer.repeat_index[1]}" if layer.repeat_index else None,  # group
-        layer.location,
+        index=len(st.rows),
+        kind="layer",
+        path=layer.path,
+        type=layer.type.name,
+        label=layer.name,
+        depth=depth,
+        input_shape=shape,
+        output_shape=out,
+        params=res.params,
+        trainable=res.trainable,
+        buffers=res.buffers,
+        macs=res.macs,
+        receptive=new_rf,
+        summary=res.summary,
+        unseen=res.unseen,
+        layer=layer,
+        result=res,
+        group=f"#{layer.repeat_index[0]}/{layer.repeat_index[1]}" if layer.repeat_index else None,
+        location=layer.location,
     )
     st.rows.append(row)
     if new_rf is not None and any(s > 1 for s in out[1:]):

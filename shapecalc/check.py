@@ -19,6 +19,7 @@ the current values by editing only the characters of the values.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import MissingTorchError, ShapecalcError, SpecError
+from .formulas import effective_kernel
 
 if TYPE_CHECKING:  # the analysis is imported lazily: a missing path needs none of it
     from .analysis import Analysis, Row
@@ -312,7 +314,7 @@ def _kernel(row: Row) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]
     k = _axes(kw["kernel_size"], n)
     s = _axes(kw.get("stride") or kw["kernel_size"], n)  # pooling: stride None means the kernel
     d = _axes(kw.get("dilation", 1), n)
-    return tuple(dd * (kk - 1) + 1 for kk, dd in zip(k, d, strict=True)), s, d
+    return tuple(effective_kernel(kk, dd) for kk, dd in zip(k, d, strict=True)), s, d
 
 
 def _arg_location(layer: Layer, arg: str) -> tuple[int, int]:
@@ -372,7 +374,7 @@ def _bias_before_batchnorm(chain: _Chain, file: str) -> Iterator[tuple[Problem, 
         result = a.row.result
         if result is None or not result.torch_kwargs.get("bias"):
             continue
-        wasted = sum(_numel(shape) for name, shape in result.tensors if name == "bias")
+        wasted = sum(math.prod(shape) for name, shape in result.tensors if name == "bias")
         yield _warn(
             file,
             a.layer,
@@ -381,13 +383,6 @@ def _bias_before_batchnorm(chain: _Chain, file: str) -> Iterator[tuple[Problem, 
             f"bias is wasted: the {b.layer.type.name} right after subtracts the mean, which cancels it"
             f" ({wasted:,} parameters); set bias: false",
         )
-
-
-def _numel(shape: Sequence[int]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 _AXIS_NAMES = {1: ("position",), 2: ("row", "column"), 3: ("frame", "row", "column")}

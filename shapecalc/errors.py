@@ -8,6 +8,7 @@ our bug. The CLI turns a ``ShapecalcError`` into one line on stderr and exit cod
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -92,3 +93,18 @@ class MissingTorchError(ShapecalcError):
         super().__init__(
             f"{what} needs PyTorch, which is not installed: pip install 'shapecalc[torch]' (or pip install torch)"
         )
+
+
+def show_value(value: Any) -> str:
+    """A value as a spec would write it, for messages: ``true``, ``null``, ``'text'``, ``[3, 3]``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(show_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {show_value(v)}" for k, v in value.items()) + "}"
+    return repr(value) if isinstance(value, float) else str(value)

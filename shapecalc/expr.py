@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from .errors import SpecError
+from .errors import show_value as show  # a value as the spec writes it, in messages
 
 #: every literal and every intermediate value must be smaller than this in magnitude
 MAX_ABS = 10**12
@@ -250,18 +251,3 @@ def substitute_label(text: str, env: Mapping[str, Any]) -> str:
         return value if isinstance(value, str) else show(value)
 
     return re.sub(_LABEL_NAME, repl, text)
-
-
-def show(value: Any) -> str:
-    """A value as the spec would write it: ``true``, ``null``, ``'text'``, ``[3, 3]``."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(show(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {show(v)}" for k, v in value.items()) + "}"
-    return repr(value) if isinstance(value, float) else str(value)

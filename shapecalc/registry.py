@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
 from . import formulas as F
-from .errors import LayerConfigError
+from .errors import LayerConfigError, show_value
 
 if TYPE_CHECKING:
     from fractions import Fraction
@@ -179,21 +179,7 @@ def did_you_mean(name: str, candidates: Sequence[str]) -> str:
 
 
 def _fail(lt: LayerType, arg: Arg, what: str, value: Any) -> LayerConfigError:
-    return LayerConfigError(f"{lt.name} {arg.name} must be {what}, not {_show(value)}", arg=arg.name)
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value)
-    if value is None:
-        return "null"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_show(v) for v in value) + "]"
-    return str(value)
+    return LayerConfigError(f"{lt.name} {arg.name} must be {what}, not {show_value(value)}", arg=arg.name)
 
 
 def _is_int(v: Any) -> bool:
@@ -301,7 +287,7 @@ def _conv_padding(lt: LayerType, a: Arg, v: Any) -> int | tuple[int, ...] | str:
 def _choice(options: tuple[Any, ...]) -> Callable[[LayerType, Arg, Any], Any]:
     def check(lt: LayerType, a: Arg, v: Any) -> Any:
         if isinstance(v, bool) or v not in options:
-            raise _fail(lt, a, "one of " + ", ".join(_show(o) for o in options), v)
+            raise _fail(lt, a, "one of " + ", ".join(show_value(o) for o in options), v)
         return v
 
     return check
@@ -922,7 +908,7 @@ def _infer_zeropad(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Laye
     for axis, size, crop in crops:
         if size + crop < 0:
             raise LayerConfigError(
-                f"padding {_show(p)} crops {-crop} from axis {axis} of size {size}:"
+                f"padding {show_value(p)} crops {-crop} from axis {axis} of size {size}:"
                 f" negative padding can crop at most {size} there",
                 arg="padding",
             )
