@@ -1,5 +1,10 @@
 """The loaded, validated spec: a tree of frozen values.
 
+The tree's nodes (:class:`Layer`, :class:`Sequential`, :class:`Residual`,
+:class:`Concat`) compare by identity: each is one place in one spec file (its
+path and location say which), and value equality over whole subtrees is never
+wanted (it would also cost a generated ``__eq__``/``__hash__`` per class at import).
+
 The loader (``spec.py``) produces it; the analysis, the torch builder, the
 exporter and ``check`` read it. Blocks are already expanded, ``$`` expressions
 evaluated and ``repeat`` unrolled: every node here is one concrete thing.
@@ -15,7 +20,7 @@ from .errors import Location
 from .registry import LayerType
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Layer:
     """One layer: a registry type with its checked arguments as the spec gives them.
 
@@ -37,7 +42,7 @@ class Layer:
     repeat_index: tuple[int, int] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Sequential:
     """Layers applied one after the other.
 
@@ -57,7 +62,7 @@ class Sequential:
     trace: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Residual:
     """``out = body(x) + shortcut(x)``; ``shortcut`` None means the identity."""
 
@@ -71,7 +76,7 @@ class Residual:
     repeat_index: tuple[int, int] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Concat:
     """``out = cat([branch(x) ...], channel axis)``; an empty branch is the identity."""
 
