@@ -44,3 +44,35 @@ def test_readme_lists_every_warning_code() -> None:
     assert codes, "the check module defines warning codes"
     for code in sorted(codes):
         assert f"| {code} |" in README, code
+
+
+def _console_examples() -> list[tuple[str, str]]:
+    """(command, output) of the README's ``$ shapecalc out|layer|solve`` examples shown in full."""
+    examples = []
+    for block in re.findall(r"```console\n(.*?)```", README, re.S):
+        lines = block.splitlines()
+        if "..." in lines or "echo $?" in block or "abridged" in block:  # not shown verbatim
+            continue
+        for chunk in re.split(r"^(?=\$ )", block, flags=re.M):
+            if not chunk.startswith("$ shapecalc "):
+                continue
+            command, _, output = chunk.partition("\n")
+            words = command[2:].split()
+            if words[1] in ("out", "layer", "solve") and "#" not in command:
+                examples.append((command[2:], output))
+    return examples
+
+
+EXAMPLES = _console_examples()
+
+
+def test_the_readme_has_verbatim_examples() -> None:
+    assert len(EXAMPLES) >= 6
+
+
+@pytest.mark.parametrize(("command", "output"), EXAMPLES, ids=[c for c, _ in EXAMPLES])
+def test_readme_example_output_is_real(command: str, output: str) -> None:
+    import shlex
+
+    result = CliRunner().invoke(cli, shlex.split(command)[1:])
+    assert result.output == output
