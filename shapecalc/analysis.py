@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .errors import LayerConfigError, Location, ShapecalcError
+from .errors import LayerConfigError, Location, ShapecalcError, show_value
 from .model import Concat, Layer, Node, Residual, Sequential, Spec, block_note
 from .registry import LayerResult, Ratio, Shape
 
@@ -153,10 +153,6 @@ class _State:
 _numel = math.prod
 
 
-def _fmt(shape: Sequence[int]) -> str:
-    return "[" + ", ".join(str(s) for s in shape) + "]"
-
-
 def _step_rf(rf: ReceptiveField | None, res: LayerResult, in_shape: Shape, net_input: Shape) -> ReceptiveField | None:
     if rf is None or res.receptive is None:
         return rf
@@ -215,8 +211,9 @@ def _walk(
         st.held_elems -= _numel(body_shape)
         if body_shape != short_shape:
             raise ShapecalcError(
-                f"residual branches disagree: body gives {_fmt(body_shape)}, "
-                f"{'shortcut' if node.shortcut is not None else 'the identity shortcut'} gives {_fmt(short_shape)}"
+                f"residual branches disagree: body gives {show_value(body_shape)}, "
+                f"{'shortcut' if node.shortcut is not None else 'the identity shortcut'}"
+                f" gives {show_value(short_shape)}"
                 + _shortcut_hint(in_shape, body_shape)
                 + block_note(node),
                 location=node.location,
@@ -242,8 +239,8 @@ def _walk(
         for i, other in enumerate(outs[1:], 1):
             if len(other) != len(ref) or other[1:] != ref[1:]:
                 raise ShapecalcError(
-                    f"concat branches must agree on every axis but channels: branch 0 gives {_fmt(ref)},"
-                    f" branch {i} gives {_fmt(other)}" + block_note(node),
+                    f"concat branches must agree on every axis but channels: branch 0 gives {show_value(ref)},"
+                    f" branch {i} gives {show_value(other)}" + block_note(node),
                     location=node.location,
                     path=f"{node.path} (concat)",
                 )
@@ -368,7 +365,7 @@ def analyse(
         raise ShapecalcError(f"batch must be at least 1, not {batch}")
     in_shape: Shape = tuple(input) if input is not None else tuple(spec.input)
     if not in_shape or any(s < 1 for s in in_shape):
-        raise ShapecalcError(f"input shape {_fmt(in_shape)} must be a non-empty list of positive sizes")
+        raise ShapecalcError(f"input shape {show_value(in_shape)} must be a non-empty list of positive sizes")
     # The walk builds rows for every layer (acyclic, like the loader's tree): pausing the cyclic
     # garbage collector, which would rescan the growing heap, keeps a 100k-layer walk linear.
     was_enabled = gc.isenabled()

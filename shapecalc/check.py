@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import MissingTorchError, ShapecalcError, SpecError
-from .formulas import effective_kernel
+from .formulas import same_padding
 
 if TYPE_CHECKING:  # the analysis is imported lazily: a missing path needs none of it
     from .analysis import Analysis, Row
@@ -307,14 +307,12 @@ def _dims(shape: Sequence[int]) -> str:
     return "x".join(map(str, shape))
 
 
-def _kernel(row: Row) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    """Per spatial axis: effective (dilated) kernel, stride and dilation of a windowed layer."""
-    kw = row.result.torch_kwargs if row.result is not None else {}
-    n = len(row.input_shape) - 1
-    k = _axes(kw["kernel_size"], n)
-    s = _axes(kw.get("stride") or kw["kernel_size"], n)  # pooling: stride None means the kernel
-    d = _axes(kw.get("dilation", 1), n)
-    return tuple(effective_kernel(kk, dd) for kk, dd in zip(k, d, strict=True)), s, d
+def _window(row: Row) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Per spatial axis: effective (dilated) kernel and stride of a windowed layer, as the registry
+    computed them for the receptive field (pooling's default stride included)."""
+    step = row.result.receptive if row.result is not None else None
+    assert step is not None and not step.global_, row.path  # only convolutions and pooling get here
+    return step.kernel, tuple(int(s) for s in step.stride)
 
 
 def _arg_location(layer: Layer, arg: str) -> tuple[int, int]:
@@ -396,7 +394,7 @@ def _unseen(row: Row, layer: Layer, file: str) -> Iterator[tuple[Problem, int]]:
     """
     if not any(row.unseen):
         return
-    kernel, stride, _ = _kernel(row)
+    kernel, stride = _window(row)
     names = _AXIS_NAMES.get(len(row.unseen), tuple(f"axis-{i} row" for i in range(len(row.unseen))))
     parts = []
     for axis, lost in enumerate(row.unseen):
@@ -443,7 +441,7 @@ def _size_changing_conv(chain: _Chain, file: str) -> Iterator[tuple[Problem, int
         kw = row.result.torch_kwargs if row.result is not None else {}
         if kw.get("padding") == "same" or _keeps_size(row):
             continue
-        kernel, stride, _ = _kernel(row)
+        kernel, stride = _window(row)
         if any(s != 1 for s in stride):
             continue
         odd_changed = [
@@ -478,11 +476,11 @@ def _even_same(row: Row, layer: Layer, file: str) -> Iterator[tuple[Problem, int
     n = len(row.input_shape) - 1
     k = _axes(kw["kernel_size"], n)
     d = _axes(kw.get("dilation", 1), n)
-    totals = [dd * (kk - 1) for kk, dd in zip(k, d, strict=True)]
-    if all(t % 2 == 0 for t in totals):
+    pads = [same_padding(kk, dd) for kk, dd in zip(k, d, strict=True)]
+    if all(b == a for b, a in pads):
         return
-    before = tuple(t // 2 for t in totals)
-    after = tuple(t - t // 2 for t in totals)
+    before = tuple(b for b, _ in pads)
+    after = tuple(a for _, a in pads)
     dilated = f" (dilation {_as_arg(d)})" if any(dd != 1 for dd in d) else ""
     yield _warn(
         file,

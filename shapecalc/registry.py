@@ -404,13 +404,9 @@ def _axes(value: Any, n: int) -> tuple[int, ...]:
     return tuple(value) if isinstance(value, tuple) else (value,) * n
 
 
-def _fmt_shape(shape: Sequence[int]) -> str:
-    return "[" + ", ".join(str(s) for s in shape) + "]"
-
-
 def _need_rank(lt: LayerType, shape: Shape, ranks: Sequence[int], what: str) -> None:
     if len(shape) not in ranks:
-        raise LayerConfigError(f"{lt.name} expects a per-sample input of {what}, but the input is {_fmt_shape(shape)}")
+        raise LayerConfigError(f"{lt.name} expects a per-sample input of {what}, but the input is {show_value(shape)}")
 
 
 def _spatial_rank(lt: LayerType, shape: Shape) -> None:
@@ -708,7 +704,7 @@ def _infer_instancenorm(lt: LayerType, shape: Shape, args: Mapping[str, Any]) ->
         # torch normalises each sample by its own statistics and refuses a single value
         # (in training always; in eval too unless it tracks running statistics)
         raise LayerConfigError(
-            f"{lt.name} needs more than 1 spatial element per channel, but the input is {_fmt_shape(shape)}"
+            f"{lt.name} needs more than 1 spatial element per channel, but the input is {show_value(shape)}"
         )
     return _norm_result(lt, shape, c, args["affine"], args["track_running_stats"], args, "num_features")
 
@@ -731,8 +727,8 @@ def _infer_layernorm(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> La
     if len(ns) > len(shape) or tuple(shape[len(shape) - len(ns) :]) != ns:
         fit = list(shape[-len(ns) :]) if len(ns) <= len(shape) else list(shape)
         raise LayerConfigError(
-            f"normalized_shape {_fmt_shape(ns)} must match the trailing axes of the input"
-            f" {_fmt_shape(shape)}; {_fmt_shape(fit)} would fit",
+            f"normalized_shape {show_value(ns)} must match the trailing axes of the input"
+            f" {show_value(shape)}; {show_value(fit)} would fit",
             arg="normalized_shape",
         )
     n = _prod(ns)
@@ -845,7 +841,7 @@ _MODE_RANK = {"linear": 2, "bilinear": 3, "bicubic": 3, "trilinear": 4}
 def _infer_upsample(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
     if len(shape) not in (2, 3, 4):
         raise LayerConfigError(
-            f"upsample expects a per-sample input [C, L], [C, H, W] or [C, D, H, W], not {_fmt_shape(shape)}"
+            f"upsample expects a per-sample input [C, L], [C, H, W] or [C, D, H, W], not {show_value(shape)}"
         )
     n = len(shape) - 1
     size, scale, mode = args["size"], args["scale_factor"], args["mode"]
@@ -855,7 +851,7 @@ def _infer_upsample(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Lay
     if need is not None and need != len(shape):
         names = {2: "[C, L]", 3: "[C, H, W]", 4: "[C, D, H, W]"}
         raise LayerConfigError(
-            f"mode {mode!r} needs a per-sample input {names[need]}, but the input is {_fmt_shape(shape)}",
+            f"mode {mode!r} needs a per-sample input {names[need]}, but the input is {show_value(shape)}",
             arg="mode",
         )
     if args["align_corners"] is not None and need is None:
@@ -872,7 +868,7 @@ def _infer_upsample(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Lay
         out_sp = tuple(math.floor(float(x) * float(f)) for x, f in zip(shape[1:], _axes_f(scale, n), strict=True))
         if any(o < 1 for o in out_sp):
             raise LayerConfigError(
-                f"scale_factor {scale} makes the output {_fmt_shape(out_sp)}: every axis must stay >= 1",
+                f"scale_factor {scale} makes the output {show_value(out_sp)}: every axis must stay >= 1",
                 arg="scale_factor",
             )
     taps = {"nearest": 1, "nearest-exact": 1, "bicubic": 4}.get(mode, 2)
@@ -900,7 +896,7 @@ def _compact_f(value: Any) -> str:
 
 def _infer_zeropad(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
     if len(shape) not in (2, 3):
-        raise LayerConfigError(f"zeropad2d expects a per-sample input [C, H, W], not {_fmt_shape(shape)}")
+        raise LayerConfigError(f"zeropad2d expects a per-sample input [C, H, W], not {show_value(shape)}")
     p = args["padding"]
     left, right, top, bottom = (p, p, p, p) if isinstance(p, int) else p
     # torch crops (negative padding) before it pads: the crops alone must fit in the input
