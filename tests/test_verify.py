@@ -248,6 +248,7 @@ TORCHVISION = {
 }
 
 
+@pytest.mark.torchvision
 @pytest.mark.parametrize("name", sorted(TORCHVISION))
 def test_specs_mirroring_torchvision(name: str) -> None:
     path = Path(__file__).parent.parent / "architectures" / f"{name}.yaml"
