@@ -58,11 +58,15 @@ def command(
     the layer formulas; then, unless --no-verify, the torch model is built from
     the spec and every number is checked against it (exit code 1 on any
     mismatch). The report goes to stdout, notes to stderr.
+
+    SPEC is a spec file or the name of a shipped architecture (shapecalc list);
+    an existing file always wins over a name.
     """
     from ..analysis import analyse
+    from ..shipped import resolve
     from ..spec import load
 
-    spec = load(spec_file)
+    spec = load(resolve(spec_file))
     analysis = analyse(spec, input=input_shape, batch=batch, dtype=dtype)
 
     verification = None
