@@ -83,6 +83,7 @@ class Entry:
     input: tuple[int, ...]
     output: tuple[int, ...]
     params: int
+    buffers: int
     macs: int
     receptive_field: int | None
     #: the spec's ``description``: the paper and the torchvision builder it mirrors
@@ -106,9 +107,86 @@ def catalogue() -> list[Entry]:
                 input=a.input,
                 output=a.output,
                 params=a.totals.params,
+                buffers=a.totals.buffers,
                 macs=a.totals.macs,
                 receptive_field=a.receptive_field,
                 source=" ".join((spec.description or "").split()),
             )
         )
     return entries
+
+
+#: Published receptive fields: Araujo, Norris and Sim, "Computing Receptive Fields of Convolutional
+#: Neural Networks" (Distill, 2019), computed on TF-slim's models at their last end-point
+#: (google-research/receptive_field, RECEPTIVE_FIELD_TABLE.md). name -> (size, TF-slim model)
+PUBLISHED_RF: dict[str, tuple[int, str]] = {
+    "alexnet": (195, "alexnet_v2"),
+    "vgg11": (150, "vgg_a"),
+    "vgg11_bn": (150, "vgg_a"),
+    "vgg16": (212, "vgg_16"),
+    "vgg16_bn": (212, "vgg_16"),
+    "inception_v3": (1311, "inception_v3"),
+    "resnet50": (483, "resnet_v1_50"),
+    "resnet101": (1027, "resnet_v1_101"),
+    "resnet152": (1507, "resnet_v1_152"),
+}
+
+#: why a published value differs from ours, where it does: the models differ, not the arithmetic
+RF_NOTES = {
+    "resnet_v1": (
+        "TF-slim's ResNet v1 strides in the last unit of a stage and in its first 1x1 convolution;"
+        " torchvision's (v1.5) strides in the first unit's 3x3: the same depth sees a different field."
+    ),
+}
+
+
+def _cell(value: int | None) -> str:
+    return f"{value:,}" if value is not None else "—"
+
+
+def gallery_markdown(entries: list[Entry] | None = None) -> str:
+    """``docs/gallery.md``: every shipped architecture's totals and receptive field (a test keeps it current)."""
+    if entries is None:
+        entries = catalogue()
+    lines = [
+        "# Gallery: the shipped architectures",
+        "",
+        "Every spec in `architectures/` ships with shapecalc and is usable by name",
+        "(`shapecalc summary resnet18`). The numbers below are computed from the specs by",
+        "`shapecalc list` (per sample, no torch needed); the tests and CI prove them against",
+        "PyTorch (and torchvision's own modules where a spec mirrors one). This page is generated:",
+        "`SHAPECALC_UPDATE_GALLERY=1 pytest tests/test_gallery.py` rewrites it, and the test fails",
+        "when it is out of step with the specs.",
+        "",
+        "MACs are multiply-accumulates of the convolution and linear layers (half of",
+        "`FlopCounterMode`'s FLOPs). The receptive field is the size, in input pixels, at the last",
+        "layer whose output still has a spatial axis longer than 1 (Araujo et al., Distill 2019).",
+        "",
+        "| name | input | output | params | buffers | MACs | receptive field | published | source |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    notes: list[str] = []
+    for e in entries:
+        published = PUBLISHED_RF.get(e.name)
+        shown = "—"
+        if published is not None:
+            size, model = published
+            shown = f"{size:,} (`{model}`)"
+            if size != e.receptive_field:
+                note = RF_NOTES.get(model.rsplit("_", 1)[0] if model.startswith("resnet_v1") else model, "")
+                note = note or f"TF-slim's `{model}` is not the same network as this spec's."
+                if note not in notes:
+                    notes.append(note)
+                shown += f" [{notes.index(note) + 1}]"
+        lines.append(
+            f"| `{e.name}` | {'x'.join(map(str, e.input))} | {'x'.join(map(str, e.output))} | {_cell(e.params)}"
+            f" | {_cell(e.buffers)} | {_cell(e.macs)} | {_cell(e.receptive_field)} | {shown} | {e.source} |"
+        )
+    lines += [
+        "",
+        "Published values are Araujo et al.'s, computed on TF-slim's models (named in the column);",
+        "where a TF-slim model is the same network as ours, the two agree exactly.",
+    ]
+    for i, note in enumerate(notes, 1):
+        lines += ["", f"[{i}] {note}"]
+    return "\n".join(lines) + "\n"
