@@ -50,7 +50,7 @@ def test_no_torch_says_so_in_one_line(spec_file: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
     result = CliRunner().invoke(cli, ["summary", str(spec_file)])
     assert result.exit_code == 0
-    assert result.stderr == "not verified: torch is not installed (pip install 'shapecalc[torch]')\n"
+    assert result.stderr == "not verified: torch is not installed (pip install 'shapecalc-cnn[torch]')\n"
 
 
 def test_json_is_the_documented_schema(spec_file: Path) -> None:
