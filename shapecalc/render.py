@@ -408,6 +408,9 @@ class _TotalsBody:
         width = options.max_width
         for label, value, note in self.rows:
             head = self._head(label, value)
+            if cell_len(head) > width:  # narrower than a label and its number: one above the other
+                yield Text(label.strip(), no_wrap=True, overflow="ignore")
+                head = f"{value:>{width}}"
             if not note or cell_len(head) + 2 + cell_len(note) <= width:
                 yield Text.assemble(head, ("  " + note if note else "", "dim"), no_wrap=True, overflow="ignore")
                 continue
@@ -418,7 +421,7 @@ class _TotalsBody:
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         heads = [cell_len(self._head(r[0], r[1])) for r in self.rows]
         full = max(h + (2 + cell_len(r[2]) if r[2] else 0) for h, r in zip(heads, self.rows))
-        return Measurement(max(heads), full)
+        return Measurement(self.value, full)
 
 
 def totals_panel(analysis: Analysis) -> Panel:
