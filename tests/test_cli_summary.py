@@ -127,7 +127,8 @@ def test_spec_from_stdin(spec_file: Path) -> None:
     assert broken.exit_code == 1
     assert broken.stderr.startswith("<stdin>:3:1: ")
     not_utf8 = CliRunner().invoke(cli, ["summary", "-", "--no-verify"], input=b"input: [3]\xff\n")
-    assert (not_utf8.exit_code, not_utf8.stderr) == (1, "<stdin>:1:1: file is not UTF-8 text (byte 0xff at offset 10)\n")
+    assert not_utf8.exit_code == 1
+    assert not_utf8.stderr == "<stdin>:1:1: file is not UTF-8 text (byte 0xff at offset 10)\n"
 
 
 def test_an_extra_leading_axis_is_called_a_batch_axis(spec_file: Path) -> None:

@@ -7,6 +7,7 @@ pre-commit snippet is run against a snapshot tagged as the release process tags 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -80,10 +81,8 @@ def test_py_typed_is_shipped() -> None:
 @pytest.mark.slow
 def test_the_wheel(tmp_path: Path) -> None:
     """A built wheel: its name, version, py.typed, every subpackage and the console script."""
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    pip = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*pip, "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True)
     wheel = next(tmp_path.glob("*.whl"))
     assert wheel.name.startswith(f"shapecalc_cnn-{__version__}-")
     names = zipfile.ZipFile(wheel).namelist()
@@ -110,7 +109,7 @@ def test_the_readme_precommit_snippet_works(tmp_path: Path) -> None:
     (project / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config))
     _git("init", "-q", cwd=project)
     _git("add", "-A", cwd=project)
-    env = {"PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "NO_COLOR": "1", "PATH": __import__("os").environ["PATH"]}
+    env = {"PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "NO_COLOR": "1", "PATH": os.environ["PATH"]}
     run = subprocess.run(
         [sys.executable, "-m", "pre_commit", "run", "--all-files"], cwd=project, env=env, capture_output=True, text=True
     )
