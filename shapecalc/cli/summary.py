@@ -11,7 +11,7 @@ import click
 from .options import DEVICE, SHAPE, batch_option, echo_json, note_unused, print_renderable
 
 if TYPE_CHECKING:
-    from ..model import Spec
+    from ..spec.model import Spec
     from ..verify import Verification
 
 #: what ``summary`` prints when it would verify but torch is missing
