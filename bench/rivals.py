@@ -61,8 +61,10 @@ Measure = Callable[[Any, tuple[int, ...]], tuple[int, dict[str, int]]]
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """The rivals print (thop, ptflops) and warn (fvcore, torchscan): keep the bench's output clean."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(
-        io.StringIO()
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
     ):
         warnings.simplefilter("ignore")
         yield

@@ -100,7 +100,10 @@ def _pool_window_sum(row: Row) -> int:
     if res is None or res.receptive is None:
         return 0
     if row.type.startswith("adaptive"):
-        per_axis = [sum(b - a for a, b in F.adaptive_windows(i, o)) for i, o in zip(row.input_shape[1:], row.output_shape[1:], strict=True)]
+        per_axis = [
+            sum(b - a for a, b in F.adaptive_windows(i, o))
+            for i, o in zip(row.input_shape[1:], row.output_shape[1:], strict=True)
+        ]
         return row.output_shape[0] * math.prod(per_axis)
     return _numel(row.output_shape) * math.prod(res.receptive.kernel)
 
@@ -133,9 +136,11 @@ QUANTITIES: dict[str, Quantity] = {
         "input elements of a batch norm that keeps no running statistics (batch statistics in eval too)",
     ),
     "out_cin_kernel": Quantity(
-        lambda r: _numel(r.output_shape)
-        * (r.input_shape[0] // _kwargs(r).get("groups", 1))
-        * math.prod(r.result.tensors[0][1][2:] if r.result else ()),
+        lambda r: (
+            _numel(r.output_shape)
+            * (r.input_shape[0] // _kwargs(r).get("groups", 1))
+            * math.prod(r.result.tensors[0][1][2:] if r.result else ())
+        ),
         "output elements x input channels per group x kernel elements (a convolution's rule applied"
         " to a transposed convolution's output)",
     ),
@@ -155,12 +160,19 @@ QUANTITIES: dict[str, Quantity] = {
     "thop_softmax": Quantity(_thop_softmax, "per vector of n values along dim: 3n - 1"),
     "ptflops_interpolate": Quantity(_ptflops_interpolate, "output size, or input x scale_factor^axes"),
     "upsample_taps": Quantity(
-        lambda r: _numel(r.output_shape) * {"linear": 5, "bilinear": 11, "bicubic": 259}.get(_kwargs(r).get("mode", ""), 1 if _kwargs(r).get("mode") == "nearest" else 0),
+        lambda r: (
+            _numel(r.output_shape)
+            * {"linear": 5, "bilinear": 11, "bicubic": 259}.get(
+                _kwargs(r).get("mode", ""), 1 if _kwargs(r).get("mode") == "nearest" else 0
+            )
+        ),
         "thop's interpolation cost per output element: nearest 1, linear 5, bilinear 11, bicubic 259, other 0",
     ),
     "fvcore_upsample": Quantity(
-        lambda r: _numel(r.output_shape)
-        * ({"nearest": 1, "bilinear": 4}.get(_kwargs(r).get("mode", ""), 0) if len(r.output_shape) == 3 else 0),
+        lambda r: (
+            _numel(r.output_shape)
+            * ({"nearest": 1, "bilinear": 4}.get(_kwargs(r).get("mode", ""), 0) if len(r.output_shape) == 3 else 0)
+        ),
         "fvcore: 2-d nearest 1 and bilinear 4 per output element; other modes uncounted",
     ),
     "pool_window": Quantity(_pool_window_sum, "the elements each output's window reads, summed"),
@@ -220,7 +232,7 @@ CONVENTIONS: dict[str, Convention] = {
         Convention(
             "torchinfo",
             "torchinfo",
-            "summary(...).total_mult_adds (\"Mult-Adds\")",
+            'summary(...).total_mult_adds ("Mult-Adds")',
             {"convolution": _r("param_positions"), "*": _r("params")},
             adds="conv bias per output element, linear bias, norm parameters once per sample",
             misses="pooling, activations",
@@ -344,8 +356,7 @@ EXTRA_TERMS: dict[str, tuple[Mapping[str, Rule], str]] = {
     ),
     "pool": (
         {"pooling": _r("pool_window")},
-        "one operation per element each pooling window reads (k x k per output; adaptive: the"
-        " exact windows)",
+        "one operation per element each pooling window reads (k x k per output; adaptive: the exact windows)",
     ),
     "add": (
         {"residual": _r("out")},

@@ -83,7 +83,9 @@ def cost_views(
             "total": rep.total,
             "definitions": {term: C.EXTRA_TERMS[term][1] for term in count},
         }
-        totals_lines.append((header, fmt_int(rep.total), f"{fmt_count(rep.total)}, {_signed_pct(rep.total - t.macs, t.macs)} vs MACs"))
+        totals_lines.append(
+            (header, fmt_int(rep.total), f"{fmt_count(rep.total)}, {_signed_pct(rep.total - t.macs, t.macs)} vs MACs")
+        )
     if as_tools:
         views.json["as"] = {}
         for name in as_tools:
@@ -94,7 +96,11 @@ def cost_views(
             conv = C.CONVENTIONS[name]
             views.json["as"][name] = {"total": rep.total, "reports": conv.reports}
             totals_lines.append(
-                (f"{name}", fmt_int(rep.total), f"what {conv.reports} reports; {_signed_pct(rep.total - t.macs, t.macs)} vs MACs")
+                (
+                    f"{name}",
+                    fmt_int(rep.total),
+                    f"what {conv.reports} reports; {_signed_pct(rep.total - t.macs, t.macs)} vs MACs",
+                )
             )
     shares = row_shares(analysis)
     for i, s in enumerate(shares):
@@ -154,7 +160,9 @@ def breakdown_panel(analysis: Analysis) -> Panel:
     for header in ("type", "layers", "params", "%", "MACs", "%"):
         table.add_column(header, justify="left" if header == "type" else "right", no_wrap=True)
     for c in breakdown(analysis):
-        table.add_row(c.type, str(c.layers), fmt_int(c.params), _pct(c.params_share), fmt_int(c.macs), _pct(c.macs_share))
+        table.add_row(
+            c.type, str(c.layers), fmt_int(c.params), _pct(c.params_share), fmt_int(c.macs), _pct(c.macs_share)
+        )
     return Panel(table, title="By layer type", title_align="left", expand=False)
 
 

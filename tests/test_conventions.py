@@ -25,9 +25,7 @@ from shapecalc.spec import load
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDED = json.loads((ROOT / "bench" / "rivals.json").read_text())
-SPECS = sorted(
-    [*(ROOT / "architectures").glob("*.yaml"), *(ROOT / "tests" / "fixtures" / "rivals").glob("*.yaml")]
-)
+SPECS = sorted([*(ROOT / "architectures").glob("*.yaml"), *(ROOT / "tests" / "fixtures" / "rivals").glob("*.yaml")])
 
 
 def _ids(paths: list[Path]) -> list[str]:
@@ -163,7 +161,7 @@ def test_cli_as_and_count_columns(tiny: Path) -> None:
     assert lines[0] == (
         "index,path,type,name,args,output_shape,params,trainable,buffers,macs,MACs+bias+add,torchinfo,rf_size,rf_stride"
     )
-    assert lines[1] == "1,layers[0],conv2d,,3x3 p1,\"[4, 8, 8]\",112,112,0,6912,7168,7168,3,1"
+    assert lines[1] == '1,layers[0],conv2d,,3x3 p1,"[4, 8, 8]",112,112,0,6912,7168,7168,3,1'
     # the residual row: its own add (256) plus its layer's MACs (1,024)
     residual = next(r for r in csv.DictReader(lines) if r["type"] == "residual")
     assert (residual["macs"], residual["MACs+bias+add"], residual["torchinfo"]) == ("1024", "1280", "1024")
@@ -176,7 +174,11 @@ def test_cli_json_always_has_shares_and_breakdown(tiny: Path) -> None:
     first = doc["layers"][0]
     assert first["macs_share"] == round(100 * 6912 / 8008, 4)
     assert first["params_share"] == round(100 * 112 / doc["totals"]["params"], 4)
-    assert [(t["type"], t["macs"]) for t in doc["by_type"][:3]] == [("conv2d", 7936), ("linear", 72), ("batchnorm2d", 0)]
+    assert [(t["type"], t["macs"]) for t in doc["by_type"][:3]] == [
+        ("conv2d", 7936),
+        ("linear", 72),
+        ("batchnorm2d", 0),
+    ]
 
 
 def test_cli_json_as_and_compare(tiny: Path) -> None:
