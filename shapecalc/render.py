@@ -26,6 +26,10 @@ from .analysis import Analysis, ReceptiveField, Row
 from .gcpause import paused
 from .registry import Ratio
 
+#: an extra column of the table, Markdown and CSV: (header, row index -> cell text);
+#: built by shapecalc.render_costs (rival counts, shares) and shown after the MACs
+Column = tuple[str, Mapping[int, str]]
+
 #: version of the JSON document produced by :func:`to_json`; bumped on any incompatible change
 JSON_SCHEMA = "shapecalc.summary/1"
 
@@ -150,23 +154,42 @@ class DisplayRow(NamedTuple):
     verified: bool | None
 
 
-def _fold_key(row: Row, level: int, folded: bool, mark: bool | None) -> tuple[object, ...]:
+def _fold_key(
+    row: Row, level: int, folded: bool, mark: bool | None, columns: Sequence[Column]
+) -> tuple[object, ...]:
     # a repeat's copies differ only in their "#2/3": identical layers all the same
     group = None if (row.group or "").startswith("#") else row.group
+    extra = tuple(cells.get(row.index, "") for _, cells in columns)
     return (row.kind, folded, level, row.type, row.label, group, row.summary, row.input_shape,
-            row.output_shape, row.params, row.trainable, row.buffers, row.macs, mark)  # fmt: skip
+            row.output_shape, row.params, row.trainable, row.buffers, row.macs, mark, extra)  # fmt: skip
+
+
+def _run_cell(text: str, run: int) -> str:
+    """An extra column's cell for a run of ``run`` identical rows: the sum of a count, else the value each."""
+    if run == 1 or not text:
+        return text
+    digits = text.replace(",", "")
+    if digits.isdigit():
+        return fmt_int(int(digits) * run)
+    return f"{text} each"
 
 
 def display_rows(
-    analysis: Analysis, depth: int | None = None, verified: Mapping[str, bool] | None = None
+    analysis: Analysis,
+    depth: int | None = None,
+    verified: Mapping[str, bool] | None = None,
+    columns: Sequence[Column] = (),
 ) -> list[DisplayRow]:
-    """The visible rows, with runs of :data:`FOLD_MIN` or more identical consecutive rows folded into one."""
+    """The visible rows, with runs of :data:`FOLD_MIN` or more identical consecutive rows folded into one.
+
+    Rows fold only when everything shown about them is equal, extra columns included.
+    """
     with paused():
-        return _display_rows(analysis, depth, verified)
+        return _display_rows(analysis, depth, verified, columns)
 
 
 def _display_rows(
-    analysis: Analysis, depth: int | None, verified: Mapping[str, bool] | None
+    analysis: Analysis, depth: int | None, verified: Mapping[str, bool] | None, columns: Sequence[Column]
 ) -> list[DisplayRow]:
     visible = visible_rows(analysis, depth)
     out: list[DisplayRow] = []
@@ -175,14 +198,14 @@ def _display_rows(
         row, level = visible[i]
         folded = row.kind == "group" and depth is not None and level == depth
         mark = verified.get(row.path) if verified is not None else None
-        key = _fold_key(row, level, folded, mark)
+        key = _fold_key(row, level, folded, mark, columns)
         j = i + 1
         if row.kind == "layer" or folded:
             while j < n:
                 nxt, nlevel = visible[j]
                 nmark = verified.get(nxt.path) if verified is not None else None
                 nfolded = nxt.kind == "group" and depth is not None and nlevel == depth
-                if _fold_key(nxt, nlevel, nfolded, nmark) != key:
+                if _fold_key(nxt, nlevel, nfolded, nmark, columns) != key:
                     break
                 j += 1
         count = j - i if j - i >= FOLD_MIN else 1
@@ -239,13 +262,22 @@ class SummaryTable:
     """
 
     def __init__(
-        self, analysis: Analysis, *, depth: int | None = None, verified: Mapping[str, bool] | None = None
+        self,
+        analysis: Analysis,
+        *,
+        depth: int | None = None,
+        verified: Mapping[str, bool] | None = None,
+        columns: Sequence[Column] = (),
     ) -> None:
         self.title = f"{analysis.name}  input {fmt_shape(analysis.input)}  batch {analysis.batch}  (shapes per sample)"
-        self.headers = [h for h in _HEADERS if h != "✓" or verified is not None]
+        extra = [h for h, _ in columns]
+        at = _HEADERS.index("MACs") + 1
+        headers = [*_HEADERS[:at], *extra, *_HEADERS[at:]]
+        self.headers = [h for h in headers if h != "✓" or verified is not None]
+        self.right = {"#", "Params", "MACs", "RF", *extra}
         numbers = layer_numbers(analysis)
         self.rows: list[tuple[list[str], DisplayRow]] = []
-        for d in display_rows(analysis, depth, verified):
+        for d in display_rows(analysis, depth, verified, columns):
             row = d.first
             if d.folded:
                 n = _subtree_layers(analysis, row)
@@ -259,6 +291,7 @@ class SummaryTable:
                 fmt_shape(row.output_shape),
                 fmt_int(d.params) if d.params or row.kind == "layer" else "",
                 fmt_int(d.macs) if d.macs else "",
+                *(_run_cell(cells_of.get(row.index, ""), d.run) for _, cells_of in columns),
                 fmt_rf(d.last.receptive),
             ]
             if verified is not None:
@@ -314,7 +347,7 @@ class SummaryTable:
             )
         options: dict[str, Any] = {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False} if compact else {}
         table = Table(title=self.title, title_justify="left", caption=caption, caption_justify="left", **options)
-        right = {"#", "Params", "MACs", "RF"}
+        right = self.right
         for h in shown:
             wrap = h in _WRAPPABLE_MIN
             table.add_column(
@@ -360,14 +393,16 @@ def summary_table(
     *,
     depth: int | None = None,
     verified: Mapping[str, bool] | None = None,
+    columns: Sequence[Column] = (),
 ) -> SummaryTable:
     """The layer table: one row per layer (and group), indented by structure, identical runs folded.
 
     ``verified`` maps a row path to whether torch agreed with every number of
-    that row; rows without an entry get no mark. The result is a rich renderable
-    that fits itself to the width it is drawn at.
+    that row; rows without an entry get no mark. ``columns`` are extra columns
+    after the MACs (see :data:`Column`). The result is a rich renderable that
+    fits itself to the width it is drawn at.
     """
-    return SummaryTable(analysis, depth=depth, verified=verified)
+    return SummaryTable(analysis, depth=depth, verified=verified, columns=columns)
 
 
 def totals_rows(analysis: Analysis) -> list[tuple[str, str, str]]:
@@ -435,9 +470,15 @@ def summary_renderable(
     depth: int | None = None,
     verified: Mapping[str, bool] | None = None,
     footer: Sequence[str] = (),
+    columns: Sequence[Column] = (),
+    panels: Sequence[Any] = (),
 ) -> Group:
-    """The whole ``summary`` report: table, totals, and footer lines (verification)."""
-    parts: list[Any] = [summary_table(analysis, depth=depth, verified=verified), totals_panel(analysis)]
+    """The whole ``summary`` report: table, totals, extra panels, and footer lines (verification)."""
+    parts: list[Any] = [
+        summary_table(analysis, depth=depth, verified=verified, columns=columns),
+        totals_panel(analysis),
+        *panels,
+    ]
     parts += [Text(line) for line in footer]
     return Group(*parts)
 
@@ -465,15 +506,37 @@ def _row_json(row: Row) -> dict[str, Any]:
     }
 
 
-def to_json(analysis: Analysis, verification: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The documented JSON document of a summary (docs/summary.md, "JSON schema")."""
+def to_json(
+    analysis: Analysis,
+    verification: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    row_extra: Mapping[int, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The documented JSON document of a summary (docs/summary.md, "JSON schema").
+
+    ``extra`` adds top-level keys and ``row_extra`` keys to each row's object, by row
+    index (shares, rival counts, training memory: see shapecalc.render_costs).
+    """
     with paused():
-        return _to_json(analysis, verification)
+        return _to_json(analysis, verification, extra or {}, row_extra or {})
 
 
-def _to_json(analysis: Analysis, verification: Mapping[str, Any] | None) -> dict[str, Any]:
+def _to_json(
+    analysis: Analysis,
+    verification: Mapping[str, Any] | None,
+    extra: Mapping[str, Any],
+    row_extra: Mapping[int, Mapping[str, Any]],
+) -> dict[str, Any]:
     t = analysis.totals
-    return {
+
+    def row_json(r: Row) -> dict[str, Any]:
+        doc = _row_json(r)
+        more = row_extra.get(r.index)
+        if more:
+            doc.update(more)
+        return doc
+
+    doc = {
         "schema": JSON_SCHEMA,
         "name": analysis.name,
         "file": analysis.spec.file,
@@ -496,17 +559,21 @@ def _to_json(analysis: Analysis, verification: Mapping[str, Any] | None) -> dict
             "total_bytes": t.total_bytes,
         },
         "receptive_field": analysis.receptive_field,
-        "layers": [_row_json(r) for r in analysis.rows if r.kind == "layer"],
-        "groups": [_row_json(r) for r in analysis.rows if r.kind == "group"],
+        "layers": [row_json(r) for r in analysis.rows if r.kind == "layer"],
+        "groups": [row_json(r) for r in analysis.rows if r.kind == "group"],
         "verification": dict(verification) if verification is not None else None,
     }
+    doc.update(extra)
+    return doc
 
 
 _FLAT_HEADER = ["index", "path", "type", "name", "args", "output_shape", "params", "trainable", "buffers", "macs",
                 "activation_bytes", "rf_size", "rf_stride", "verified"]  # fmt: skip
 
 
-def _flat_rows(analysis: Analysis, depth: int | None, verified: Mapping[str, bool] | None) -> list[list[str]]:
+def _flat_rows(
+    analysis: Analysis, depth: int | None, verified: Mapping[str, bool] | None, columns: Sequence[Column]
+) -> list[list[str]]:
     out = []
     numbers = layer_numbers(analysis)
     nbytes = analysis.totals.input_bytes // (math.prod(analysis.input) * analysis.batch)
@@ -525,6 +592,7 @@ def _flat_rows(analysis: Analysis, depth: int | None, verified: Mapping[str, boo
                 str(row.trainable),
                 str(row.buffers),
                 str(row.macs),
+                *(cells_of.get(row.index, "") for _, cells_of in columns),
                 str(row.activation * analysis.batch * nbytes),
                 str(rf.max_size) if rf else "",
                 fmt_fraction(max(rf.stride)) if rf else "",
@@ -534,17 +602,25 @@ def _flat_rows(analysis: Analysis, depth: int | None, verified: Mapping[str, boo
     return out
 
 
-def to_csv(analysis: Analysis, depth: int | None = None, *, verified: Mapping[str, bool] | None = None) -> str:
+def to_csv(
+    analysis: Analysis,
+    depth: int | None = None,
+    columns: Sequence[Column] = (),
+    *,
+    verified: Mapping[str, bool] | None = None,
+) -> str:
     """One CSV row per visible row (never folded); numbers unformatted, for spreadsheets and scripts.
 
     ``activation_bytes`` is the row's output for the batch in the dtype; ``verified`` is
-    ``true``/``false`` where torch checked the row, empty where it did not.
+    ``true``/``false`` where torch checked the row, empty where it did not. ``columns``
+    (extra columns after ``macs``) should hold unformatted numbers here.
     """
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(_FLAT_HEADER)
+    at = _FLAT_HEADER.index("macs") + 1
+    writer.writerow([*_FLAT_HEADER[:at], *(h for h, _ in columns), *_FLAT_HEADER[at:]])
     with paused():
-        writer.writerows(_flat_rows(analysis, depth, verified))
+        writer.writerows(_flat_rows(analysis, depth, verified, columns))
     return buf.getvalue()
 
 
@@ -552,14 +628,21 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def to_markdown(analysis: Analysis, depth: int | None = None, *, verified: Mapping[str, bool] | None = None) -> str:
+def to_markdown(
+    analysis: Analysis,
+    depth: int | None = None,
+    columns: Sequence[Column] = (),
+    *,
+    verified: Mapping[str, bool] | None = None,
+) -> str:
     """A GitHub-flavoured Markdown table plus the totals, for READMEs and pull requests.
 
     The same rows as the table (runs of identical layers folded), a ✓ column when
-    verified, and the totals with the memory figures.
+    verified, ``columns`` after the MACs, and the totals with the memory figures.
     """
-    header = ["#", "Layer", "Args", "Output", "Params", "MACs", "RF"] + (["✓"] if verified is not None else [])
-    right = ("#", "Params", "MACs", "RF")
+    extra = [h for h, _ in columns]
+    header = ["#", "Layer", "Args", "Output", "Params", "MACs", *extra, "RF"] + (["✓"] if verified is not None else [])
+    right = ("#", "Params", "MACs", "RF", *extra)
     lines = [
         f"### {_md(analysis.name)}",
         "",
@@ -570,7 +653,7 @@ def to_markdown(analysis: Analysis, depth: int | None = None, *, verified: Mappi
         "|" + "|".join(" ---: " if h in right else " :---: " if h == "✓" else " --- " for h in header) + "|",
     ]
     numbers = layer_numbers(analysis)
-    for d in display_rows(analysis, depth, verified):
+    for d in display_rows(analysis, depth, verified, columns):
         row = d.first
         name = "&nbsp;&nbsp;" * d.level + _md(_row_name(row, d.run))
         if row.kind == "group":
@@ -587,6 +670,7 @@ def to_markdown(analysis: Analysis, depth: int | None = None, *, verified: Mappi
             fmt_shape(row.output_shape),
             fmt_int(d.params) if d.params or row.kind == "layer" else "",
             fmt_int(d.macs) if d.macs else "",
+            *(_md(_run_cell(cells_of.get(row.index, ""), d.run)) for _, cells_of in columns),
             fmt_rf(d.last.receptive),
         ]
         if verified is not None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from .cost_options import cost_options
 from .options import DEVICE, SHAPE, batch_option, echo_json, note_unused, print_renderable
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ INSTALL_TORCH = "pip install 'shapecalc-cnn[torch]'"
     show_default=True,
     help="Where to verify: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps or meta.",
 )
+@cost_options
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -61,6 +63,10 @@ def command(
     fmt: str,
     verify: bool | None,
     device: str,
+    as_tools: tuple[str, ...] = (),
+    compare_tools: bool = False,
+    count: tuple[str, ...] = (),
+    percent: bool = False,
 ) -> None:
     """Analyse the architecture in SPEC layer by layer (SPEC - reads standard input).
 
@@ -106,22 +112,30 @@ def command(
         verification = run_verify(spec, analysis=analysis, device=device, batch=batch)
         notes.extend(verification.describe())
 
+    from ..render_costs import cost_views
+
+    views = cost_views(analysis, as_tools=as_tools, count=count, percent=percent, compare_tools=compare_tools)
     if fmt == "json":
         from ..render import to_json
 
-        echo_json(to_json(analysis, verification.to_json() if verification is not None else None))
+        echo_json(
+            to_json(analysis, verification.to_json() if verification is not None else None, views.json, views.row_json)
+        )
     elif fmt == "csv":
         from ..render import to_csv
 
-        click.echo(to_csv(analysis, depth, verified=_marks(verification)), nl=False)
+        click.echo(to_csv(analysis, depth, views.raw_columns, verified=_marks(verification)), nl=False)
     elif fmt == "markdown":
         from ..render import to_markdown
 
-        click.echo(to_markdown(analysis, depth, verified=_marks(verification)), nl=False)
+        click.echo(to_markdown(analysis, depth, views.columns, verified=_marks(verification)), nl=False)
     else:
         from ..render import summary_renderable
 
-        print_renderable(summary_renderable(analysis, depth=depth, verified=_marks(verification)))
+        marks = _marks(verification)
+        print_renderable(
+            summary_renderable(analysis, depth=depth, verified=marks, columns=views.columns, panels=views.panels)
+        )
     for note in notes:
         click.echo(note, err=True)
     if verification is not None and not verification.ok:
