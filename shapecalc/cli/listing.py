@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from .options import print_renderable
+from .options import echo_json, print_renderable
 
 
 @click.command("list")
@@ -42,7 +40,7 @@ def command(fmt: str) -> None:
             }
             for e in entries
         ]
-        click.echo(json.dumps(doc, indent=2))
+        echo_json(doc)
         return
     from rich.table import Table
 
