@@ -249,3 +249,22 @@ def test_random_split_and_gate_match_torch_by_hand(channels: int, data: st.DataO
         assert torch.allclose(model(x), expected, atol=1e-6)
     assert tuple(expected.shape[1:]) == a.output
     assert sum(p.numel() for p in model.parameters()) == a.totals.params
+
+
+def test_unknown_receptive_field_in_the_totals_and_json() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from shapecalc.cli import cli
+
+    text = "input: [4, 8, 8]\nlayers:\n  - permute: {dims: [0, 2, 1, 3]}\n  - maxpool2d: {kernel_size: 2}\n"
+    runner = CliRunner()
+    with runner.isolated_filesystem():
+        with open("p.yaml", "w") as f:
+            f.write(text)
+        result = runner.invoke(cli, ["summary", "p.yaml", "--no-verify", "--format", "json"])
+        doc = json.loads(result.stdout)
+        assert (doc["receptive_field"], doc["receptive_field_lost_at"]) == (None, "layers[1]")
+        result = runner.invoke(cli, ["summary", "p.yaml", "--no-verify"])
+        assert "unknown after layers[1]: a window over a moved axis" in result.stdout
