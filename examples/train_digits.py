@@ -15,7 +15,7 @@ digits, and saves the state_dict::
     shapecalc filters digits_cnn.pt                      # the first conv's 32 filters, as text
     shapecalc filters digits_cnn.pt -o filters.png       # ... as a picture (needs matplotlib)
 
-Needs torch and scikit-learn: ``pip install 'shapecalc[torch,examples]'``.
+Needs torch and scikit-learn: ``pip install 'shapecalc-cnn[torch,examples]'``.
 """
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ def _load_safetensors(path: Path) -> dict[str, Any]:
         from safetensors.numpy import load_file
     except ImportError:
         raise FiltersError(
-            f"{path}: reading a safetensors file needs the safetensors package: pip install 'shapecalc[filters]'"
+            f"{path}: reading a safetensors file needs the safetensors package: pip install 'shapecalc-cnn[filters]'"
         ) from None
     try:
         tensors = load_file(str(path))
@@ -381,7 +381,7 @@ def draw(f: Filters, path: str | Path, *, per_filter: bool = False, title: str |
         from matplotlib.colors import Normalize
         from matplotlib.figure import Figure
     except ImportError:
-        raise FiltersError("drawing a picture needs matplotlib: pip install 'shapecalc[filters]'") from None
+        raise FiltersError("drawing a picture needs matplotlib: pip install 'shapecalc-cnn[filters]'") from None
     import matplotlib as mpl
     import numpy as np
 
