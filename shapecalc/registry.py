@@ -428,7 +428,7 @@ def _scale_factor(lt: LayerType, a: Arg, v: Any) -> Any:
         return v
     if isinstance(v, list | tuple) and v and all(_is_number(x) and x > 0 for x in v):
         return tuple(v)
-    raise _fail(lt, a, "a positive number or a list of positive numbers", v)
+    raise _fail_number(lt, a, "a positive number or a list of positive numbers", v)
 
 
 def _zeropad(lt: LayerType, a: Arg, v: Any) -> int | tuple[int, ...]:

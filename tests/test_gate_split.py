@@ -158,6 +158,15 @@ layers:
         loads(bad, file="t.yaml")
 
 
+def test_a_float_written_1e_6_gets_the_hint_where_it_is() -> None:
+    with pytest.raises(ShapecalcError) as info:
+        loads("input: [4, 4, 4]\nlayers:\n  - layer_scale: {init: 1e-6}\n", file="t.yaml")
+    assert str(info.value) == (
+        "t.yaml:3:25: layers[0] (layer_scale): layer_scale init must be a finite number, not '1e-6':"
+        " YAML reads 1e-6 as a string; write it with a dot, as 1.0e-6"
+    )
+
+
 # --------------------------------------------------------------------------- against torch
 
 torch = pytest.importorskip("torch")
