@@ -46,6 +46,7 @@ ZOO: dict[str, dict[str, Any]] = {
     "mobilenet_v2": {},
     "mnasnet1_0": {},
     "regnet_x_400mf": {},
+    "convnext_tiny": {},
 }
 
 #: torchvision's published metadata (the weights enums' meta "num_params" and "_ops", GMACs to
@@ -72,6 +73,7 @@ PUBLISHED: dict[str, tuple[int, float]] = {
     "mobilenet_v2": (3_504_872, 0.301),
     "mnasnet1_0": (4_383_312, 0.314),
     "regnet_x_400mf": (5_495_976, 0.414),
+    "convnext_tiny": (28_589_128, 4.456),
 }
 
 #: Inception3_Weights.IMAGENET1K_V1.meta["num_params"]: the network plus its AuxLogits head
@@ -79,9 +81,12 @@ INCEPTION_V3_WITH_AUX = 27_161_264
 
 #: where torchvision registers a module's tensors in another order than the spec builds them:
 #: {child: sibling} puts ``child``'s tensors right after ``sibling``'s. RegNet's block registers
-#: its shortcut ``proj`` before its body ``f`` (a residual's body comes first in a spec).
+#: its shortcut ``proj`` before its body ``f`` (a residual's body comes first in a spec);
+#: ConvNeXt's CNBlock owns its ``layer_scale`` parameter, which a state dict lists before the
+#: block's modules although the forward uses it after them (as the spec does).
 LATE: dict[str, dict[str, str]] = {
     "regnet_x_400mf": {"proj": "f"},
+    "convnext_tiny": {"layer_scale": "block"},
 }
 
 
@@ -161,6 +166,18 @@ def _randomise_constants(module: Any, torch: Any) -> None:
                 t.add_(noise - 0.5)
 
 
+def _settings(module: Any) -> list[float]:
+    """The constructor settings that change a forward pass but not a state dict, in module order."""
+    found: list[float] = []
+    for m in module.modules():
+        kind = type(m).__name__
+        if kind.startswith(("BatchNorm", "LayerNorm")):
+            found += [m.eps, getattr(m, "momentum", None) or 0.0]
+        elif kind.startswith("Dropout") or kind == "StochasticDepth":
+            found.append(m.p)
+    return found
+
+
 @pytest.mark.torchvision
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_equals_torchvision(name: str) -> None:
@@ -185,6 +202,8 @@ def test_equals_torchvision(name: str) -> None:
         )
 
     assert counts(theirs) == counts(ours) == (a.totals.params, a.totals.trainable, a.totals.buffers)
+    # what the state dict does not hold: norms' eps and momentum, dropout and stochastic depth
+    assert _settings(ours) == pytest.approx(_settings(theirs), rel=1e-9)
 
     # torchvision's state, tensor by tensor in order, into the spec's model
     _randomise_constants(theirs, torch)
