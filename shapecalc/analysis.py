@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .errors import LayerConfigError, Location, ShapecalcError, show_value
-from .model import Concat, Layer, Node, Residual, Sequential, Spec, block_note
 from .registry import LayerResult, Ratio, Shape
+from .spec.model import Concat, Layer, Node, Residual, Sequential, Spec, block_note
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 

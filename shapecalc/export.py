@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from .analysis import Analysis, analyse
-from .model import Spec
 from .registry import REQUIRED
+from .spec.model import Spec
 from .torch_build import PlanNode, plan
 
 LINE = 120

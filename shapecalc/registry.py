@@ -161,7 +161,7 @@ class LayerType:
         """Apply the layer to a per-sample input shape; ``args`` as the spec gives them.
 
         ``checked=True``: the values were checked by :meth:`check_arg` already (a loaded
-        spec's :class:`~shapecalc.model.Layer`), so they are not checked again.
+        spec's :class:`~shapecalc.spec.model.Layer`), so they are not checked again.
         """
         full = self.with_defaults(args, checked=checked)
         return self.infer_fn(self, tuple(shape), full)

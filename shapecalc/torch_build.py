@@ -27,10 +27,10 @@ from typing import Any
 
 from .analysis import Analysis, Row, analyse
 from .errors import MissingTorchError
-from .model import Concat as ConcatNode
-from .model import Layer, Node, Sequential, Spec
-from .model import Residual as ResidualNode
 from .registry import LayerType
+from .spec.model import Concat as ConcatNode
+from .spec.model import Layer, Node, Sequential, Spec
+from .spec.model import Residual as ResidualNode
 
 #: Attribute names a child module must not take: ``nn.Module.add_module`` refuses a
 #: name that is already an attribute of the container (``forward``, ``to``, ``eval``),

@@ -12,7 +12,7 @@ from typing import Any
 
 from shapecalc import registry
 from shapecalc.errors import Location
-from shapecalc.model import Concat, Layer, Node, Residual, Sequential, Spec
+from shapecalc.spec.model import Concat, Layer, Node, Residual, Sequential, Spec
 
 LOC = Location("t.yaml", 1, 1)
 
