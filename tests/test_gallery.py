@@ -20,9 +20,15 @@ def test_gallery_is_current() -> None:
 
 
 def test_published_receptive_fields_agree_where_the_models_are_the_same() -> None:
-    # vgg11 is TF-slim's vgg_a layer for layer: Araujo et al.'s 150 must be ours exactly
+    # the same networks as TF-slim's: Araujo et al.'s published fields are ours exactly
     by_name = {e.name: e for e in shipped.catalogue()}
     assert by_name["vgg11"].receptive_field == shipped.PUBLISHED_RF["vgg11"][0] == 150
+    for name in ("alexnet", "vgg16", "vgg16_bn", "inception_v3"):
+        if name in by_name:
+            assert by_name[name].receptive_field == shipped.PUBLISHED_RF[name][0], name
+    # torchvision's ResNet-50 strides in the first unit of a stage, TF-slim's in the last (see RF_NOTES)
+    if "resnet50" in by_name:
+        assert (by_name["resnet50"].receptive_field, shipped.PUBLISHED_RF["resnet50"][0]) == (427, 483)
     text = shipped.gallery_markdown()
     assert "| `vgg11` | 3x224x224 | 1000 | 132,863,336 | 0 | 7,609,090,048 | 150 | 150 (`vgg_a`) |" in text
 
@@ -31,4 +37,4 @@ def test_a_differing_published_value_gets_a_note() -> None:
     entry = shipped.Entry("resnet50", "f", (3, 224, 224), (1000,), 25_557_032, 53_173, 4_089_184_256, 427, "x")
     text = shipped.gallery_markdown([entry])
     assert "| 427 | 483 (`resnet_v1_50`) [1] |" in text
-    assert "[1] TF-slim's ResNet v1 strides" in text
+    assert "[1] TF-slim's ResNet v1 strides in the last unit" in text
