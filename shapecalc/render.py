@@ -144,7 +144,9 @@ def summary_table(
     ``verified`` maps a layer path to whether torch agreed with every number of
     that row; rows without an entry get no mark.
     """
-    table = Table(title=f"{analysis.name}  input {fmt_shape(analysis.input, analysis.batch)}", title_justify="left")
+    # every text from the spec (its name, layer names) is Text, never markup: `name: "[/x]"` is a name
+    title = Text(f"{analysis.name}  input {fmt_shape(analysis.input, analysis.batch)}")
+    table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right", style="dim", no_wrap=True)
     table.add_column("Layer", overflow="ellipsis", no_wrap=True)
     table.add_column("Args", no_wrap=True)
@@ -167,7 +169,7 @@ def summary_table(
         cells: list[str | Text] = [
             str(numbers[row.index]) if row.kind == "layer" else "",
             name,
-            args,
+            Text(args),
             fmt_shape(row.output_shape, analysis.batch),
             fmt_int(row.params) if row.params or row.kind == "layer" else "",
             fmt_int(row.macs) if row.macs else "",
