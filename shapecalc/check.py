@@ -30,7 +30,7 @@ from .formulas import same_padding
 
 if TYPE_CHECKING:  # the analysis is imported lazily: a missing path needs none of it
     from .analysis import Analysis, Row
-    from .model import Layer, Sequential, Spec
+    from .spec.model import Layer, Sequential, Spec
 
 #: codes of problems that always fail the check (they cannot be ignored)
 ERROR_CODES: dict[str, str] = {
@@ -234,7 +234,7 @@ def _chains(spec: Spec, analysis: Analysis) -> list[_Chain]:
     branches is a chain of its own. Leaf rows of the analysis come in the same
     depth-first order as this walk, which pairs each layer with its row.
     """
-    from .model import Concat, Layer, Residual, Sequential
+    from .spec.model import Concat, Layer, Residual, Sequential
 
     rows = iter(analysis.layers)
     chains: list[_Chain] = []
@@ -546,7 +546,7 @@ def rewrite_expect(text: str, values: Mapping[str, Any]) -> str:
     """
     import yaml
 
-    from .yamlnodes import LOADER
+    from .spec.yamlnodes import LOADER
 
     if text.startswith("\ufeff"):  # libyaml's marks do not count a byte order mark: edit after it
         return "\ufeff" + rewrite_expect(text[1:], values)
@@ -684,7 +684,7 @@ def _same_but_expect(old: str, new: str) -> bool:
     """
     import yaml
 
-    from .yamlnodes import LOADER
+    from .spec.yamlnodes import LOADER
 
     def without_expect(text: str) -> Any:
         doc = yaml.load(text, Loader=LOADER)  # a safe loader: CSafeLoader or SafeLoader
