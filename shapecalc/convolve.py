@@ -27,6 +27,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -361,7 +362,7 @@ def _bounded(image: Grid, kernel: Grid, pads: tuple[Pair, Pair], out: Pair) -> N
         )
     # |any sum| <= max|image| * sum|kernel|: when that bound is finite nothing overflows
     biggest = max(abs(v) for row in image.values for v in row) * sum(abs(v) for row in kernel.values for v in row)
-    if not biggest < 1e300:
+    if not biggest <= sys.float_info.max / 2:  # a margin for the rounding of each addition
         raise ShapecalcError(
             f"the values of image {image.name} and kernel {kernel.name} are too large: their products and sums"
             " could overflow float64 (largest image value times the sum of the kernel's magnitudes"

@@ -327,7 +327,8 @@ def _positive_number(lt: LayerType, a: Arg, v: Any) -> float:
 
 
 def _opt_number(lt: LayerType, a: Arg, v: Any) -> float | None:
-    return None if v is None else _number(lt, a, v)
+    # batch norm's momentum: torch computes with it in float64, any finite value runs
+    return None if v is None else _number_f64(lt, a, v)
 
 
 def _probability(lt: LayerType, a: Arg, v: Any) -> float:
