@@ -131,8 +131,8 @@ class Analysis:
     #: expect-style receptive field: max size at the last layer whose output has a spatial axis > 1
     receptive_field: int | None
     spec: Spec
-    #: the layer after which the receptive field is unknown (a window over an axis that is not
-    #: spatial any more, after a ``permute``); ``receptive_field`` is then None
+    #: the first layer whose receptive field is unknown (a window over, or a reshape of, axes a
+    #: ``permute`` moved); ``receptive_field`` is then None
     receptive_field_lost_at: str | None = None
 
     @property
@@ -157,7 +157,7 @@ class _State:
         #: (a group's totals are the difference across its subtree)
         self.sums = [0, 0, 0, 0]
         self.last_spatial_rf: ReceptiveField | None = None
-        #: the path of the layer after which the receptive field is unknown (see _step_tracked)
+        #: the path of the first layer whose receptive field is unknown (see _step_tracked)
         self.rf_lost_at: str | None = None
         #: (type, input shape, arguments) -> LayerResult: layer inference is pure (see _walk_layer)
         self.results: dict[tuple[object, ...], LayerResult] = {}

@@ -408,9 +408,10 @@ def summary_table(
 
 
 def _rf_total(analysis: Analysis) -> tuple[str, str, str]:
-    """The totals' receptive field row: the size, n/a (no spatial axis), or unknown after a moved axis."""
+    """The totals' receptive field row: the size, n/a (no spatial axis), or unknown (axes a permute moved)."""
     if analysis.receptive_field_lost_at is not None:
-        return ("Receptive field", "—", f"unknown after {analysis.receptive_field_lost_at}: a window over a moved axis")
+        lost = analysis.receptive_field_lost_at
+        return ("Receptive field", "—", f"unknown from {lost} on: it slides over or reshapes axes a permute moved")
     if analysis.receptive_field is None:
         return ("Receptive field", "n/a", "")
     return ("Receptive field", str(analysis.receptive_field), "")

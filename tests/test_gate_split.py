@@ -276,4 +276,4 @@ def test_unknown_receptive_field_in_the_totals_and_json() -> None:
         doc = json.loads(result.stdout)
         assert (doc["receptive_field"], doc["receptive_field_lost_at"]) == (None, "layers[1]")
         result = runner.invoke(cli, ["summary", "p.yaml", "--no-verify"])
-        assert "unknown after layers[1]: a window over a moved axis" in result.stdout
+        assert "unknown from layers[1] on: it slides over or reshapes axes a permute moved" in result.stdout
