@@ -277,3 +277,5 @@ def test_unknown_receptive_field_in_the_totals_and_json() -> None:
         assert (doc["receptive_field"], doc["receptive_field_lost_at"]) == (None, "layers[1]")
         result = runner.invoke(cli, ["summary", "p.yaml", "--no-verify"])
         assert "unknown from layers[1] on: it slides over or reshapes axes a permute moved" in result.stdout
+        rows = [line for line in result.stdout.splitlines() if "permute" in line or "maxpool2d" in line]
+        assert rows[0].split("│")[-2].strip() == "1 /1" and rows[1].split("│")[-2].strip() == "—"
