@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from typing import Any
 
 import click
 
@@ -12,7 +13,7 @@ from .options import SHAPE, print_renderable
 
 
 @click.command("summary")
-@click.argument("spec_file", metavar="SPEC", type=click.Path(dir_okay=True, path_type=str))
+@click.argument("spec_file", metavar="SPEC|MODEL", type=click.Path(dir_okay=True, path_type=str))
 @click.option("--input", "input_shape", type=SHAPE, help="Per-sample input shape, e.g. 3x64x64 (overrides the spec).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size for memory.")
 @click.option(
@@ -42,6 +43,13 @@ from .options import SHAPE, print_renderable
     show_default=True,
     help="Where to verify: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps or meta.",
 )
+@click.option(
+    "--arg",
+    "model_args",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="For a Python MODEL: a constructor argument (a plain YAML value); may be repeated.",
+)
 def command(
     spec_file: str,
     input_shape: tuple[int, ...] | None,
@@ -51,14 +59,31 @@ def command(
     fmt: str,
     verify: bool,
     device: str,
+    model_args: tuple[str, ...],
 ) -> None:
     """Analyse the architecture in SPEC layer by layer.
+
+    SPEC may also be a Python model, MODEL: path/to/file.py:Name or
+    package.module:Name (an nn.Module class or a function returning one), with
+    --input and --arg; it is built on the meta device and run once with hooks
+    (needs torch; see docs/python-models.md).
 
     Shapes, parameters, buffers, MACs, receptive field and memory, computed from
     the layer formulas; then, unless --no-verify, the torch model is built from
     the spec and every number is checked against it (exit code 1 on any
     mismatch). The report goes to stdout, notes to stderr.
     """
+    from ..pymodel.ref import looks_like_ref
+
+    if looks_like_ref(spec_file):
+        from .pymodel import summary_of_model
+
+        python_analysis, model_notes = summary_of_model(spec_file, input_shape, model_args, batch=batch, dtype=dtype)
+        emit(python_analysis, fmt, depth, None, model_notes)
+        return
+    if model_args:
+        raise click.UsageError("--arg is for a Python model (path/file.py:Name), not a spec")
+
     from ..analysis import analyse
     from ..spec import load
 
@@ -84,6 +109,13 @@ def command(
             verification = run_verify(spec, analysis=analysis, device=device, batch=batch)
             notes.extend(verification.describe())
 
+    emit(analysis, fmt, depth, verification, notes)
+    if verification is not None and not verification.ok:
+        sys.exit(1)
+
+
+def emit(analysis: Any, fmt: str, depth: int | None, verification: Any, notes: list[str]) -> None:
+    """Print the report in ``fmt`` to stdout and the notes to stderr (spec and Python model alike)."""
     if fmt == "json":
         from ..render import to_json
 
@@ -104,5 +136,3 @@ def command(
         print_renderable(summary_renderable(analysis, depth=depth, verified=verified))
     for note in notes:
         click.echo(note, err=True)
-    if verification is not None and not verification.ok:
-        sys.exit(1)
