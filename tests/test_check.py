@@ -180,7 +180,7 @@ def test_drift_in_every_key(here: Path, capsys: pytest.CaptureFixture[str]) -> N
         + (
             "expect:\n"
             "  output: [12]\n"
-            "  params: 610794\n"
+            "  params: 620810\n"
             "  trainable: 766\n"
             "  buffers: 8\n"
             "  macs: 7600\n"
@@ -192,7 +192,7 @@ def test_drift_in_every_key(here: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert code == 1
     assert out.splitlines() == [
         "drift.yaml:10:11: error: expect.output: expected [12], found [10]  [SC010]",
-        "drift.yaml:11:11: error: expect.params: expected 610,794, found 766 (-610,028)  [SC010]",
+        "drift.yaml:11:11: error: expect.params: expected 620,810, found 766 (-620,044)  [SC010]",
         "drift.yaml:13:12: error: expect.buffers: expected 8, found 9 (+1)  [SC010]",
         "drift.yaml:14:9: error: expect.macs: expected 7,600, found 7,552 (-48)  [SC010]",
         "drift.yaml:15:20: error: expect.receptive_field: expected 5, found 4 (-1)  [SC010]",
