@@ -69,7 +69,7 @@ def _find(tree: ast.Module) -> ast.expr | None:
 
 def _dict_items(node: ast.expr) -> dict[str, tuple[ast.expr, ast.expr]]:
     """String key -> (key node, value node) of a dict display."""
-    out = {}
+    out: dict[str, tuple[ast.expr, ast.expr]] = {}
     if isinstance(node, ast.Dict):
         for k, v in zip(node.keys, node.values):
             if isinstance(k, ast.Constant) and isinstance(k.value, str):
@@ -103,7 +103,7 @@ def read_declarations(file: str) -> list[Declared] | Problem | None:
     try:
         value = ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return bad(node, "must be a plain literal (a dict of dicts of numbers, strings and lists), read without running")
+        return bad(node, "must be a plain literal (dicts of numbers, strings and lists), read without running it")
     if not isinstance(value, dict) or not value:
         return bad(node, 'must be a non-empty dict: {"ModelName": {"input": [3, 32, 32], "expect": {...}}}')
     nodes = _dict_items(node)
@@ -130,7 +130,8 @@ def read_declarations(file: str) -> list[Declared] | Problem | None:
             return bad(at, f"{where} needs input: a list of positive sizes, one sample (no batch axis)")
         args = entry.get("args", {})
         if not isinstance(args, dict) or not all(isinstance(k, str) for k in args):
-            return bad(parts.get("args", (entry_node, entry_node))[1], f"{where} args must be a dict of keyword arguments")
+            at = parts.get("args", (entry_node, entry_node))[1]
+            return bad(at, f"{where} args must be a dict of keyword arguments")
         expect = entry.get("expect", {})
         expect_node = parts.get("expect", (entry_node, entry_node))[1]
         if not isinstance(expect, dict):

@@ -41,6 +41,8 @@ class KnownLayer:
             if a.inferred or a.name not in self.args:
                 continue
             value = _plain(self.args[a.name])
+            if a.name == "stride" and a.default is None and value == _plain(self.args.get("kernel_size")):
+                continue  # pooling's stride defaults to the kernel
             if a.required or not _same_default(value, a.default, self.type.ndim):
                 out[a.name] = value
         return out
@@ -67,8 +69,12 @@ class KnownLayer:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
+    """A value as a spec writes it: lists for tuples, one int for the same size on every axis."""
+    if isinstance(value, tuple | list):
+        items = [_plain(v) for v in value]
+        if items and all(isinstance(v, int) and not isinstance(v, bool) for v in items) and len(set(items)) == 1:
+            return items[0]
+        return items
     return value
 
 

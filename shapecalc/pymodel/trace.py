@@ -484,8 +484,9 @@ def _notes(st: _Pass, model: Any, rows: tuple[Row, ...], params: dict[int, Any])
         if len(names) > 1:
             yield f"tied parameters, counted once: {' = '.join(names)}"
     for slots in st.calls.values():
-        if len(slots) > 1:
-            yield f"{rows[slots[0]].path} is called {len(slots)} times: its parameters are counted at the first call"
+        first = rows[slots[0]]
+        if len(slots) > 1 and (first.params or first.buffers):  # a re-used ReLU is no news; shared weights are
+            yield f"{first.path} is called {len(slots)} times: its parameters are counted at the first call"
     unused = [p for key, p in params.items() if key not in st.seen]
     if unused:
         n = sum(p.numel() for p in unused)
