@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .analysis import Analysis
-    from .model import Spec
+    from .spec.model import Spec
 
     __version__: str
 

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .errors import LayerConfigError, Location, ShapecalcError, show_value
-from .model import Concat, Layer, Node, Residual, Sequential, Spec, block_note
 from .registry import LayerResult, Ratio, Shape
+from .spec.model import Concat, Layer, Node, Residual, Sequential, Spec, block_note
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 
@@ -48,6 +48,10 @@ class ReceptiveField:
     size: tuple[int, ...]
     stride: tuple[Ratio, ...]  # the jump: input distance between neighbouring outputs
     padding: tuple[Ratio, ...]  # effective padding: where the first window starts, negated
+    #: where the spatial axes are: per axis of the (per-sample) tensor, the spatial axes of the
+    #: network's input it carries. ``None``: the usual layout, channels then the spatial axes in
+    #: order (only a ``permute``, ``mean`` or ``unflatten`` makes it anything else)
+    axes: tuple[tuple[int, ...], ...] | None = None
 
     @property
     def max_size(self) -> int:
@@ -123,6 +127,9 @@ class Analysis:
     #: expect-style receptive field: max size at the last layer whose output has a spatial axis > 1
     receptive_field: int | None
     spec: Spec
+    #: the layer after which the receptive field is unknown (a window over an axis that is not
+    #: spatial any more, after a ``permute``); ``receptive_field`` is then None
+    receptive_field_lost_at: str | None = None
 
     @property
     def layers(self) -> tuple[Row, ...]:
@@ -146,6 +153,8 @@ class _State:
         #: (a group's totals are the difference across its subtree)
         self.sums = [0, 0, 0, 0]
         self.last_spatial_rf: ReceptiveField | None = None
+        #: the path of the layer after which the receptive field is unknown (see _step_tracked)
+        self.rf_lost_at: str | None = None
         #: (type, input shape, arguments) -> LayerResult: layer inference is pure (see _walk_layer)
         self.results: dict[tuple[object, ...], LayerResult] = {}
 
@@ -154,9 +163,12 @@ _numel = math.prod
 
 
 def _step_rf(rf: ReceptiveField | None, res: LayerResult, in_shape: Shape, net_input: Shape) -> ReceptiveField | None:
-    if rf is None or res.receptive is None:
+    if rf is None or (res.receptive is None and res.axes is None):
         return rf
+    if rf.axes is not None or res.axes is not None:
+        return _step_tracked(rf, res, in_shape, net_input)
     step = res.receptive
+    assert step is not None
     n = len(rf.size)
     if step.global_ or len(step.kernel) != n or len(in_shape) - 1 != n:
         # the layer mixes every position: its output sees the whole input (and the padding
@@ -172,10 +184,72 @@ def _step_rf(rf: ReceptiveField | None, res: LayerResult, in_shape: Shape, net_i
     )
 
 
+#: the receptive field became unknown: a window slid over an axis that is not spatial
+UNKNOWN = ReceptiveField((), (), ())
+
+
+def _standard_axes(rank: int, n: int) -> tuple[tuple[int, ...], ...]:
+    """The usual layout of a ``rank``-axis sample: channels, then spatial axes 0..n-1 in order."""
+    if rank == n + 1:
+        return ((), *((i,) for i in range(n)))
+    # after a flatten of the usual layout the spatial axes are mixed into the last axis
+    return ((),) * (rank - 1) + (tuple(range(n)),)
+
+
+def _step_tracked(rf: ReceptiveField, res: LayerResult, in_shape: Shape, net_input: Shape) -> ReceptiveField:
+    """One layer's step when the spatial axes may have moved (``permute``, ``mean``, ``unflatten``).
+
+    Each axis of the tensor carries zero, one or (flattened together) several spatial axes of
+    the network's input. A window over an axis carrying exactly one applies to it; a window over
+    any other axis makes the field unknown; a layer that mixes a whole axis (linear over the
+    last axis, a mean, a convolution over its channel axis) sees its spatial axes entirely.
+    """
+    n = len(rf.size)
+    amap = rf.axes if rf.axes is not None else _standard_axes(len(in_shape), n)
+    if len(amap) != len(in_shape):
+        return UNKNOWN  # a layer that changed the rank without saying how the axes moved
+    size, stride, padding = list(rf.size), list(rf.stride), list(rf.padding)
+    whole: set[int] = set()
+    step = res.receptive
+    if step is not None:
+        if step.global_:
+            whole.update(amap[-1])
+        elif step.whole:
+            for index in step.whole:
+                whole.update(amap[index])
+        else:
+            if len(step.kernel) != len(in_shape) - 1:
+                return UNKNOWN
+            if step.mixes_channels:
+                whole.update(amap[0])
+            for carried, k, s, p in zip(amap[1:], step.kernel, step.stride, step.padding, strict=True):
+                if len(carried) == 1:
+                    j = carried[0]
+                    size[j] = math.ceil(size[j] + (k - 1) * stride[j])
+                    padding[j] = padding[j] + p * stride[j]
+                    stride[j] = stride[j] * s
+                elif (k, s, p) != (1, 1, 0):
+                    return UNKNOWN
+    for j in whole:
+        size[j] = max(size[j], net_input[j + 1])
+    new_map = amap if res.axes is None else tuple(tuple(sorted({j for a in src for j in amap[a]})) for src in res.axes)
+    out_rank = len(res.output)
+    if new_map == _standard_axes(out_rank, n) and out_rank == n + 1:
+        new_map = None  # type: ignore[assignment]  # back to the usual layout
+    return ReceptiveField(tuple(size), tuple(stride), tuple(padding), new_map)
+
+
+def _has_spatial(shape: Shape, rf: ReceptiveField) -> bool:
+    """Whether an output still has a spatial axis longer than 1 (the ``expect`` receptive field's rule)."""
+    if rf.axes is None:
+        return any(s > 1 for s in shape[1:])
+    return any(s > 1 and carried for s, carried in zip(shape, rf.axes))
+
+
 def _merge_rf(fields: Sequence[ReceptiveField | None]) -> ReceptiveField | None:
     present = [f for f in fields if f is not None]
-    if not present:
-        return None
+    if len(present) < len(fields):
+        return None  # unknown in one branch (or no spatial axes at all): unknown
     return max(present, key=lambda f: (f.max_size, f.size))
 
 
@@ -269,7 +343,7 @@ def _walk(
         group=group,
         location=node.location,
     )
-    if rf is not None and any(s > 1 for s in shape[1:]):
+    if rf is not None and _has_spatial(shape, rf):
         st.last_spatial_rf = rf
     return shape, rf
 
@@ -310,6 +384,11 @@ def _walk_layer(
             st.results[key] = res
     out = res.output
     new_rf = _step_rf(rf, res, shape, st.net_input)
+    if new_rf is UNKNOWN:
+        # from here on the field is unknown: shown as none, and no expect-style total
+        new_rf = None
+        if st.rf_lost_at is None:
+            st.rf_lost_at = layer.path
     st.activation_elems += _numel(out)
     st.peak_elems = max(st.peak_elems, st.held_elems + _numel(shape) + _numel(out))
     if res.torch_kwargs.get("track_running_stats"):
@@ -341,7 +420,7 @@ def _walk_layer(
         location=layer.location,
     )
     st.rows.append(row)
-    if new_rf is not None and any(s > 1 for s in out[1:]):
+    if new_rf is not None and _has_spatial(out, new_rf):
         st.last_spatial_rf = new_rf
     return out, new_rf
 
@@ -412,6 +491,7 @@ def _analyse(spec: Spec, in_shape: Shape, batch: int, dtype: str) -> Analysis:
         dtype=dtype,
         rows=rows,
         totals=totals,
-        receptive_field=last.max_size if last is not None else None,
+        receptive_field=last.max_size if last is not None and st.rf_lost_at is None else None,
         spec=spec,
+        receptive_field_lost_at=st.rf_lost_at,
     )

@@ -31,7 +31,7 @@ from .formulas import same_padding
 
 if TYPE_CHECKING:  # the analysis is imported lazily: a missing path needs none of it
     from .analysis import Analysis, Row
-    from .model import Layer, Sequential, Spec
+    from .spec.model import Layer, Sequential, Spec
 
 #: codes of problems that always fail the check (they cannot be ignored)
 ERROR_CODES: dict[str, str] = {
@@ -251,7 +251,7 @@ def _chains(spec: Spec, analysis: Analysis) -> list[_Chain]:
     branches is a chain of its own. Leaf rows of the analysis come in the same
     depth-first order as this walk, which pairs each layer with its row.
     """
-    from .model import Concat, Layer, Residual, Sequential
+    from .spec.model import Concat, Layer, Residual, Sequential
 
     rows = iter(analysis.layers)
     chains: list[_Chain] = []

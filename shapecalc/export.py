@@ -22,15 +22,18 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from .analysis import Analysis, analyse
-from .model import Spec
 from .registry import REQUIRED
+from .spec.model import Spec
 from .torch_build import PlanNode, plan
 
 LINE = 120
 INDENT = "    "
 
 #: names the generated module defines or imports; the model class must not shadow them
-_TAKEN = frozenset({"Seq", "Residual", "Concat", "OrderedDict", "torch", "nn"})
+_TAKEN = frozenset(
+    {"Seq", "Residual", "Concat", "Gate", "Split", "OrderedDict", "torch", "nn", "F"}
+    | {"LayerNorm2d", "Permute", "Mean", "StochasticDepth", "LayerScale"}
+)
 
 _HELPERS = {
     "Seq": '''
@@ -63,7 +66,74 @@ class Concat(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([branch(x) for branch in self.branches], dim=1)
 ''',
+    # the layer types torch.nn lacks: the same code as shapecalc.torch_layers (a test checks they agree)
+    "LayerNorm2d": '''
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of ``[N, C, H, W]`` at every position (torchvision's)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+''',
+    "Permute": '''
+class Permute(nn.Module):
+    """``torch.permute(x, dims)`` (torchvision.ops.Permute)."""
+
+    def __init__(self, dims: list[int]) -> None:
+        super().__init__()
+        self.dims = list(dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.permute(x, self.dims)
+''',
+    "Mean": '''
+class Mean(nn.Module):
+    """``x.mean(dim, keepdim)``."""
+
+    def __init__(self, dim: int | list[int], keepdim: bool = False) -> None:
+        super().__init__()
+        self.dim = dim
+        self.keepdim = keepdim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(self.dim, keepdim=self.keepdim)
+''',
+    "StochasticDepth": '''
+class StochasticDepth(nn.Module):
+    """Drop the input per sample (row) or batch with probability p in training (torchvision.ops.StochasticDepth)."""
+
+    def __init__(self, p: float, mode: str = "row") -> None:
+        super().__init__()
+        self.p = p
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        size = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim
+        noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise
+''',
+    "LayerScale": '''
+class LayerScale(nn.Module):
+    """A learnable multiplier of shape ``[C, 1, ...]``, broadcast over the other axes (ConvNeXt)."""
+
+    def __init__(self, shape: tuple[int, ...], init: float = 1e-6) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.full(tuple(shape), float(init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+''',
 }
+
+#: the order helper classes are printed in
+_HELPER_ORDER = ("Seq", "Residual", "Concat", "Gate", "Split", "LayerNorm2d", "Permute", "Mean",
+                 "StochasticDepth", "LayerScale")  # fmt: skip
 
 
 # --------------------------------------------------------------------------- text safety
@@ -182,11 +252,15 @@ def _layer_call(node: PlanNode) -> _Call:
         ):
             continue
         args.append((key, _literal(value)))
-    return _Call(f"nn.{lt.torch_name}", tuple(args))
+    func = lt.torch_name if lt.source == "shapecalc" else f"nn.{lt.torch_name}"
+    return _Call(func, tuple(args))
 
 
 def _expr(node: PlanNode, used: set[str]) -> Expr:
     if node.kind == "layer":
+        assert node.layer is not None
+        if node.layer.type.source == "shapecalc":
+            used.add(node.layer.type.torch_name)
         return _layer_call(node)
     if node.kind == "sequential":
         used.add("Seq")
@@ -230,7 +304,7 @@ def export(spec: Spec, *, analysis: Analysis | None = None) -> str:
     if "Seq" in used:
         out += ["from collections import OrderedDict", ""]
     out += ["import torch", "from torch import nn", ""]
-    for helper in ("Seq", "Residual", "Concat"):
+    for helper in _HELPER_ORDER:
         if helper in used:
             out += ["", *_HELPERS[helper].strip("\n").split("\n"), ""]
     out += [""]

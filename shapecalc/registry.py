@@ -46,6 +46,11 @@ class ReceptiveStep:
     stride: tuple[Ratio, ...]
     padding: tuple[Ratio, ...]
     global_: bool = False
+    #: per-sample axes of the input that every output position sees entirely (``mean``)
+    whole: tuple[int, ...] = ()
+    #: the layer mixes every channel (a convolution): a spatial axis moved to the channel
+    #: position by a ``permute`` is then seen entirely
+    mixes_channels: bool = False
 
 
 GLOBAL = ReceptiveStep((), (), (), global_=True)
@@ -70,6 +75,9 @@ class LayerResult:
     unseen: tuple[int, ...] = ()
     #: (name, shape) of each parameter tensor, for ``shapecalc layer``
     tensors: tuple[tuple[str, Shape], ...] = ()
+    #: for a layer that moves axes (``permute``, ``mean``, ``unflatten``): per output axis, the
+    #: input axes (per sample) it comes from, so the receptive field can follow the spatial axes
+    axes: tuple[tuple[int, ...], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,9 @@ class LayerType:
     infer_fn: Callable[[LayerType, Shape, Mapping[str, Any]], LayerResult]
     ndim: int | None = None  # spatial axes expected (1-3), None for any
     doc: str = ""
+    #: where ``torch_name`` lives: ``nn`` (``torch.nn``) or ``shapecalc`` (a small module of
+    #: :mod:`shapecalc.torch_layers`, for torchvision's and functional constructs)
+    source: str = "nn"
 
     @property
     def arg_names(self) -> tuple[str, ...]:
@@ -150,7 +161,7 @@ class LayerType:
         """Apply the layer to a per-sample input shape; ``args`` as the spec gives them.
 
         ``checked=True``: the values were checked by :meth:`check_arg` already (a loaded
-        spec's :class:`~shapecalc.model.Layer`), so they are not checked again.
+        spec's :class:`~shapecalc.spec.model.Layer`), so they are not checked again.
         """
         full = self.with_defaults(args, checked=checked)
         return self.infer_fn(self, tuple(shape), full)
@@ -227,15 +238,69 @@ def _false_only(lt: LayerType, a: Arg, v: Any) -> bool:
     return False
 
 
+def _fail_number(lt: LayerType, a: Arg, what: str, v: Any) -> LayerConfigError:
+    err = _fail(lt, a, what, v)
+    if isinstance(v, str) and _reads_as_float(v):
+        # YAML 1.1 (PyYAML) reads 1e-6 as a string: it wants a dot in the mantissa
+        err = LayerConfigError(
+            f"{err.message}: YAML reads {v} as a string; write it with a dot, as {_dotted(v)}", arg=a.name
+        )
+    return err
+
+
+def _reads_as_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _dotted(text: str) -> str:
+    """``1e-6`` -> ``1.0e-6``: the spelling YAML reads as a float."""
+    mantissa, sep, exponent = text.lower().partition("e")
+    if sep and "." not in mantissa:
+        mantissa += ".0"
+    return mantissa + sep + exponent
+
+
+def _finite(v: Any) -> bool:
+    return _is_number(v) and math.isfinite(v)
+
+
 def _number(lt: LayerType, a: Arg, v: Any) -> float:
-    if not _is_number(v):
-        raise _fail(lt, a, "a number", v)
+    # float arguments must be finite: torch takes nan or inf here and computes garbage
+    if not _finite(v):
+        raise _fail_number(lt, a, "a finite number", v)
+    return v
+
+
+def _number_inf(lt: LayerType, a: Arg, v: Any) -> float:
+    # a bound or fill value, where torch gives +-inf a meaning (no bound, -inf padding)
+    if not _is_number(v) or math.isnan(v):
+        raise _fail_number(lt, a, "a number (.inf and -.inf allowed)", v)
+    return v
+
+
+def _nonzero_number(lt: LayerType, a: Arg, v: Any) -> float:
+    # torch divides by it and takes 1/v as a float32: 1/v must not overflow float32
+    if not _finite(v) or v == 0 or abs(1 / v) > _FLOAT32_MAX:
+        raise _fail_number(lt, a, "a finite number, at least 2.94e-39 in size (torch divides by it)", v)
+    return v
+
+
+_FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _nonneg_number(lt: LayerType, a: Arg, v: Any) -> float:
+    if not _finite(v) or v < 0:
+        raise _fail_number(lt, a, "a finite number >= 0", v)
     return v
 
 
 def _positive_number(lt: LayerType, a: Arg, v: Any) -> float:
-    if not _is_number(v) or v <= 0:
-        raise _fail(lt, a, "a positive number", v)
+    if not _finite(v) or v <= 0:
+        raise _fail_number(lt, a, "a positive number", v)
     return v
 
 
@@ -245,8 +310,41 @@ def _opt_number(lt: LayerType, a: Arg, v: Any) -> float | None:
 
 def _probability(lt: LayerType, a: Arg, v: Any) -> float:
     if not _is_number(v) or not 0 <= v <= 1:
-        raise _fail(lt, a, "a probability between 0 and 1", v)
+        raise _fail_number(lt, a, "a probability between 0 and 1", v)
     return v
+
+
+def _pad(lt: LayerType, a: Arg, v: Any) -> int | tuple[int, ...]:
+    # torch's order: (left, right) of the last axis, then (top, bottom), then (front, back)
+    n = 2 * (lt.ndim or 1)
+    if _is_int(v):
+        return int(v)
+    if isinstance(v, list | tuple) and len(v) == n and all(_is_int(x) for x in v):
+        return tuple(int(x) for x in v)
+    sides = {2: "(left, right)", 4: "(left, right, top, bottom)", 6: "(left, right, top, bottom, front, back)"}[n]
+    raise _fail(lt, a, f"an int or a list of {n} ints {sides}", v)
+
+
+def _dims(lt: LayerType, a: Arg, v: Any) -> tuple[int, ...]:
+    if isinstance(v, list | tuple) and v and all(_is_int(x) for x in v):
+        return tuple(int(x) for x in v)
+    raise _fail(lt, a, "a non-empty list of ints", v)
+
+
+def _dim_or_dims(lt: LayerType, a: Arg, v: Any) -> int | tuple[int, ...]:
+    if _is_int(v):
+        return int(v)
+    return _dims(lt, a, v)
+
+
+def _unflattened(lt: LayerType, a: Arg, v: Any) -> tuple[int, ...]:
+    if isinstance(v, list | tuple) and v and all(_is_int(x) and (x >= 1 or x == -1) for x in v):
+        if sum(1 for x in v if x == -1) > 1:
+            raise LayerConfigError(
+                f"{lt.name} {a.name} may hold -1 (inferred) only once, not {show_value(v)}", arg=a.name
+            )
+        return tuple(int(x) for x in v)
+    raise _fail(lt, a, "a non-empty list of positive ints (one may be -1: inferred)", v)
 
 
 def _per_axis(lt: LayerType, a: Arg, v: Any, ok: Callable[[Any], bool], what: str) -> int | tuple[int, ...]:
@@ -349,6 +447,9 @@ CHECKS: dict[str, Callable[[LayerType, Arg, Any], Any]] = {
     "bool": _bool,
     "false": _false_only,
     "number": _number,
+    "number_inf": _number_inf,
+    "nonzero_number": _nonzero_number,
+    "nonneg_number": _nonneg_number,
     "positive_number": _positive_number,
     "opt_number": _opt_number,
     "probability": _probability,
@@ -366,6 +467,11 @@ CHECKS: dict[str, Callable[[LayerType, Arg, Any], Any]] = {
     "scale_factor": _scale_factor,
     "zeropad": _zeropad,
     "opt_bool": lambda lt, a, v: None if v is None else _bool(lt, a, v),
+    "pad": _pad,
+    "dims": _dims,
+    "dim_or_dims": _dim_or_dims,
+    "unflattened": _unflattened,
+    "depth_mode": _choice(("row", "batch")),
 }
 
 #: the kind of each argument, in words, for docs and ``shapecalc layer --help``
@@ -376,7 +482,10 @@ KIND_DOCS = {
     "opt_int": "int or null",
     "bool": "bool",
     "false": "false",
-    "number": "number",
+    "number": "finite number",
+    "number_inf": "number (.inf allowed)",
+    "nonzero_number": "finite number != 0",
+    "nonneg_number": "finite number >= 0",
     "positive_number": "number > 0",
     "opt_number": "number or null",
     "probability": "number in [0, 1]",
@@ -394,6 +503,11 @@ KIND_DOCS = {
     "scale_factor": "number > 0 or per-axis list",
     "zeropad": "int or [left, right, top, bottom]",
     "opt_bool": "bool or null",
+    "pad": "int or a list of 2 per padded axis (last axis first)",
+    "dims": "list of ints",
+    "dim_or_dims": "int or list of ints",
+    "unflattened": "list of ints >= 1 (one may be -1)",
+    "depth_mode": "row | batch",
 }
 
 
@@ -523,7 +637,7 @@ def _infer_conv(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRe
         trainable=weight + bias,
         macs=_prod(out_sp) * cout * (cin // groups) * _prod(k),
         receptive=ReceptiveStep(
-            tuple(F.effective_kernel(kk, dd) for kk, dd in zip(k, d, strict=True)), s, before
+            tuple(F.effective_kernel(kk, dd) for kk, dd in zip(k, d, strict=True)), s, before, mixes_channels=True
         ),
         torch_kwargs=kwargs,
         summary=_kernel_summary(k, s, pad_desc, d, extra),
@@ -561,6 +675,7 @@ def _infer_conv_transpose(lt: LayerType, shape: Shape, args: Mapping[str, Any]) 
             tuple(-(-e // ss) for e, ss in zip(eff, s, strict=True)),
             tuple(_ratio(1, ss) for ss in s),
             tuple(_ratio(e - 1 - pp, ss) for e, pp, ss in zip(eff, p, s, strict=True)),
+            mixes_channels=True,
         ),
         torch_kwargs={"in_channels": cin, **args},
         summary="T " + _kernel_summary(k, s, p, d, extra),
@@ -922,6 +1037,298 @@ def _infer_zeropad(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Laye
     )
 
 
+# --------------------------------------------------------------------------- version 2: activations
+
+
+def _batched_dim(lt: LayerType, shape: Shape, dim: int, arg: str) -> int:
+    """A torch ``dim`` (counting the batch axis) as a per-sample axis; refuses the batch axis."""
+    rank = len(shape) + 1
+    if not -rank <= dim < rank:
+        raise LayerConfigError(
+            f"dim {dim} is out of range for a batched input of {rank} axes (valid: {-rank} to {rank - 1})", arg=arg
+        )
+    d = dim % rank
+    if d == 0:
+        raise LayerConfigError(
+            f"dim {dim} is the batch axis: {lt.name} must act within one sample; use 1 to {rank - 1}", arg=arg
+        )
+    return d - 1
+
+
+def _infer_glu(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    axis = _batched_dim(lt, shape, args["dim"], "dim")
+    size = shape[axis]
+    if size % 2:
+        raise LayerConfigError(
+            f"glu halves dim {args['dim']}, but that axis has odd size {size} in {show_value(shape)}", arg="dim"
+        )
+    out = (*shape[:axis], size // 2, *shape[axis + 1 :])
+    receptive = None
+    if axis > 0:
+        # along a spatial axis, output i multiplies inputs i and i + size/2: a window spanning size/2 + 1
+        kernel = tuple(size // 2 + 1 if i == axis else 1 for i in range(1, len(shape)))
+        receptive = ReceptiveStep(kernel, (1,) * len(kernel), (0,) * len(kernel))
+    return LayerResult(output=out, receptive=receptive, torch_kwargs=dict(args), summary=f"dim {args['dim']}")
+
+
+def _infer_hardtanh(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    if not args["max_val"] > args["min_val"]:
+        raise LayerConfigError(
+            f"max_val {args['max_val']} must be greater than min_val {args['min_val']}", arg="max_val"
+        )
+    return _infer_elementwise(lt, shape, args)
+
+
+def _infer_rrelu(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    if args["lower"] > args["upper"]:
+        raise LayerConfigError(f"lower {args['lower']} must be at most upper {args['upper']}", arg="lower")
+    return _infer_elementwise(lt, shape, args)
+
+
+def _infer_softmax2d(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    # torch also takes a 3-d batch, but then its softmax over dim -3 runs across the samples
+    _need_rank(lt, shape, (3,), "[C, H, W] (a softmax over the channels at every position)")
+    return LayerResult(output=shape, torch_kwargs=dict(args))
+
+
+# --------------------------------------------------------------------------- version 2: padding
+
+_PAD_KIND = {"reflection": "ReflectionPad", "replication": "ReplicationPad", "constant": "ConstantPad",
+             "zero": "ZeroPad", "circular": "CircularPad"}  # fmt: skip
+
+
+def _pad_sides(padding: Any, n: int) -> tuple[tuple[int, int], ...]:
+    """(before, after) per padded axis, first axis first (torch lists the last axis first)."""
+    flat = (padding,) * (2 * n) if isinstance(padding, int) else tuple(padding)
+    pairs = [(flat[2 * i], flat[2 * i + 1]) for i in range(n)]
+    return tuple(reversed(pairs))
+
+
+def _infer_pad(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    n = lt.ndim or 1
+    mode = lt.name.split("_pad")[0] if "_pad" in lt.name else "zero"
+    names = {1: "[C, L]", 2: "[C, H, W]", 3: "[C, D, H, W]"}
+    if mode in ("reflection", "replication", "circular"):
+        # torch pads a batch of n + 1 or n + 2 axes only
+        _need_rank(lt, shape, (n, n + 1), f"{names[n]} (or without the channel axis)")
+    elif len(shape) < n:
+        # torch would pad the batch axis
+        raise LayerConfigError(
+            f"{lt.name} pads the last {n} axes, but the input {show_value(shape)} has only {len(shape)}"
+            " per sample: the batch axis would be padded"
+        )
+    sides = _pad_sides(args["padding"], n)
+    first = len(shape) - n  # the per-sample index of the first padded axis
+    p = args["padding"]
+    out = list(shape)
+    for i, (before, after) in enumerate(sides):
+        axis = first + i
+        size = shape[axis]
+        where = f"axis {axis - 1}" if axis >= 1 else "the channel axis"
+        if mode in ("constant", "zero"):
+            crop = min(before, 0) + min(after, 0)
+            if size + crop < 0:
+                raise LayerConfigError(
+                    f"padding {show_value(p)} crops {-crop} from {where} of size {size}:"
+                    f" negative padding can crop at most {size} there",
+                    arg="padding",
+                )
+        elif mode == "reflection" and max(before, after) >= size:
+            raise LayerConfigError(
+                f"padding {max(before, after)} must be less than the size {size} of {where} for reflection"
+                f" (it mirrors inside the input)",
+                arg="padding",
+            )
+        elif mode == "circular" and max(before, after) > size:
+            raise LayerConfigError(
+                f"padding {max(before, after)} must be at most the size {size} of {where} for circular"
+                f" padding (it wraps around once)",
+                arg="padding",
+            )
+        elif mode in ("reflection", "circular") and min(before, 0) + min(after, 0) <= -size:
+            raise LayerConfigError(
+                f"padding {show_value(p)} crops all {size} of {where}", arg="padding"
+            )
+        out[axis] = size + before + after
+        if out[axis] < 1:
+            raise LayerConfigError(
+                f"padding {show_value(p)} makes {where} {out[axis]}: negative padding crops, but must leave at least 1",
+                arg="padding",
+            )
+    # the receptive step covers the per-sample axes after the channel axis
+    lefts = [0] * (len(shape) - 1)
+    for i, (before, _) in enumerate(sides):
+        if first + i >= 1:
+            lefts[first + i - 1] = before
+    k = len(shape) - 1
+    flat = (p,) * (2 * n) if isinstance(p, int) else tuple(p)
+    return LayerResult(
+        output=tuple(out),
+        receptive=ReceptiveStep((1,) * k, (1,) * k, tuple(lefts)),
+        torch_kwargs=dict(args),
+        summary=f"p{_compact(flat)}" + (f" {args['value']:g}" if args.get("value") else ""),
+    )
+
+
+# --------------------------------------------------------------------------- version 2: resampling, shape
+
+
+def _infer_pixel_shuffle(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    # torch takes any [*, C, H, W]; an extra leading axis per sample would be a spatial axis treated
+    # as channels, and a [C, L] sample would make the batch axis the channels: refused
+    _need_rank(lt, shape, (3,), "[C, H, W]")
+    c, h, w = shape
+    if lt.name == "pixel_shuffle":
+        r = args["upscale_factor"]
+        if c % (r * r):
+            raise LayerConfigError(
+                f"pixel_shuffle needs the channels divisible by upscale_factor squared ({r * r}), but there are {c}",
+                arg="upscale_factor",
+            )
+        out = (c // (r * r), h * r, w * r)
+        step = ReceptiveStep((1, 1), (_ratio(1, r), _ratio(1, r)), (0, 0))
+        arg = "upscale_factor"
+    else:
+        r = args["downscale_factor"]
+        for axis, size in ((0, h), (1, w)):
+            if size % r:
+                raise LayerConfigError(
+                    f"pixel_unshuffle needs every spatial axis divisible by downscale_factor {r},"
+                    f" but axis {axis} is {size}",
+                    arg="downscale_factor",
+                )
+        out = (c * r * r, h // r, w // r)
+        step = ReceptiveStep((r, r), (r, r), (0, 0))
+        arg = "downscale_factor"
+    return LayerResult(output=out, receptive=step, torch_kwargs=dict(args), summary=f"{arg.split('_')[0]} {r}")
+
+
+def _infer_channel_shuffle(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    _need_rank(lt, shape, range(2, 9), "[C, ...] with at least one axis after the channels")
+    g = args["groups"]
+    if shape[0] % g:
+        raise LayerConfigError(f"groups {g} must divide the {shape[0]} channels", arg="groups")
+    return LayerResult(output=shape, torch_kwargs=dict(args), summary=f"g{g}")
+
+
+def _infer_lrn(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    _need_rank(lt, shape, range(2, 9), "[C, L], [C, H, W] or [C, D, H, W]")
+    return LayerResult(output=shape, torch_kwargs=dict(args), summary=f"size {args['size']}")
+
+
+def _infer_permute(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    dims = args["dims"]
+    rank = len(shape) + 1
+    if len(dims) != rank:
+        raise LayerConfigError(
+            f"dims {show_value(dims)} has {len(dims)} values but the batched input {show_value((1, *shape))[1:]}"
+            f" has {rank} axes (the batch axis included)",
+            arg="dims",
+        )
+    if any(not -rank <= d < rank for d in dims):
+        raise LayerConfigError(f"dims {show_value(dims)} must lie in {-rank} to {rank - 1}", arg="dims")
+    norm = [d % rank for d in dims]
+    if sorted(norm) != list(range(rank)):
+        raise LayerConfigError(
+            f"dims {show_value(dims)} must name every axis 0 to {rank - 1} once (a permutation)", arg="dims"
+        )
+    if norm[0] != 0:
+        raise LayerConfigError(
+            f"dims {show_value(dims)} moves the batch axis: dims[0] must be 0", arg="dims"
+        )
+    order = [d - 1 for d in norm[1:]]
+    return LayerResult(
+        output=tuple(shape[d] for d in order),
+        torch_kwargs={"dims": list(norm)},
+        summary=show_value(norm),
+        axes=tuple((d,) for d in order),
+    )
+
+
+def _infer_unflatten(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    axis = _batched_dim(lt, shape, args["dim"], "dim")
+    sizes = args["unflattened_size"]
+    size = shape[axis]
+    known = math.prod(s for s in sizes if s != -1)
+    if -1 in sizes:
+        if size % known:
+            raise LayerConfigError(
+                f"unflattened_size {show_value(sizes)} cannot fill axis {axis} of size {size}:"
+                f" {known} does not divide it",
+                arg="unflattened_size",
+            )
+        sizes = tuple(size // known if s == -1 else s for s in sizes)
+    elif known != size:
+        raise LayerConfigError(
+            f"unflattened_size {show_value(sizes)} has {known} elements but axis {axis} of"
+            f" {show_value(shape)} has {size}",
+            arg="unflattened_size",
+        )
+    out = (*shape[:axis], *sizes, *shape[axis + 1 :])
+    # where the axis splits into more than one axis longer than 1, the receptive field cannot follow it
+    split = sum(1 for s in sizes if s > 1) > 1
+    moved: list[tuple[int, ...]] = [(i,) for i in range(axis)]
+    moved += [() if split else (axis,) for _ in sizes]
+    moved += [(i,) for i in range(axis + 1, len(shape))]
+    kwargs = {"dim": args["dim"], "unflattened_size": tuple(args["unflattened_size"])}
+    return LayerResult(output=out, torch_kwargs=kwargs, summary=f"{axis} -> {show_value(sizes)}", axes=tuple(moved))
+
+
+def _infer_mean(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    dims = args["dim"]
+    listed = (dims,) if isinstance(dims, int) else tuple(dims)
+    axes = [_batched_dim(lt, shape, d, "dim") for d in listed]
+    if len(set(axes)) != len(axes):
+        raise LayerConfigError(f"dim {show_value(dims)} names an axis twice", arg="dim")
+    keep = args["keepdim"]
+    out = tuple(1 if i in axes else s for i, s in enumerate(shape) if keep or i not in axes)
+    moved = tuple((i,) for i in range(len(shape)) if keep or i not in axes)
+    return LayerResult(
+        output=out,
+        receptive=ReceptiveStep((), (), (), whole=tuple(sorted(axes))),
+        torch_kwargs={"dim": list(listed) if isinstance(dims, tuple) else dims, "keepdim": keep},
+        summary=f"dim {show_value(dims)}" + (" keepdim" if keep else ""),
+        axes=moved,
+    )
+
+
+# --------------------------------------------------------------------------- version 2: norms, scaling
+
+
+def _infer_layernorm2d(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    _need_rank(lt, shape, (3,), "[C, H, W]")
+    c = _channels(lt, shape, args, "normalized_shape")
+    affine = args["elementwise_affine"]
+    params = (c if affine else 0) + (c if affine and args["bias"] else 0)
+    tensors: tuple[tuple[str, Shape], ...] = ()
+    if affine:
+        tensors = (("weight", (c,)),) + ((("bias", (c,)),) if args["bias"] else ())
+    return LayerResult(
+        output=shape,
+        params=params,
+        trainable=params,
+        torch_kwargs={"normalized_shape": c, **args},
+        tensors=tensors,
+    )
+
+
+def _infer_layer_scale(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    c = shape[0]
+    scale_shape = (c, *([1] * (len(shape) - 1)))
+    return LayerResult(
+        output=shape,
+        params=c,
+        trainable=c,
+        torch_kwargs={"shape": scale_shape, "init": args["init"]},
+        summary=f"init {args['init']:g}",
+        tensors=(("scale", scale_shape),),
+    )
+
+
+def _infer_stochastic_depth(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
+    return LayerResult(output=shape, torch_kwargs=dict(args), summary=f"p {args['p']:g} {args['mode']}")
+
+
 # --------------------------------------------------------------------------- the table
 
 
@@ -1114,13 +1521,198 @@ def _build() -> dict[str, LayerType]:
             "pad the last two axes with zeros (negative crops)",
         ),
     ]
+    types += _version2(inplace)
     return {normalise_name(t.name): t for t in types}
+
+
+def _version2(inplace: tuple[Arg, ...]) -> list[LayerType]:
+    """The layer types of the spec's version 2 ("More layers")."""
+    dim = (Arg("dim", "opt_int", None),)
+    ew = _infer_elementwise
+    types = [
+        LayerType("mish", "Mish", "activation", inplace, ew),
+        LayerType(
+            "softplus",
+            "Softplus",
+            "activation",
+            (Arg("beta", "number", 1.0), Arg("threshold", "number", 20.0)),
+            ew,
+        ),
+        LayerType("softsign", "Softsign", "activation", (), ew),
+        LayerType(
+            "hardtanh",
+            "Hardtanh",
+            "activation",
+            (Arg("min_val", "number_inf", -1.0), Arg("max_val", "number_inf", 1.0), *inplace),
+            _infer_hardtanh,
+            None,
+            "clamp to [min_val, max_val]",
+        ),
+        LayerType("selu", "SELU", "activation", inplace, ew),
+        LayerType("celu", "CELU", "activation", (Arg("alpha", "nonzero_number", 1.0), *inplace), ew),
+        LayerType(
+            "rrelu",
+            "RReLU",
+            "activation",
+            (Arg("lower", "number", 0.125), Arg("upper", "number", 1 / 3), *inplace),
+            _infer_rrelu,
+            None,
+            "randomised leaky ReLU (evaluated: slope (lower + upper) / 2)",
+        ),
+        LayerType("tanhshrink", "Tanhshrink", "activation", (), ew),
+        LayerType("logsigmoid", "LogSigmoid", "activation", (), ew),
+        LayerType("hardshrink", "Hardshrink", "activation", (Arg("lambd", "number", 0.5),), ew),
+        LayerType("softshrink", "Softshrink", "activation", (Arg("lambd", "nonneg_number", 0.5),), ew),
+        LayerType(
+            "threshold",
+            "Threshold",
+            "activation",
+            (Arg("threshold", "number_inf"), Arg("value", "number_inf"), *inplace),
+            ew,
+            None,
+            "x if x > threshold else value",
+        ),
+        LayerType("log_softmax", "LogSoftmax", "activation", dim, _infer_softmax),
+        LayerType("softmin", "Softmin", "activation", dim, _infer_softmax),
+        LayerType("softmax2d", "Softmax2d", "activation", (), _infer_softmax2d, None, "softmax over the channels"),
+        LayerType(
+            "glu",
+            "GLU",
+            "activation",
+            (Arg("dim", "int", -1, doc="the axis halved (batch axis counted as 0)"),),
+            _infer_glu,
+            None,
+            "gated linear unit: a * sigmoid(b), halving dim",
+        ),
+        LayerType(
+            "pixel_shuffle",
+            "PixelShuffle",
+            "resampling",
+            (Arg("upscale_factor", "pos_int"),),
+            _infer_pixel_shuffle,
+            None,
+            "[C*r*r, H, W] -> [C, H*r, W*r]",
+        ),
+        LayerType(
+            "pixel_unshuffle",
+            "PixelUnshuffle",
+            "resampling",
+            (Arg("downscale_factor", "pos_int"),),
+            _infer_pixel_shuffle,
+            None,
+            "[C, H*r, W*r] -> [C*r*r, H, W]",
+        ),
+        LayerType(
+            "local_response_norm",
+            "LocalResponseNorm",
+            "normalisation",
+            (
+                Arg("size", "pos_int", doc="neighbouring channels"),
+                Arg("alpha", "number", 1e-4),
+                Arg("beta", "number", 0.75),
+                Arg("k", "number", 1.0),
+            ),
+            _infer_lrn,
+            None,
+            "local response normalisation across channels (AlexNet)",
+        ),
+        LayerType(
+            "layernorm2d",
+            "LayerNorm2d",
+            "normalisation",
+            (
+                Arg("normalized_shape", "pos_int", inferred=True, doc="the channels (inferred)"),
+                Arg("eps", "positive_number", 1e-5),
+                Arg("elementwise_affine", "bool", True),
+                Arg("bias", "bool", True),
+            ),
+            _infer_layernorm2d,
+            2,
+            "LayerNorm over the channels at every position (torchvision's LayerNorm2d)",
+            source="shapecalc",
+        ),
+        LayerType(
+            "channel_shuffle",
+            "ChannelShuffle",
+            "shape",
+            (Arg("groups", "pos_int"),),
+            _infer_channel_shuffle,
+            None,
+            "interleave the channels of groups (ShuffleNet)",
+        ),
+        LayerType(
+            "permute",
+            "Permute",
+            "shape",
+            (Arg("dims", "dims", doc="of the batched tensor; dims[0] must be 0"),),
+            _infer_permute,
+            None,
+            "reorder the axes (torchvision.ops.Permute)",
+            source="shapecalc",
+        ),
+        LayerType(
+            "unflatten",
+            "Unflatten",
+            "shape",
+            (Arg("dim", "int", doc="batch axis counted as 0"), Arg("unflattened_size", "unflattened")),
+            _infer_unflatten,
+            None,
+            "split one axis into several",
+        ),
+        LayerType(
+            "mean",
+            "Mean",
+            "shape",
+            (Arg("dim", "dim_or_dims", doc="batch axis counted as 0; never 0"), Arg("keepdim", "bool", False)),
+            _infer_mean,
+            None,
+            "x.mean(dim): average over axes",
+            source="shapecalc",
+        ),
+        LayerType(
+            "stochastic_depth",
+            "StochasticDepth",
+            "regularisation",
+            (Arg("p", "probability"), Arg("mode", "depth_mode", "row")),
+            _infer_stochastic_depth,
+            None,
+            "drop the whole residual branch per sample (torchvision.ops.StochasticDepth); identity in eval",
+            source="shapecalc",
+        ),
+        LayerType(
+            "layer_scale",
+            "LayerScale",
+            "scaling",
+            (Arg("init", "number", 1e-6),),
+            _infer_layer_scale,
+            None,
+            "a learnable per-channel multiplier [C, 1, ...] (ConvNeXt)",
+            source="shapecalc",
+        ),
+    ]
+    pad_doc = {
+        "reflection": "mirror at the edges (padding < size)",
+        "replication": "repeat the edge value",
+        "constant": "pad with value (negative crops)",
+        "zero": "pad with zeros (negative crops)",
+        "circular": "wrap around (padding <= size)",
+    }
+    for n in (1, 2, 3):
+        for mode, cls in _PAD_KIND.items():
+            name = f"zeropad{n}d" if mode == "zero" else f"{mode}_pad{n}d"
+            if name == "zeropad2d":
+                continue  # version 1's, above
+            args: tuple[Arg, ...] = (Arg("padding", "pad"),)
+            if mode == "constant":
+                args += (Arg("value", "number_inf"),)
+            types.append(LayerType(name, f"{cls}{n}d", "padding", args, _infer_pad, n, pad_doc[mode]))
+    return types
 
 
 LAYERS: dict[str, LayerType] = _build()
 
 #: structural types of the spec; not layers, but reserved names
-STRUCTURAL = ("sequential", "residual", "concat")
+STRUCTURAL = ("sequential", "residual", "concat", "gate", "split")
 
 
 def lookup(name: str) -> LayerType | None:

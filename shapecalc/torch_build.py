@@ -27,9 +27,10 @@ from typing import Any
 
 from .analysis import Analysis, Row, analyse
 from .errors import MissingTorchError
-from .model import Concat as ConcatNode
-from .model import Layer, Node, Sequential, Spec
-from .model import Residual as ResidualNode
+from .registry import LayerType
+from .spec.model import Concat as ConcatNode
+from .spec.model import Layer, Node, Sequential, Spec
+from .spec.model import Residual as ResidualNode
 
 #: Attribute names a child module must not take: ``nn.Module.add_module`` refuses a
 #: name that is already an attribute of the container (``forward``, ``to``, ``eval``),
@@ -269,6 +270,15 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def layer_class(lt: LayerType) -> Any:
+    """The torch module class of a layer type: ``torch.nn``'s, or one of :mod:`shapecalc.torch_layers`."""
+    if lt.source == "shapecalc":
+        from .torch_layers import classes
+
+        return classes()[lt.torch_name]
+    return getattr(_torch().nn, lt.torch_name)
+
+
 @dataclass(frozen=True)
 class TorchModel:
     """A built model and how its modules line up with the analysis.
@@ -315,7 +325,8 @@ def _sequential(nn: Any, children: list[tuple[str, Any]]) -> Any:
 
 def _instantiate(node: PlanNode, nn: Any, pairs: list[tuple[Row, Any]]) -> Any:
     if node.kind == "layer":
-        module = getattr(nn, node.torch_name)(**node.kwargs)
+        assert node.layer is not None
+        module = layer_class(node.layer.type)(**node.kwargs)
     elif node.kind == "sequential":
         module = _sequential(nn, [(c.name, _instantiate(c, nn, pairs)) for c in node.children])
     elif node.kind == "residual":

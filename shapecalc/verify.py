@@ -29,7 +29,7 @@ from typing import Any
 
 from .analysis import DTYPE_BYTES, Analysis, Row, analyse
 from .errors import MissingTorchError, ShapecalcError
-from .model import Spec
+from .spec.model import Spec
 
 #: share of the CPU's available memory a verification may plan to use
 CPU_MEMORY_FRACTION = 0.5

@@ -261,3 +261,88 @@ def test_random_valid_yaml_never_crashes_the_analyser(
         return
     assert a.totals.params == sum(r.params for r in a.layers)
     assert all(all(s >= 1 for s in r.output_shape) for r in a.layers)
+
+
+# --------------------------------------------------------------------------- version 2: axes that move
+
+
+def _rf(text: str) -> tuple[list[tuple[int, ...] | None], int | None, str | None]:
+    a = analyse(loads(text, file="t.yaml"))
+    return [r.receptive.size if r.receptive else None for r in a.layers], a.receptive_field, a.receptive_field_lost_at
+
+
+def test_receptive_field_through_channels_last_block() -> None:
+    # ConvNeXt's block: a 7x7 depthwise conv, then LayerNorm and linears on the channels moved last;
+    # the linears act on channels, not on positions: the field stays 7 until the next 3x3 conv (7+2)
+    sizes, total, lost = _rf("""\
+input: [8, 16, 16]
+layers:
+  - conv2d: {out_channels: 8, kernel_size: 7, padding: 3, groups: 8}
+  - permute: {dims: [0, 2, 3, 1]}
+  - layernorm: {normalized_shape: 8}
+  - linear: {out_features: 32}
+  - gelu
+  - linear: {out_features: 8}
+  - permute: {dims: [0, 3, 1, 2]}
+  - layer_scale
+  - conv2d: {out_channels: 8, kernel_size: 3, padding: 1}
+""")
+    assert sizes == [(7, 7)] * 8 + [(9, 9)]
+    assert (total, lost) == (9, None)
+
+
+def test_receptive_field_follows_swapped_axes() -> None:
+    # a [5, 1] window on H; swap H and W; a [3, 1] window now slides over the input's W
+    sizes, total, _ = _rf("""\
+input: [1, 16, 16]
+layers:
+  - conv2d: {out_channels: 1, kernel_size: [5, 1]}
+  - permute: {dims: [0, 1, 3, 2]}
+  - conv2d: {out_channels: 1, kernel_size: [3, 1]}
+""")
+    assert sizes == [(5, 1), (5, 1), (5, 3)]
+    assert total == 5
+
+
+def test_receptive_field_unknown_after_window_over_channels() -> None:
+    # [C, H, W] -> [H, C, W]: a 3x3 conv slides over the channels: the field is unknown from there on
+    text = """\
+input: [4, 8, 8]
+layers:
+  - conv2d: {out_channels: 4, kernel_size: 3}
+  - permute: {dims: [0, 2, 1, 3]}
+  - maxpool2d: {kernel_size: 2}
+  - relu
+"""
+    sizes, total, lost = _rf(text)
+    assert sizes == [(3, 3), (3, 3), None, None]
+    assert (total, lost) == (None, "layers[2]")
+
+
+def test_receptive_field_of_a_conv_over_a_moved_spatial_axis_is_whole() -> None:
+    # [1, 8, 6] -> [8, 1, 6]: H is now the channel axis, which a convolution mixes entirely
+    sizes, _, _ = _rf("""\
+input: [1, 8, 6]
+layers:
+  - permute: {dims: [0, 2, 1, 3]}
+  - conv2d: {out_channels: 2, kernel_size: [1, 3]}
+""")
+    assert sizes == [(1, 1), (8, 3)]
+
+
+def test_receptive_field_mean_pixel_unshuffle_glu_pad() -> None:
+    sizes, total, _ = _rf("""\
+input: [2, 16, 16]
+layers:
+  - reflection_pad2d: {padding: 1}
+  - conv2d: {out_channels: 4, kernel_size: 3}
+  - pixel_unshuffle: {downscale_factor: 2}
+  - conv2d: {out_channels: 4, kernel_size: 3, padding: 1}
+  - glu: {dim: 3}
+  - mean: {dim: [2, 3]}
+  - linear: {out_features: 3}
+""")
+    # pad: 1; conv 3: 3 (j 1); unshuffle 2x2 s2: 4 (j 2); conv 3: 4 + 2*2 = 8 (j 2);
+    # glu over W (8 -> 4): output i sees i and i + 4: 8 + 4*2 = 16 on W; mean: the whole input
+    assert sizes == [(1, 1), (3, 3), (4, 4), (8, 8), (8, 16), (16, 16), (16, 16)]
+    assert total == 16

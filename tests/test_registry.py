@@ -14,6 +14,7 @@ require that ``LayerType.infer`` agrees with real PyTorch on everything it claim
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -239,12 +240,56 @@ def test_batchnorm_wrong_num_features_refused() -> None:
 torch = pytest.importorskip("torch")
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+from shapecalc.torch_build import layer_class  # noqa: E402
+
 SETTINGS = settings(
     # raise it locally for a deeper search: SHAPECALC_EXAMPLES=2000 pytest tests/test_registry.py
     max_examples=int(os.environ.get("SHAPECALC_EXAMPLES", "100")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
+class _Fn(torch.nn.Module):
+    """A module made of a plain torch expression: the independent oracle of our own modules."""
+
+    def __init__(self, fn: Any, *params: Any) -> None:
+        super().__init__()
+        self.fn = fn
+        self.params = torch.nn.ParameterList(params)
+
+    def forward(self, x: Any) -> Any:
+        return self.fn(x, *self.params)
+
+
+def _layernorm2d_oracle(shape: tuple[int, ...], kw: Mapping[str, Any]) -> Any:
+    # torchvision's LayerNorm2d is nn.LayerNorm applied with the channels moved last (4-d input only)
+    norm = torch.nn.LayerNorm(kw["normalized_shape"], kw.get("eps", 1e-5), kw.get("elementwise_affine", True),
+                              kw.get("bias", True))  # fmt: skip
+    module = torch.nn.Sequential()
+    module.add_module("norm", norm)
+    module.forward = lambda x: norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # type: ignore[method-assign]
+    return module
+
+
+def _layer_scale_oracle(shape: tuple[int, ...], kw: Mapping[str, Any]) -> Any:
+    param = torch.nn.Parameter(torch.full((shape[0], *([1] * (len(shape) - 1))), float(kw.get("init", 1e-6))))
+    return _Fn(lambda x, p: x * p, param)
+
+
+def _stochastic_depth_oracle(shape: tuple[int, ...], kw: Mapping[str, Any]) -> Any:
+    if not 0 <= kw["p"] <= 1 or kw.get("mode", "row") not in ("row", "batch"):
+        raise ValueError("torchvision refuses it")
+    return torch.nn.Identity()  # in eval: the identity
+
+
+#: our own modules (torch.nn has none) are checked against torch expressions written independently
+ORACLES: dict[str, Any] = {
+    "permute": lambda shape, kw: _Fn(lambda x: torch.permute(x, kw["dims"])),
+    "mean": lambda shape, kw: _Fn(lambda x: x.mean(kw["dim"], keepdim=kw.get("keepdim", False))),
+    "layernorm2d": _layernorm2d_oracle,
+    "layer_scale": _layer_scale_oracle,
+    "stochastic_depth": _stochastic_depth_oracle,
+}
+
 BATCH = 2
 MAX_SPATIAL = {1: 24, 2: 16, 3: 8}
 
@@ -267,7 +312,19 @@ def _torch_kwargs(lt: LayerType, shape: tuple[int, ...], args: Mapping[str, Any]
 
 def _run_torch(lt: LayerType, kwargs: Mapping[str, Any], shape: tuple[int, ...]) -> tuple[Any, Any, int]:
     """(module, output, flops) or raise what torch raises."""
-    module = getattr(torch.nn, lt.torch_name)(**kwargs).eval()  # eval: batch statistics need >1 value
+    oracle = ORACLES.get(lt.name)
+    if oracle is not None:
+        module = oracle(shape, kwargs).eval()
+    else:
+        module = layer_class(lt)(**kwargs).eval()  # eval: batch statistics need >1 value
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        out = module(torch.zeros(BATCH, *shape))
+    return module, out, counter.get_total_flops()
+
+
+def _run_own(lt: LayerType, kwargs: Mapping[str, Any], shape: tuple[int, ...]) -> tuple[Any, Any, int]:
+    """Our module for a layer type, built from the registry's constructor arguments."""
+    module = layer_class(lt)(**kwargs).eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         out = module(torch.zeros(BATCH, *shape))
     return module, out, counter.get_total_flops()
@@ -286,7 +343,9 @@ def assert_matches_torch(name: str, shape: tuple[int, ...], args: Mapping[str, A
     torch_error: Exception | None = None
     try:
         module, out, flops = _run_torch(lt, _torch_kwargs(lt, shape, args), shape)
-    except (RuntimeError, ValueError, IndexError, TypeError) as exc:  # torch's ways of refusing a configuration
+    # torch's ways of refusing a configuration (Hardtanh asserts, non-constant padding of too many
+    # axes is "not implemented")
+    except (RuntimeError, ValueError, IndexError, TypeError, AssertionError, NotImplementedError) as exc:
         torch_error = exc
     else:
         if out.numel() == 0:
@@ -304,11 +363,12 @@ def assert_matches_torch(name: str, shape: tuple[int, ...], args: Mapping[str, A
     assert ours.trainable == sum(p.numel() for p in module.parameters() if p.requires_grad)
     assert ours.buffers == sum(b.numel() for b in module.buffers())
     assert 2 * BATCH * ours.macs == flops, f"{name} {shape} {dict(args)}: macs {ours.macs}, torch flops {flops}"
-    assert ours.tensors == tuple((n, tuple(p.shape)) for n, p in module.named_parameters())
+    # an oracle names its parameters its own way: only their shapes must agree
+    assert tuple(s for _, s in ours.tensors) == tuple(tuple(p.shape) for p in module.parameters())
     # the constructor kwargs we hand out build the same layer
-    rebuilt, out2, _ = _run_torch(lt, ours.torch_kwargs, shape)
+    rebuilt, out2, _ = _run_own(lt, ours.torch_kwargs, shape)
     assert tuple(out2.shape) == tuple(out.shape)
-    assert sum(p.numel() for p in rebuilt.parameters()) == ours.params
+    assert ours.tensors == tuple((n, tuple(p.shape)) for n, p in rebuilt.named_parameters())
 
 
 def per_axis(n: int, values: st.SearchStrategy[int]) -> st.SearchStrategy[Any]:
@@ -562,9 +622,14 @@ def test_dropout_nd_matches_torch(n: int) -> None:
 
 
 def test_every_layer_type_builds_in_torch() -> None:
-    # the registry's torch_name exists for every type
+    # the registry's torch_name exists for every type: in torch.nn, or among our own modules
+    from shapecalc import torch_layers
+
     for lt in LAYERS.values():
-        assert hasattr(torch.nn, lt.torch_name), lt.name
+        if lt.source == "shapecalc":
+            assert lt.torch_name in torch_layers.NAMES and not hasattr(torch.nn, lt.torch_name), lt.name
+        else:
+            assert lt.source == "nn" and hasattr(torch.nn, lt.torch_name), lt.name
 
 
 def test_instancenorm_refuses_a_single_spatial_element() -> None:
@@ -577,3 +642,290 @@ def test_instancenorm_refuses_a_single_spatial_element() -> None:
     assert lt.infer((4, 2), {}).output == (4, 2)
     with pytest.raises(ValueError, match="more than 1 spatial element"):
         torch.nn.InstanceNorm1d(4).eval()(torch.zeros(2, 4, 1))
+
+
+# --------------------------------------------------------------------------- version 2 layer types
+
+FINITE = st.floats(-4, 4, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def activation_case(draw: st.DrawFn) -> tuple[str, tuple[int, ...], dict[str, Any]]:
+    shape = tuple(draw(st.lists(st.integers(1, 5), min_size=1, max_size=4)))
+    name = draw(st.sampled_from([
+        "mish", "softplus", "softsign", "hardtanh", "selu", "celu", "rrelu", "tanhshrink", "logsigmoid",
+        "hardshrink", "softshrink", "threshold", "log_softmax", "softmin", "softmax2d",
+    ]))  # fmt: skip
+    bound = st.one_of(FINITE, st.sampled_from([float("inf"), float("-inf"), 0.0]))
+    options: dict[str, st.SearchStrategy[Any]] = {
+        "softplus": st.fixed_dictionaries({}, optional={"beta": FINITE, "threshold": FINITE}),
+        "hardtanh": st.fixed_dictionaries({}, optional={"min_val": bound, "max_val": bound}),
+        "celu": st.fixed_dictionaries({}, optional={"alpha": st.one_of(FINITE, st.just(0.0))}),
+        "rrelu": st.fixed_dictionaries({}, optional={"lower": FINITE, "upper": FINITE}),
+        "hardshrink": st.fixed_dictionaries({}, optional={"lambd": FINITE}),
+        "softshrink": st.fixed_dictionaries({}, optional={"lambd": FINITE}),
+        "threshold": st.fixed_dictionaries({"threshold": bound, "value": bound}),
+        "log_softmax": st.fixed_dictionaries({}, optional={"dim": st.integers(-5, 4)}),
+        "softmin": st.fixed_dictionaries({}, optional={"dim": st.integers(-5, 4)}),
+    }
+    args = draw(options.get(name, st.just({})))
+    if "inplace" in lookup(name).arg_names and draw(st.booleans()):  # type: ignore[union-attr]
+        args["inplace"] = draw(st.booleans())
+    return name, shape, args
+
+
+@given(activation_case())
+@SETTINGS
+def test_v2_activations_match_torch(case: tuple[str, tuple[int, ...], dict[str, Any]]) -> None:
+    name, shape, args = case
+    alpha = args.get("alpha", 1.0)
+    if name == "celu" and alpha and math.isinf(1 / alpha):
+        # deliberate: torch takes an alpha so small that 1/alpha is infinite (and computes garbage)
+        with pytest.raises(LayerConfigError, match=r"at least 2\.94e-39 in size"):
+            _lt(name).infer(shape, args)
+        return
+    if name == "softmax2d" and len(shape) == 2:
+        # deliberate: torch takes a 3-d batch as one unbatched [C, H, W], a softmax across the samples
+        with pytest.raises(LayerConfigError, match=r"softmax2d expects a per-sample input of \[C, H, W\]"):
+            _lt(name).infer(shape, args)
+        return
+    assert_matches_torch(name, shape, args)
+
+
+def _refuses_batch_axis(name: str, shape: tuple[int, ...], args: Mapping[str, Any], dim: int) -> bool:
+    """Deliberate: a layer that would act across the samples (torch's dim 0) is refused."""
+    rank = len(shape) + 1
+    if -rank <= dim < rank and dim % rank == 0:
+        with pytest.raises(LayerConfigError, match="is the batch axis"):
+            _lt(name).infer(shape, args)
+        return True
+    return False
+
+
+@given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=4).map(tuple), dim=st.integers(-5, 4))
+@SETTINGS
+def test_glu_matches_torch(shape: tuple[int, ...], dim: int) -> None:
+    if not _refuses_batch_axis("glu", shape, {"dim": dim}, dim):
+        assert_matches_torch("glu", shape, {"dim": dim})
+
+
+@st.composite
+def pad_case(draw: st.DrawFn) -> tuple[str, tuple[int, ...], dict[str, Any]]:
+    n = draw(NDIMS)
+    mode = draw(st.sampled_from(["reflection", "replication", "constant", "zero", "circular"]))
+    if (mode, n) == ("zero", 2):
+        mode = "constant"  # zeropad2d is version 1's: test_zeropad_matches_torch
+    name = f"zeropad{n}d" if mode == "zero" else f"{mode}_pad{n}d"
+    shape = tuple(draw(st.lists(st.integers(1, 6), min_size=max(1, n - 1), max_size=n + 2)))
+    amount = st.integers(-4, 6)
+    args: dict[str, Any] = {"padding": draw(st.one_of(amount, st.lists(amount, min_size=2 * n, max_size=2 * n)))}
+    if mode == "constant":
+        args["value"] = draw(st.one_of(FINITE, st.just(float("-inf"))))
+    return name, shape, args
+
+
+@given(pad_case())
+@SETTINGS
+def test_pads_match_torch(case: tuple[str, tuple[int, ...], dict[str, Any]]) -> None:
+    name, shape, args = case
+    n = int(name[-2])
+    if len(shape) < n and ("zeropad" in name or "constant" in name):
+        # deliberate: torch would pad the batch axis
+        with pytest.raises(LayerConfigError, match="the batch axis would be padded"):
+            _lt(name).infer(shape, args)
+        return
+    assert_matches_torch(name, shape, args)
+
+
+@given(
+    shape=st.lists(st.integers(1, 12), min_size=2, max_size=4).map(tuple),
+    factor=st.integers(1, 3),
+    unshuffle=st.booleans(),
+)
+@SETTINGS
+def test_pixel_shuffle_matches_torch(shape: tuple[int, ...], factor: int, unshuffle: bool) -> None:
+    name, key = ("pixel_unshuffle", "downscale_factor") if unshuffle else ("pixel_shuffle", "upscale_factor")
+    if len(shape) != 3:
+        # deliberate: torch shuffles the last three axes of the batch, which for a [C, L] sample are
+        # the batch axis and for a 4-axis sample a spatial axis taken for the channels
+        with pytest.raises(LayerConfigError, match=r"expects a per-sample input of \[C, H, W\]"):
+            _lt(name).infer(shape, {key: factor})
+        return
+    assert_matches_torch(name, shape, {key: factor})
+
+
+@given(shape=st.lists(st.integers(1, 8), min_size=1, max_size=4).map(tuple), groups=st.integers(1, 5))
+@SETTINGS
+def test_channel_shuffle_matches_torch(shape: tuple[int, ...], groups: int) -> None:
+    assert_matches_torch("channel_shuffle", shape, {"groups": groups})
+
+
+@given(
+    shape=st.lists(st.integers(1, 6), min_size=1, max_size=5).map(tuple),
+    size=st.integers(1, 6),
+    extra=st.fixed_dictionaries({}, optional={"alpha": FINITE, "beta": FINITE, "k": FINITE}),
+)
+@SETTINGS
+def test_local_response_norm_matches_torch(shape: tuple[int, ...], size: int, extra: dict[str, Any]) -> None:
+    assert_matches_torch("local_response_norm", shape, {"size": size, **extra})
+
+
+@given(
+    shape=st.lists(st.integers(1, 6), min_size=1, max_size=4).map(tuple),
+    affine=st.booleans(),
+    bias=st.booleans(),
+    given_c=st.one_of(st.none(), st.integers(1, 6)),
+)
+@SETTINGS
+def test_layernorm2d_matches_torch(shape: tuple[int, ...], affine: bool, bias: bool, given_c: int | None) -> None:
+    args: dict[str, Any] = {"elementwise_affine": affine, "bias": bias}
+    if given_c is not None:
+        args["normalized_shape"] = given_c
+    if given_c is not None and given_c != shape[0] and len(shape) == 3:
+        # torch would normalise the wrong axis or fail; a wrong channel count is refused either way
+        with pytest.raises(LayerConfigError, match="normalized_shape is"):
+            _lt("layernorm2d").infer(shape, args)
+        return
+    assert_matches_torch("layernorm2d", shape, args)
+
+
+@given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple), data=st.data())
+@SETTINGS
+def test_permute_matches_torch(shape: tuple[int, ...], data: st.DataObject) -> None:
+    rank = len(shape) + 1
+    dims = data.draw(
+        st.one_of(
+            st.permutations(list(range(rank))),
+            st.permutations(list(range(rank))).map(lambda d: [x - rank if x and x % 2 else x for x in d]),
+            st.lists(st.integers(-rank - 1, rank), min_size=1, max_size=rank + 1),
+        )
+    )
+    norm = [d % rank for d in dims]
+    if len(dims) == rank and all(-rank <= d < rank for d in dims) and sorted(norm) == list(range(rank)) and norm[0]:
+        # deliberate: torch would move the batch axis; refused
+        with pytest.raises(LayerConfigError, match=r"moves the batch axis: dims\[0\] must be 0"):
+            _lt("permute").infer(shape, {"dims": dims})
+        return
+    assert_matches_torch("permute", shape, {"dims": dims})
+
+
+@given(
+    shape=st.lists(st.integers(1, 8), min_size=1, max_size=3).map(tuple),
+    dim=st.integers(-4, 3),
+    sizes=st.lists(st.sampled_from([1, 2, 3, 4, -1]), min_size=1, max_size=3),
+)
+@SETTINGS
+def test_unflatten_matches_torch(shape: tuple[int, ...], dim: int, sizes: list[int]) -> None:
+    args = {"dim": dim, "unflattened_size": sizes}
+    if sizes.count(-1) > 1:
+        with pytest.raises(LayerConfigError, match="may hold -1"):
+            _lt("unflatten").infer(shape, args)
+        return
+    if not _refuses_batch_axis("unflatten", shape, args, dim):
+        assert_matches_torch("unflatten", shape, args)
+
+
+@given(
+    shape=st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple),
+    dim=st.one_of(st.integers(-5, 4), st.lists(st.integers(-5, 4), min_size=1, max_size=3)),
+    keepdim=st.booleans(),
+)
+@SETTINGS
+def test_mean_matches_torch(shape: tuple[int, ...], dim: Any, keepdim: bool) -> None:
+    rank = len(shape) + 1
+    dims = [dim] if isinstance(dim, int) else dim
+    args = {"dim": dim, "keepdim": keepdim}
+    in_range = all(-rank <= d < rank for d in dims)
+    if in_range and any(d % rank == 0 for d in dims):
+        with pytest.raises(LayerConfigError, match="is the batch axis"):
+            _lt("mean").infer(shape, args)
+        return
+    assert_matches_torch("mean", shape, args)
+
+
+@given(
+    shape=st.lists(st.integers(1, 6), min_size=1, max_size=4).map(tuple),
+    init=st.one_of(st.none(), FINITE),
+)
+@SETTINGS
+def test_layer_scale_matches_torch(shape: tuple[int, ...], init: float | None) -> None:
+    assert_matches_torch("layer_scale", shape, {} if init is None else {"init": init})
+
+
+@given(
+    shape=st.lists(st.integers(1, 6), min_size=1, max_size=4).map(tuple),
+    p=st.floats(0, 1),
+    mode=st.sampled_from(["row", "batch"]),
+)
+@SETTINGS
+def test_stochastic_depth_matches_torch(shape: tuple[int, ...], p: float, mode: str) -> None:
+    assert_matches_torch("stochastic_depth", shape, {"p": p, "mode": mode})
+
+
+def test_own_modules_compute_what_they_mirror() -> None:
+    # values, not only shapes: each of our modules against the torch expression it stands for
+    from shapecalc import torch_layers
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 5, 4)
+    ln = torch_layers.LayerNorm2d(6, eps=1e-6)
+    with torch.no_grad():
+        ln.weight.copy_(torch.randn(6))
+        ln.bias.copy_(torch.randn(6))
+    mu = x.mean(1, keepdim=True)
+    var = x.var(1, unbiased=False, keepdim=True)
+    by_hand = (x - mu) / torch.sqrt(var + 1e-6) * ln.weight[:, None, None] + ln.bias[:, None, None]
+    torch.testing.assert_close(ln(x), by_hand)
+    torch.testing.assert_close(torch_layers.Permute([0, 2, 3, 1])(x), x.permute(0, 2, 3, 1))
+    torch.testing.assert_close(torch_layers.Mean([2, 3])(x), x.mean((2, 3)))
+    scale = torch_layers.LayerScale((6, 1, 1), init=0.5)
+    torch.testing.assert_close(scale(x), x * 0.5)
+    drop = torch_layers.StochasticDepth(0.5, "row")
+    assert torch.equal(drop.eval()(x), x)
+    kept = drop.train()(torch.ones(1000, 1))
+    # every sample is kept (scaled by 1 / (1 - p) = 2) or dropped
+    assert set(kept.flatten().tolist()) <= {0.0, 2.0} and 300 < int(kept.sum().item()) // 2 < 700
+    assert torch.equal(torch_layers.StochasticDepth(1.0, "batch").train()(x), torch.zeros_like(x))
+
+
+def test_float_argument_hints_and_finiteness() -> None:
+    lt = _lt("layer_scale")
+    with pytest.raises(LayerConfigError) as e:
+        lt.check_arg("init", "1e-6")
+    assert str(e.value) == (
+        "layer_scale init must be a finite number, not '1e-6': YAML reads 1e-6 as a string; write it with a dot,"
+        " as 1.0e-6"
+    )
+    with pytest.raises(LayerConfigError) as e:
+        _lt("layernorm2d").check_arg("eps", "1E-5")
+    assert str(e.value).endswith("YAML reads 1E-5 as a string; write it with a dot, as 1.0e-5")
+    with pytest.raises(LayerConfigError, match="must be a finite number, not nan"):
+        _lt("softplus").check_arg("beta", float("nan"))
+    with pytest.raises(LayerConfigError, match="must be a finite number, not inf"):
+        _lt("leaky_relu").check_arg("negative_slope", float("inf"))
+    # a bound where torch gives infinity a meaning
+    assert _lt("hardtanh").check_arg("max_val", float("inf")) == float("inf")
+    with pytest.raises(LayerConfigError, match=r"must be a number \(.inf and -.inf allowed\), not nan"):
+        _lt("hardtanh").check_arg("max_val", float("nan"))
+
+
+def test_v2_exact_numbers() -> None:
+    # ConvNeXt-T's first block: layernorm2d 96 channels, layer scale [96, 1, 1]
+    res = _lt("layernorm2d").infer((96, 56, 56), {"eps": 1e-6})
+    assert (res.params, res.tensors) == (192, (("weight", (96,)), ("bias", (96,))))
+    res = _lt("layer_scale").infer((96, 56, 56), {})
+    assert (res.params, res.tensors) == (96, (("scale", (96, 1, 1)),))
+    assert res.torch_kwargs == {"shape": (96, 1, 1), "init": 1e-6}
+    assert _lt("permute").infer((96, 56, 56), {"dims": [0, 2, 3, 1]}).output == (56, 56, 96)
+    assert _lt("pixel_shuffle").infer((12, 5, 7), {"upscale_factor": 2}).output == (3, 10, 14)
+    assert _lt("pixel_unshuffle").infer((3, 10, 14), {"downscale_factor": 2}).output == (12, 5, 7)
+    assert _lt("glu").infer((8, 6), {"dim": 1}).output == (4, 6)
+    assert _lt("reflection_pad2d").infer((3, 7, 7), {"padding": [1, 2, 3, 4]}).output == (3, 14, 10)
+    assert _lt("mean").infer((64, 7, 7), {"dim": [2, 3]}).output == (64,)
+    assert _lt("unflatten").infer((12, 5), {"dim": 1, "unflattened_size": [3, -1]}).output == (3, 4, 5)
+    with pytest.raises(LayerConfigError) as e:
+        _lt("channel_shuffle").infer((116, 28, 28), {"groups": 3})
+    assert str(e.value) == "groups 3 must divide the 116 channels"
+    with pytest.raises(LayerConfigError) as e:
+        _lt("permute").infer((3, 4, 5), {"dims": [1, 0, 2, 3]})
+    assert str(e.value) == "dims [1, 0, 2, 3] moves the batch axis: dims[0] must be 0"

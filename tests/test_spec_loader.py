@@ -1,4 +1,4 @@
-"""The spec loader (shapecalc/spec.py, yamlnodes.py, expr.py): trees, exact errors, bounds.
+"""The spec loader (shapecalc/spec/): trees, exact errors, bounds.
 
 Fixtures: tests/fixtures/specs/*.yaml (good) and tests/fixtures/specs/broken/*.yaml
 (one problem each; the ``shapecalc check`` hostile-input corpus builds on them).
@@ -17,10 +17,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shapecalc import expr as X
-from shapecalc import spec, yamlnodes
+from shapecalc import spec
 from shapecalc.errors import LayerConfigError, Location, ShapecalcError, SpecError
-from shapecalc.model import Concat, Layer, Residual, Sequential, block_note
+from shapecalc.spec import document, yamlnodes
+from shapecalc.spec import expr as X
+from shapecalc.spec.model import Concat, Layer, Residual, Sequential, block_note
 
 FIXTURES = Path(__file__).parent / "fixtures" / "specs"
 BROKEN = FIXTURES / "broken"
@@ -294,11 +295,11 @@ def test_many_layers_load() -> None:
 def test_block_lower_bound_is_exact_without_expressions(layers: str) -> None:
     """The size bound used to refuse block bombs early equals what the builder counts."""
     text = f"input: [3, 8, 8]\nblocks:\n  b: {{layers: [relu, relu]}}\n  top: {{layers: {layers}}}\nlayers: [relu]\n"
-    loader = spec._Loader("t.yaml", spec.MAX_LAYERS)
-    loader.spec(text)
-    built = spec._Loader("t.yaml", spec.MAX_LAYERS)
-    built.spec(text.replace("layers: [relu]\n", "layers: [top]\n"))
-    assert loader.least["top"] == built.count - 1  # minus the use of top itself
+    loader = document.Reader("t.yaml", spec.MAX_LAYERS)
+    loader.read(text)
+    built = document.Reader("t.yaml", spec.MAX_LAYERS)
+    built.read(text.replace("layers: [relu]\n", "layers: [top]\n"))
+    assert loader.entries.blocks["top"].least == built.expander.count - 1  # minus the use of top itself
 
 
 def test_max_layers_counts_structures_and_copies() -> None:

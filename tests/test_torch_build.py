@@ -15,7 +15,7 @@ from shapecalc.torch_build import RESERVED, identifier, plan
 
 torch = pytest.importorskip("torch")
 
-from shapecalc.torch_build import Concat, Residual, build, to_torch  # noqa: E402 - needs torch
+from shapecalc.torch_build import Concat, Residual, build, layer_class, to_torch  # noqa: E402 - needs torch
 
 ARCHITECTURES = sorted((Path(__file__).parent.parent / "architectures").glob("*.yaml"))
 
@@ -55,7 +55,7 @@ def test_reserved_names_cover_the_containers_attributes() -> None:
 def test_registry_defaults_are_torch_defaults() -> None:
     # export leaves out arguments at their registry default: only right if torch's default is the same
     for lt in registry.LAYERS.values():
-        params = inspect.signature(getattr(torch.nn, lt.torch_name).__init__).parameters
+        params = inspect.signature(layer_class(lt).__init__).parameters
         for arg in lt.args:
             if arg.inferred or arg.default is registry.REQUIRED:
                 continue

@@ -12,7 +12,7 @@ from typing import Any
 
 from shapecalc import registry
 from shapecalc.errors import Location
-from shapecalc.model import Concat, Layer, Node, Residual, Sequential, Spec
+from shapecalc.spec.model import Concat, Layer, Node, Residual, Sequential, Spec
 
 LOC = Location("t.yaml", 1, 1)
 
@@ -122,7 +122,7 @@ def _leaf(draw: Any, st: Any, shape: tuple[int, ...]) -> Any:
     """A random leaf layer for an input of ``shape`` (it may still be refused by the registry)."""
     c, n = shape[0], len(shape) - 1
     sfx = f"{n}d"
-    kinds = ["act", "linear", "identity", "dropout", "layernorm", "groupnorm"]
+    kinds = ["act", "linear", "identity", "dropout", "layernorm", "groupnorm", "v2", "v2"]
     if n in (1, 2, 3):
         kinds += ["conv", "conv", "convt", "maxpool", "avgpool", "adaptive", "batchnorm", "instancenorm",
                   "dropoutnd", "upsample", "flatten"]  # fmt: skip
@@ -189,6 +189,8 @@ def _leaf(draw: Any, st: Any, shape: tuple[int, ...]) -> Any:
         return "flatten"
     if kind == "dropout":
         return ("dropout", {"p": 0.25})
+    if kind == "v2":
+        return _leaf_v2(draw, st, shape, divisors)
     if kind == "dropoutnd":
         return (f"dropout{sfx}", {})
     if kind == "identity":
@@ -217,6 +219,60 @@ def _leaf(draw: Any, st: Any, shape: tuple[int, ...]) -> Any:
     if act == "gelu":
         return ("gelu", {"approximate": draw(st.sampled_from(["none", "tanh"]))})
     return act
+
+
+def _leaf_v2(draw: Any, st: Any, shape: tuple[int, ...], divisors: list[int]) -> Any:
+    """A random layer of the spec's version 2 ("More layers")."""
+    n = len(shape) - 1
+    rank = len(shape) + 1
+    name = draw(st.sampled_from([
+        "mish", "softplus", "softsign", "hardtanh", "selu", "celu", "rrelu", "tanhshrink", "logsigmoid",
+        "hardshrink", "softshrink", "threshold", "log_softmax", "softmin", "softmax2d", "glu", "pad",
+        "pixel_shuffle", "pixel_unshuffle", "local_response_norm", "layernorm2d", "channel_shuffle", "permute",
+        "unflatten", "mean", "stochastic_depth", "layer_scale",
+    ]))  # fmt: skip
+    small = st.sampled_from([0.5, 1.0, 2.0, -1.5])
+    if name == "softplus":
+        return (name, {"beta": draw(small), "threshold": draw(small)})
+    if name == "hardtanh":
+        return (name, {"min_val": draw(st.sampled_from([-2.0, float("-inf")])), "max_val": draw(small) + 3})
+    if name in ("celu", "hardshrink"):
+        return (name, {"alpha" if name == "celu" else "lambd": draw(st.sampled_from([0.5, 2.0]))})
+    if name == "threshold":
+        return (name, {"threshold": draw(small), "value": draw(small)})
+    if name in ("log_softmax", "softmin"):
+        return (name, {"dim": draw(st.sampled_from([1, -1]))})
+    if name == "glu":
+        return (name, {"dim": draw(st.integers(1, rank - 1))})
+    if name == "pad":
+        mode = draw(st.sampled_from(["reflection", "replication", "constant", "zero", "circular"]))
+        k = max(1, min(n, 3))
+        pad_name = f"zeropad{k}d" if mode == "zero" else f"{mode}_pad{k}d"
+        args: dict[str, Any] = {"padding": draw(st.integers(0, 2))}
+        if mode == "constant":
+            args["value"] = draw(small)
+        return (pad_name, args)
+    if name == "pixel_shuffle":
+        return (name, {"upscale_factor": draw(st.sampled_from([1, 2]))})
+    if name == "pixel_unshuffle":
+        return (name, {"downscale_factor": draw(st.sampled_from([1, 2]))})
+    if name == "local_response_norm":
+        return (name, {"size": draw(st.integers(1, 3))})
+    if name == "layernorm2d":
+        return (name, {"bias": draw(st.booleans()), "eps": 1.0e-6})
+    if name == "channel_shuffle":
+        return (name, {"groups": draw(st.sampled_from(divisors))})
+    if name == "permute":
+        return (name, {"dims": [0, *draw(st.permutations(list(range(1, rank))))]})
+    if name == "unflatten":
+        return (name, {"dim": 1, "unflattened_size": draw(st.sampled_from([[shape[0], 1], [1, -1]]))})
+    if name == "mean":
+        return (name, {"dim": draw(st.integers(1, rank - 1)), "keepdim": draw(st.booleans())})
+    if name == "stochastic_depth":
+        return (name, {"p": draw(st.sampled_from([0.0, 0.2])), "mode": draw(st.sampled_from(["row", "batch"]))})
+    if name == "layer_scale":
+        return (name, {"init": draw(small)})
+    return name
 
 
 def draw_items(draw: Any, st: Any, shape: tuple[int, ...], depth: int, n: int) -> tuple[list[Any], tuple[int, ...]]:

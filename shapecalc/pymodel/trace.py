@@ -31,7 +31,7 @@ from typing import Any
 
 from ..analysis import DTYPE_BYTES, Analysis, ReceptiveField, Row, Totals, _merge_rf, _step_rf
 from ..errors import Location, ShapecalcError, show_value
-from ..model import Sequential, Spec
+from ..spec.model import Sequential, Spec
 from .layers import KnownLayer, known_layer
 from .ref import PythonModelError, exception_line, frame_location, innermost_user_frame, raised_by_us
 

@@ -42,7 +42,7 @@ from yaml.events import (
 )
 from yaml.nodes import ScalarNode
 
-from .errors import Location, SpecError
+from ..errors import Location, SpecError
 
 #: deepest nesting of lists/mappings accepted
 MAX_DEPTH = 200

@@ -5,7 +5,7 @@ The tree's nodes (:class:`Layer`, :class:`Sequential`, :class:`Residual`,
 path and location say which), and value equality over whole subtrees is never
 wanted (it would also cost a generated ``__eq__``/``__hash__`` per class at import).
 
-The loader (``spec.py``) produces it; the analysis, the torch builder, the
+The loader (:mod:`shapecalc.spec`) produces it; the analysis, the torch builder, the
 exporter and ``check`` read it. Blocks are already expanded, ``$`` expressions
 evaluated and ``repeat`` unrolled: every node here is one concrete thing.
 """
@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from .errors import Location
-from .registry import LayerType
+from ..errors import Location
+from ..registry import LayerType
 
 
 @dataclass(frozen=True, eq=False)

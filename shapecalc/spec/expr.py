@@ -26,8 +26,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from .errors import SpecError
-from .errors import show_value as show  # a value as the spec writes it, in messages
+from ..errors import SpecError
+from ..errors import show_value as show  # a value as the spec writes it, in messages
 
 #: every literal and every intermediate value must be smaller than this in magnitude
 MAX_ABS = 10**12

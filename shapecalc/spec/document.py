@@ -1,0 +1,206 @@
+"""The spec file: reading the text, its top-level keys, ``input`` and ``expect``.
+
+:func:`load` and :func:`loads` are the entry points (``from shapecalc.spec import
+load``); :class:`Reader` reads one file with the loader's parts: ``blocks:`` are
+checked by :class:`~shapecalc.spec.blocks.BlockChecker`, ``layers:`` are built by
+:class:`~shapecalc.spec.expand.Expander`.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from ..errors import Location, SpecError
+from ..registry import did_you_mean
+from .blocks import BlockChecker
+from .entries import Entries
+from .expand import Expander
+from .model import Expect, Sequential, Spec
+from .scope import Scope, fail
+from .values import Values, describe, is_int, is_null, kind_or_empty
+from .yamlnodes import YMap, YNode, YScalar, YSeq, compose, kind
+
+#: default limit on the number of layers (and structures) a spec may expand to
+MAX_LAYERS = 1_000_000
+
+#: the top-level keys of a spec
+TOP_KEYS = ("name", "description", "input", "blocks", "layers", "expect")
+#: the keys of ``expect:``
+EXPECT_KEYS = ("output", "params", "trainable", "buffers", "macs", "receptive_field")
+
+_SUPPRESS = re.compile(r"#\s*shapecalc:\s*ignore\b(?:\[([^\]\n]*)\])?")
+
+
+def load(path: str | os.PathLike[str], *, max_layers: int = MAX_LAYERS) -> Spec:
+    """Read and validate a spec file.
+
+    Raises :class:`~shapecalc.errors.SpecError` (or ``LayerConfigError``) with
+    ``FILE:LINE:COL`` for anything wrong, including a missing file, a directory
+    and bytes that are not UTF-8.
+    """
+    file = os.fspath(path)
+    try:
+        data = Path(file).read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        raise SpecError(f"{file}: no such file") from None
+    except IsADirectoryError:
+        raise SpecError(f"{file}: is a directory") from None
+    except PermissionError:
+        raise SpecError(f"{file}: permission denied") from None
+    except OSError as e:
+        raise SpecError(f"{file}: cannot be read ({e.strerror})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(
+            f"file is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})",
+            location=Location(file, 1, 1),
+        ) from None
+    return loads(text, file, max_layers=max_layers)
+
+
+def loads(text: str, file: str = "<string>", *, max_layers: int = MAX_LAYERS) -> Spec:
+    """Validate a spec given as text; ``file`` is the name used in locations."""
+    if text.startswith("\ufeff"):  # a UTF-8 byte order mark: not part of the YAML
+        text = text[1:]
+    # Loading builds a large acyclic tree (a 100k-layer spec is ~1M objects); the cyclic
+    # garbage collector would keep rescanning it while it grows, and that doubles the time.
+    # Nothing built here forms a cycle, so collection is paused and restored.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return Reader(file, max_layers).read(text)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def suppressions(text: str) -> dict[int, frozenset[str]]:
+    """``# shapecalc: ignore`` / ``# shapecalc: ignore[SC101,SC103]`` comments: line -> codes (empty = all)."""
+    out: dict[int, frozenset[str]] = {}
+    line, pos = 1, 0
+    for m in _SUPPRESS.finditer(text):
+        line += text.count("\n", pos, m.start())
+        pos = m.start()
+        codes = frozenset(c.strip().upper() for c in (m.group(1) or "").split(",") if c.strip())
+        if line in out:  # two comments on one line: an empty set (everything) wins
+            codes = out[line] | codes if codes and out[line] else frozenset()
+        out[line] = codes
+    return out
+
+
+class Reader:
+    """Reads one spec file: the top-level keys here, blocks and layers by the loader's parts."""
+
+    def __init__(self, file: str, max_layers: int) -> None:
+        self.file = file
+        values, entries = Values(), Entries()
+        self.entries = entries
+        self.blocks = BlockChecker(entries, values, max_layers)
+        self.expander = Expander(entries, values, max_layers)
+
+    def read(self, text: str) -> Spec:
+        root = self.root(text)
+        items = root.items
+        name = Path(self.file).stem
+        if "name" in items:
+            name = read_text(items["name"], "name")
+        description = None
+        if "description" in items and not is_null(items["description"]):
+            description = read_text(items["description"], "description")
+        if "input" not in items:
+            fail("the spec has no 'input': give the shape of one sample, e.g. input: [3, 32, 32]", root.loc)
+        shape = read_shape(items["input"], "input", max_axes=4)
+        if "blocks" in items:
+            self.blocks.read(items["blocks"])
+        if "layers" not in items:
+            fail("the spec has no 'layers': give the list of layers", root.loc)
+        layers = items["layers"]
+        if not isinstance(layers, YSeq) or not layers.items:
+            fail(f"layers must be a non-empty list of layers, not {kind_or_empty(layers)}", layers.loc)
+        top = Sequential(self.expander.items(layers, "layers", Scope()), "layers", layers.loc, kind="layers")
+        expect = read_expect(items["expect"], root.keys["expect"].loc) if "expect" in items else None
+        return Spec(
+            name=name,
+            input=shape,
+            layers=top,
+            file=self.file,
+            location=root.loc,
+            input_location=items["input"].loc,
+            description=description,
+            expect=expect,
+            suppressions=suppressions(text),
+            source=text,
+        )
+
+    def root(self, text: str) -> YMap:
+        """The document: a mapping with known top-level keys."""
+        root = compose(text, self.file)
+        if root is None:
+            fail("the file is empty: a spec needs at least 'input' and 'layers'", Location(self.file, 1, 1))
+        if not isinstance(root, YMap):
+            fail(f"a spec is a mapping with 'input' and 'layers', not {kind(root)}", root.loc)
+        for key in root.items:
+            if key not in TOP_KEYS:
+                fail(
+                    f"unknown key {key!r}{did_you_mean(key, TOP_KEYS)}; a spec has {', '.join(TOP_KEYS)}",
+                    root.keys[key].loc,
+                )
+        return root
+
+
+def read_text(node: YNode, what: str) -> str:
+    if not isinstance(node, YScalar) or not isinstance(node.value, str) or not node.value:
+        fail(f"{what} must be text, not {kind(node)} (quote it)", node.loc)
+    return str(node.value)
+
+
+def read_shape(node: YNode, what: str, max_axes: int | None = None) -> tuple[int, ...]:
+    example = "e.g. [3, 32, 32]" if what == "input" else "e.g. [10]"
+    if not isinstance(node, YSeq):
+        fail(f"{what} must be a list of positive ints ({example}), not {kind(node)}", node.loc)
+    if not node.items:
+        fail(f"{what} must not be empty ({example})", node.loc)
+    if max_axes is not None and len(node.items) > max_axes:
+        fail(
+            f"{what} has {len(node.items)} axes; one sample is [features], [C, L], [C, H, W] or [C, D, H, W]"
+            " (no batch axis)",
+            node.loc,
+        )
+    out = []
+    for i, item in enumerate(node.items):
+        v = item.value if isinstance(item, YScalar) else None
+        if not isinstance(item, YScalar) or not is_int(v) or v < 1:
+            fail(f"{what}[{i}] must be a positive int, not {describe(item)}", item.loc)
+        out.append(int(v))
+    return tuple(out)
+
+
+def read_expect(node: YNode, key_loc: Location) -> Expect:
+    if is_null(node):
+        return Expect({}, {}, key_loc)
+    if not isinstance(node, YMap):
+        fail(f"expect must be a mapping ({', '.join(EXPECT_KEYS)}), not {kind(node)}", node.loc)
+    values: dict[str, Any] = {}
+    locations: dict[str, Location] = {}
+    for key, vnode in node.items.items():
+        if key not in EXPECT_KEYS:
+            fail(
+                f"unknown key {key!r} in expect{did_you_mean(key, EXPECT_KEYS)}; it takes {', '.join(EXPECT_KEYS)}",
+                node.keys[key].loc,
+            )
+        if key == "output":
+            values[key] = read_shape(vnode, "expect.output")
+        else:
+            least = 1 if key == "receptive_field" else 0
+            v = vnode.value if isinstance(vnode, YScalar) else None
+            if not isinstance(vnode, YScalar) or not is_int(v) or v < least:
+                want = "a positive int" if least else "an int >= 0"
+                fail(f"expect.{key} must be {want}, not {describe(vnode)}", vnode.loc)
+            values[key] = v
+        locations[key] = vnode.loc
+    return Expect(values, locations, key_loc)

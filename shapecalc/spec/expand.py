@@ -1,0 +1,265 @@
+"""Expansion: split entries -> the concrete tree of :mod:`~shapecalc.spec.model` nodes.
+
+Blocks are expanded (each use in its own :class:`~shapecalc.spec.scope.Bindings`),
+``repeat`` is unrolled, ``$`` expressions evaluated and every layer's arguments
+checked by the registry. Work is bounded: every node built is counted against
+``max_layers`` (a repeat or a block use that would pass it is refused before it is
+built) and layers nest at most :data:`MAX_NESTING` deep.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import LayerConfigError, Location, SpecError
+from ..registry import LayerType
+from . import expr as X
+from .blocks import bad_arg, bad_param, missing_params
+from .entries import REQUIRED, Block, Entries, Entry
+from .model import Concat, Layer, Node, Residual, Sequential
+from .scope import Bindings, Scope, fail, located
+from .values import Values, and_, is_int
+from .yamlnodes import YScalar, YSeq, kind
+
+#: nested layer lists (structures and block uses) deeper than this are refused
+MAX_NESTING = 64
+
+
+class Expander:
+    """Builds nodes from entries, counting them against ``max_layers``."""
+
+    def __init__(self, entries: Entries, values: Values, max_layers: int) -> None:
+        self.entries = entries
+        self.values = values
+        self.max_layers = max_layers
+        self.count = 0  # nodes built so far
+        #: (layer type, (name, type, text) of each literal argument) -> checked values: specs repeat
+        #: the same literal arguments (``kernel_size: 3``) on many layers
+        self.literal_args: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def items(self, seq: YSeq, prefix: str, sc: Scope) -> tuple[Node, ...]:
+        entry = self.entry  # looked up once per list, not per item
+        return tuple([entry(node, f"{prefix}[{i}]", sc) for i, node in enumerate(seq.items)])
+
+    def entry(self, node: Any, path: str, sc: Scope) -> Node:
+        e = self.entries.split(node, path, sc)
+        epath = f"{path} ({e.shown})"
+        label = self.label(e, epath, sc) if e.name_node is not None else None  # most entries have neither
+        repeat = self.repeat(e, epath, sc) if e.repeat_node is not None else 1
+        ready = self.prepare(e, epath, sc)
+        if repeat == 1:
+            return self.build(e, epath, ready, path, None, label, sc)
+        return self.repeated(e, epath, ready, repeat, path, label, sc)
+
+    def prepare(self, e: Entry, epath: str, sc: Scope) -> Any:
+        """What every copy of an entry shares: a layer's checked arguments (and their locations),
+        a block use's bindings, a structure's parts."""
+        if e.what == "layer":
+            return self.args(e, epath, sc)
+        if e.what == "block":
+            return self.bindings(e, epath, sc)
+        return self.entries.parts(e, epath, sc)
+
+    def build(
+        self, e: Entry, epath: str, ready: Any, path: str, index: tuple[int, int] | None, label: str | None, sc: Scope
+    ) -> Node:
+        """One node (one copy of a repeated entry) from what :meth:`prepare` gave."""
+        if e.what == "layer":
+            args, locs = ready
+            self.counted(e.loc, epath, sc)
+            return Layer(e.target, args, path, sc.where(e.loc), locs, label, sc.trace, index)
+        if e.what == "block":
+            return self.use(e, epath, ready, path, index, label, sc)
+        return self.structure(e, epath, ready, path, index, label, sc)
+
+    def repeated(
+        self, e: Entry, epath: str, ready: Any, repeat: int, path: str, label: str | None, sc: Scope
+    ) -> Sequential:
+        """The copies of a repeated entry, unrolled, but never past the limit: one copy shows what each costs."""
+        rloc = e.repeat_node.loc if e.repeat_node is not None else e.loc
+        too_many = f"the spec expands to more than {self.max_layers:,} layers (repeat: {repeat:,})"
+        if repeat > self.max_layers:
+            fail(too_many, rloc, epath, sc)
+        before = self.count
+        first = self.build(e, epath, ready, f"{path}#1", (1, repeat), label, sc)
+        if self.count + (self.count - before) * (repeat - 1) > self.max_layers:
+            fail(too_many, rloc, epath, sc)
+        build = self.build
+        copies = [first, *(build(e, epath, ready, f"{path}#{i}", (i, repeat), label, sc) for i in range(2, repeat + 1))]
+        self.counted(e.loc, epath, sc)
+        return Sequential(tuple(copies), path, sc.where(e.loc), "repeat", label, trace=sc.trace)
+
+    def counted(self, loc: Location, path: str, sc: Scope) -> None:
+        self.count += 1
+        if self.count > self.max_layers:
+            fail(f"the spec expands to more than {self.max_layers:,} layers", loc, path, sc)
+
+    # ---------------------------------------------------------------- reserved keys
+
+    def label(self, e: Entry, epath: str, sc: Scope) -> str | None:
+        node = e.name_node
+        if node is None:
+            return None
+        if not isinstance(node, YScalar) or not isinstance(node.value, str) or not node.value:
+            fail(f"name must be text, not {kind(node)} (quote it)", node.loc, epath, sc)
+        text: str = node.value
+        if not X.has_dollar(text):
+            return text
+        if sc.env is None:
+            fail(f"the name {text!r} uses $, which only works inside a block's layers", node.loc, epath, sc)
+        try:
+            return X.substitute_label(text, sc.env)
+        except SpecError as err:
+            raise located(err, node.loc, epath, sc) from None
+
+    def repeat(self, e: Entry, epath: str, sc: Scope) -> int:
+        node = e.repeat_node
+        if node is None:
+            return 1
+        value = self.values.value(node, epath, sc)
+        if not is_int(value) or value < 1:
+            fail(f"repeat must be an int >= 1, not {X.show(value)}", node.loc, epath, sc)
+        return int(value)
+
+    # ---------------------------------------------------------------- layers
+
+    def args(self, e: Entry, epath: str, sc: Scope) -> tuple[dict[str, Any], dict[str, Location]]:
+        """A layer's checked arguments and their locations (once per entry and parameter values)."""
+        literal = literal_key(e)
+        if literal is not None:
+            checked = self.literal_args.get(literal)
+            if checked is not None:  # these very values were checked for this type: only the locations are new
+                use = sc.use
+                if use is None:
+                    arg_locs = {name: vnode.loc for name, vnode in e.rest.items()}
+                else:
+                    arg_locs = dict.fromkeys(e.rest, use)
+                # shared, as repeat copies and block uses share theirs: Layer.args is a read-only Mapping
+                return checked, arg_locs
+        memo = sc.bind.args
+        key = (e.args, sc.use)
+        cached = memo.get(key) if e.args is not None else None
+        if cached is not None:
+            return cached
+        lt: LayerType = e.target
+        args: dict[str, Any] = {}
+        locs: dict[str, Location] = {}
+        for name, vnode in e.rest.items():
+            if lt.arg(name) is None:
+                bad_arg(e, name, epath, sc)
+            value = self.values.value(vnode, epath, sc)
+            try:
+                args[name] = lt.check_arg(name, value)
+            except LayerConfigError as err:
+                raise located(err, vnode.loc, epath, sc) from None
+            locs[name] = sc.where(vnode.loc)
+        missing = [a.name for a in lt.args if a.required and a.name not in args]
+        if missing:
+            fail(f"{lt.name} needs {and_(missing)}", e.loc, epath, sc)
+        if literal is not None:
+            self.literal_args[literal] = args
+        else:
+            memo[key] = (args, locs)
+        return args, locs
+
+    # ---------------------------------------------------------------- blocks and structures
+
+    def bindings(self, e: Entry, epath: str, sc: Scope) -> Bindings:
+        """The parameter values of a block use (once per use and outer parameter values)."""
+        block: Block = e.target
+        memo = sc.bind.uses
+        key = (e.args, block)
+        cached = memo.get(key) if e.args is not None else None
+        if cached is not None:
+            return cached
+        if block.name in sc.chain:  # the definitions were checked for cycles; this guards the invariant
+            fail(f"block cycle: {' -> '.join((*sc.chain, block.name))}", e.loc, epath, sc)
+        given: dict[str, Any] = {}
+        for name, vnode in e.rest.items():
+            if name not in block.params:
+                bad_param(e, name, epath, sc)
+            given[name] = self.values.value(vnode, epath, sc)
+        missing_params(e, epath, sc)
+        env = {p: default for p, default in block.params.items() if default is not REQUIRED}
+        env.update(given)
+        bind = memo[key] = Bindings(env)
+        return bind
+
+    def use(
+        self,
+        e: Entry,
+        epath: str,
+        bind: Bindings,
+        path: str,
+        index: tuple[int, int] | None,
+        label: str | None,
+        sc: Scope,
+    ) -> Sequential:
+        block: Block = e.target
+        if self.count + block.least > self.max_layers:
+            fail(f"the spec expands to more than {self.max_layers:,} layers", e.loc, epath, sc)
+        check_depth(sc, e.loc, epath)
+        where = sc.where(e.loc)
+        inner = Scope(bind, block, where, (*sc.trace, block.trace), (*sc.chain, block.name), sc.depth + 1)
+        items = self.items(block.layers, f"{path}.{block.name}.layers", inner)
+        self.counted(e.loc, epath, sc)
+        return Sequential(items, path, where, "block", name=label, block=block.name, repeat_index=index, trace=sc.trace)
+
+    def structure(
+        self,
+        e: Entry,
+        epath: str,
+        parts: list[tuple[str, str, YSeq | None]],
+        path: str,
+        index: tuple[int, int] | None,
+        label: str | None,
+        sc: Scope,
+    ) -> Node:
+        check_depth(sc, e.loc, epath)
+        inner = sc.deeper()
+        if e.what == "sequential":
+            ((_, suffix, seq),) = parts
+            assert seq is not None
+            items = self.items(seq, path + suffix, inner)
+            self.counted(e.loc, epath, sc)
+            where = sc.where(e.loc)
+            return Sequential(items, path, where, "sequential", name=label, repeat_index=index, trace=sc.trace)
+        subs: list[Sequential | None] = []
+        for part, suffix, seq in parts:
+            if seq is None:
+                subs.append(None)
+                continue
+            prefix = path + suffix
+            items = self.items(seq, prefix, inner)
+            self.counted(seq.loc, epath, sc)
+            subs.append(Sequential(items, prefix, sc.where(seq.loc), part, trace=sc.trace))
+        self.counted(e.loc, epath, sc)
+        if e.what == "residual":
+            body, shortcut = subs
+            assert body is not None
+            return Residual(body, shortcut, path, sc.where(e.loc), name=label, trace=sc.trace, repeat_index=index)
+        branches = tuple(s for s in subs if s is not None)
+        return Concat(branches, path, sc.where(e.loc), name=label, trace=sc.trace, repeat_index=index)
+
+
+def check_depth(sc: Scope, loc: Location, path: str) -> None:
+    if sc.depth >= MAX_NESTING:
+        fail(f"layers nest more than {MAX_NESTING} levels deep (structures and block uses)", loc, path, sc)
+
+
+def literal_key(e: Entry) -> tuple[Any, ...] | None:
+    """A key for arguments that are all plain scalars (no ``$``), else None.
+
+    A scalar's value is fixed by its type and its text (the tag follows from the type), so
+    equal keys mean equal values; the type keeps ``1``, ``1.0``, ``true`` and ``'1'`` apart
+    and the text keeps ``-0.0`` from ``0.0``.
+    """
+    key: list[Any] = [e.target.name]
+    for name, vnode in e.rest.items():
+        if not isinstance(vnode, YScalar):
+            return None
+        v = vnode.value
+        if isinstance(v, str) and "$" in v:  # X.has_dollar, inlined: an expression depends on the scope
+            return None
+        key.append((name, type(v), vnode.text))
+    return tuple(key)
