@@ -129,11 +129,11 @@ class _Importer:
         return items
 
     def merge_kind(self, n: Any) -> str | None:
-        if n.op == "call_function" and n.target in (operator.add, operator.iadd) or _name(n) in ("add", "add_"):
+        if (n.op == "call_function" and n.target in (operator.add, operator.iadd)) or _name(n) in ("add", "add_"):
             return "residual" if len(self.preds(n)) == 2 else None
         if _name(n) in ("cat", "concat"):
             return "concat" if len(self.preds(n)) > 1 else None
-        if n.op == "call_function" and n.target in (operator.mul, operator.imul) or _name(n) in ("mul", "mul_"):
+        if (n.op == "call_function" and n.target in (operator.mul, operator.imul)) or _name(n) in ("mul", "mul_"):
             return "gate" if len(self.preds(n)) == 2 else None
         return None
 
@@ -390,11 +390,11 @@ def trace_to_layers(model: Any, input_shape: tuple[int, ...]) -> list[Item]:
         ) from None
 
 
-class _Flow(dict):  # type: ignore[type-arg]
+class _Flow(dict):
     """A mapping written on one line: a layer's arguments, ``expect``."""
 
 
-class _FlowList(list):  # type: ignore[type-arg]
+class _FlowList(list):
     """A list written on one line: ``input``."""
 
 
@@ -412,7 +412,8 @@ def _grouped(items: list[Item], prefix: str = "") -> list[Item]:
         while head and j < len(items) and _child(_module_of(items[j]), prefix) == head:
             j += 1
         run = items[i:j]
-        if head and (j - i > 1 or isinstance(items[i], dict) and _is_structure(items[i])) and head != _module_of(items[i]):
+        several = j - i > 1 or _is_structure(items[i])
+        if head and several and head != _module_of(items[i]):
             inner = _grouped(run, head + ".")
             if len(inner) == 1 and isinstance(inner[0], dict) and _is_structure(inner[0]):
                 kind, body = next(iter(inner[0].items()))
@@ -446,7 +447,7 @@ def _nested(item: Item) -> Item:
 def _module_of(item: Item) -> str:
     """The module path an item comes from: a layer's name, or the common prefix of a structure's layers."""
     if isinstance(item, dict):
-        kind, body = next(iter(item.items()))
+        _kind, body = next(iter(item.items()))
         if isinstance(body, dict) and isinstance(body.get("name"), str) and not _is_structure(item):
             return str(body["name"])
         prefix = _common_prefix(_names(item))
@@ -458,7 +459,7 @@ def _names(item: Item) -> list[str]:
     if isinstance(item, list):
         return [n for x in item for n in _names(x)]
     if isinstance(item, dict):
-        kind, body = next(iter(item.items()))
+        _kind, body = next(iter(item.items()))
         if not _is_structure(item):
             return [str(body["name"])] if isinstance(body, dict) and "name" in body else []
         parts = body if isinstance(body, list) else [v for v in body.values() if isinstance(v, list)]
