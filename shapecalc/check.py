@@ -39,6 +39,7 @@ ERROR_CODES: dict[str, str] = {
     "SC002": "the layers do not fit together (the analysis refuses a layer, a residual or a concat)",
     "SC003": "a Python model (a .py file's SHAPECALC_MODELS) cannot be imported or built, or torch is missing",
     "SC010": "a value in the spec's expect: block differs from what the spec computes to",
+    "SC011": "the spec's layers and the Python model its module: names disagree (totals, or a parametrised layer)",
     "SC020": "--verify: the torch model built from the spec disagrees with the analysis, or torch is missing",
 }
 
@@ -107,6 +108,11 @@ def check_file(
     if isinstance(spec_or_problem, Problem):
         return [spec_or_problem]
     spec = spec_or_problem
+    if spec.module is not None and not spec.has_layers:
+        # the spec describes a Python model alone: its expect is held to the model (imports it)
+        from .pymodel.agree import check_module_spec
+
+        return sorted(check_module_spec(spec, None, file), key=lambda p: (p.line, p.col))
 
     from .analysis import analyse
 
@@ -123,6 +129,10 @@ def check_file(
         problems.append(replace(warning, severity="error") if strict else warning)
     if verify:
         problems += _verify(spec, analysis, file, device)
+    if spec.module is not None:
+        from .pymodel.agree import check_module_spec
+
+        problems += check_module_spec(spec, analysis, file)
     return sorted(problems, key=lambda p: (p.line, p.col))
 
 

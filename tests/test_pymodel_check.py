@@ -222,3 +222,67 @@ def test_pre_commit_try_repo_python_models(tmp_path: Path) -> None:
     good = try_repo("models/good.py", "models/plain.py")
     assert good.returncode == 0, good.stdout + good.stderr
     assert "Passed" in good.stdout
+
+
+# --------------------------------------------------------------------------- specs with module:
+
+SIMPLE_SPEC = (ROOT / "architectures" / "simple_cnn.yaml").read_text()
+
+
+def module_project(tmp_path: Path) -> Path:
+    shutil.copy(Path(__file__).parent / "fixtures" / "pymodels" / "simple_cnn.py", tmp_path / "simple_cnn.py")
+    (tmp_path / "alone.yaml").write_text(
+        "module: simple_cnn.py:SimpleCNN\nmodule_args: {num_classes: 10}\ninput: [3, 32, 32]\n"
+        "expect: {output: [10], params: 620810, buffers: 451, macs: 10848768}\n"
+    )
+    (tmp_path / "drift.yaml").write_text(
+        "module: simple_cnn.py:SimpleCNN\ninput: [3, 32, 32]\nexpect: {output: [10], params: 610794}\n"
+    )
+    (tmp_path / "agree.yaml").write_text("module: simple_cnn.py:SimpleCNN\n" + SIMPLE_SPEC)
+    return tmp_path
+
+
+def test_spec_with_module_and_no_layers_is_held_to_its_expect(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    p = module_project(tmp_path)
+    code, out, _ = run("alone.yaml", "drift.yaml", cwd=p)
+    assert (code, out.splitlines()) == (
+        1,
+        ["drift.yaml:3:32: error: expect.params: expected 610,794, found 620,810 (+10,016)  [SC010]"],
+    )
+    summary = CliRunner().invoke(cli, ["summary", str(p / "alone.yaml"), "--format", "json"])
+    assert summary.exit_code == 0, summary.output
+    assert '"params": 620810' in summary.stdout
+
+
+def test_spec_with_module_and_layers_must_agree(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    p = module_project(tmp_path)
+    assert run("agree.yaml", cwd=p)[0] == 0
+    text = (p / "agree.yaml").read_text()
+    old = "conv2d: {out_channels: 64, kernel_size: 3, padding: 1}"
+    assert old in text
+    (p / "disagree.yaml").write_text(text.replace(old, old.replace("kernel_size: 3", "kernel_size: 5")))
+    line = next(n for n, t in enumerate(text.splitlines(), 1) if old in t)
+    col = text.splitlines()[line - 1].index("conv2d") + 1
+    built = next(n for n, t in enumerate((p / "simple_cnn.py").read_text().splitlines(), 1) if "nn.Conv2d(32, 64" in t)
+    code, out, _ = run("disagree.yaml", cwd=p)
+    assert code == 1
+    assert (
+        f"disagree.yaml:{line}:{col}: error: layers[0].sequential.layers[4]: the spec has conv2d with parameters"
+        " [64, 32, 5, 5], [64]; simple_cnn.py:SimpleCNN has features.4: conv2d with parameters [64, 32, 3, 3], [64]"
+        f" (built at simple_cnn.py:{built})  [SC011]"
+    ) in out.splitlines()
+    assert "error: module: params: the layers give 424,202, simple_cnn.py:SimpleCNN gives 620,810  [SC011]" in out
+
+
+def test_module_key_is_checked_by_the_loader_without_importing(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("module: not a reference\ninput: [3]\n")
+    (tmp_path / "args.yaml").write_text("module_args: {a: 1}\ninput: [3]\nlayers: [relu]\n")
+    code, out, _ = run("bad.yaml", "args.yaml", cwd=tmp_path)
+    assert code == 1
+    assert out.splitlines() == [
+        "bad.yaml:1:9: error: module must be PATH.py:NAME or package.module:NAME (a class or a function),"
+        " not 'not a reference'  [SC001]",
+        "args.yaml:1:1: error: module_args needs module: the Python model they are passed to  [SC001]",
+    ]

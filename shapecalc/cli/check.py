@@ -79,6 +79,7 @@ def command(
       SC002  the layers do not fit together (a Python model's forward fails)
       SC003  a Python model cannot be imported or built, or torch is missing
       SC010  an expect: value differs from the computed one
+      SC011  the layers and the Python model of module: disagree
       SC020  --verify: torch disagrees (or torch is missing)
     Warnings (fail only with --strict):
       SC101  conv bias directly followed by batch norm (wasted)

@@ -29,3 +29,19 @@ def summary_of_model(
     result = summarise_ref(ref, input_shape, batch=batch, dtype=dtype)
     notes = [f"measured with torch {result.torch_version} on meta (no memory allocated), eval mode", *result.notes]
     return result.analysis, notes
+
+
+def summary_of_spec_module(
+    spec: Any, input_shape: tuple[int, ...] | None, *, batch: int, dtype: str
+) -> tuple[Any, list[str]]:
+    """``shapecalc summary spec.yaml`` for a spec with ``module:`` and no ``layers``: the Python model's summary."""
+    import os
+
+    need_torch(f"summary of the Python model {spec.module} (module: in {spec.file})")
+    from ..pymodel import summarise_ref
+    from ..pymodel.ref import parse_ref
+
+    ref = parse_ref(spec.module, spec.module_args, base=os.path.dirname(spec.file) or ".")
+    result = summarise_ref(ref, input_shape or spec.input, batch=batch, dtype=dtype)
+    notes = [f"measured with torch {result.torch_version} on meta (no memory allocated), eval mode", *result.notes]
+    return result.analysis, notes

@@ -88,6 +88,12 @@ def command(
     from ..spec import load
 
     spec = load(spec_file)
+    if spec.module is not None and not spec.has_layers:  # the spec only names a Python model
+        from .pymodel import summary_of_spec_module
+
+        python_analysis, model_notes = summary_of_spec_module(spec, input_shape, batch=batch, dtype=dtype)
+        emit(python_analysis, fmt, depth, None, model_notes)
+        return
     analysis = analyse(spec, input=input_shape, batch=batch, dtype=dtype)
 
     verification = None

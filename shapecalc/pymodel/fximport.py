@@ -15,12 +15,13 @@ Anything else is a one-line error naming the operation and its line in the sourc
 
 from __future__ import annotations
 
+import copy
 import math
 import operator
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import Location
+from ..errors import Location, ShapecalcError
 from ..registry import STRUCTURAL, lookup
 from .layers import known_layer
 from .ref import (
@@ -383,6 +384,8 @@ def trace_to_layers(model: Any, input_shape: tuple[int, ...]) -> list[Item]:
     _nest_dense_cats(gm.graph)
     importer = _Importer(gm, placeholders[0])
     try:
+        _CLASSES.clear()
+        _CLASSES.update({name: type(m).__name__ for name, m in model.named_modules() if name})
         return _grouped(importer.chain(result, placeholders[0]))
     except Unsupported as err:
         raise PythonModelError(
@@ -396,6 +399,10 @@ class _Flow(dict):
 
 class _FlowList(list):
     """A list written on one line: ``input``."""
+
+
+#: qualified module name -> class name, for the grouping of one import (block names)
+_CLASSES: dict[str, str] = {}
 
 
 def _grouped(items: list[Item], prefix: str = "") -> list[Item]:
@@ -418,10 +425,10 @@ def _grouped(items: list[Item], prefix: str = "") -> list[Item]:
             if len(inner) == 1 and isinstance(inner[0], dict) and _is_structure(inner[0]):
                 kind, body = next(iter(inner[0].items()))
                 if isinstance(body, dict) and "name" not in body:
-                    out.append({kind: {"name": head, **body}})
+                    out.append({kind: {"name": head, **body, "_class": _CLASSES.get(head, "")}})
                     i = j
                     continue
-            out.append({"sequential": {"name": head, "layers": inner}})
+            out.append({"sequential": {"name": head, "layers": inner, "_class": _CLASSES.get(head, "")}})
         else:
             out.extend(_nested(item) for item in run)
         i = j
@@ -561,16 +568,23 @@ def import_model(ref: Any, input_shape: tuple[int, ...]) -> str:
         "buffers": t.buffers,
         "macs": t.macs,
     }
-    doc = {
+    plain = {
         "name": built.name,
         "description": f"imported from {ref.text} by shapecalc import",
         "input": list(input_shape),
-        "layers": layers,
+        "layers": _strip_private(layers),
         "expect": expect,
     }
-    text = dump_spec(doc)
-    spec = loads(text, f"<import of {ref.text}>")
-    found = current_values(analyse(spec))
+    text = dump_spec(plain)
+    blocks, shared = with_blocks(copy.deepcopy(layers))
+    if blocks:
+        doc = {**plain, "blocks": blocks, "layers": _strip_private(shared)}
+        doc = {k: doc[k] for k in ("name", "description", "input", "blocks", "layers", "expect")}
+        short = dump_spec(doc)
+        # blocks only where they make the file shorter, and only when they give the same model
+        if short.count("\n") < text.count("\n") and _reproduces(short, expect, ref.text):
+            text = short
+    found = current_values(analyse(loads(text, f"<import of {ref.text}>")))
     differ = [k for k in expect if found[k] != expect[k]]
     if differ:
         raise PythonModelError(
@@ -579,3 +593,177 @@ def import_model(ref: Any, input_shape: tuple[int, ...]) -> str:
             + " (a construct the importer does not render faithfully; please report it)"
         )
     return text
+
+
+# --------------------------------------------------------------------------- blocks for repeated submodules
+
+
+def _skeleton(value: Any) -> Any:
+    """The structure of an item with every argument value and name left out (what blocks must share)."""
+    if isinstance(value, dict):
+        return tuple((k, _skeleton(v)) for k, v in value.items() if k != "name")
+    if isinstance(value, list):
+        if value and all(isinstance(v, dict | list | str) for v in value) and not all(
+            isinstance(v, int | float) for v in value
+        ):
+            return ("list", tuple(_skeleton(v) for v in value))
+        return "value"
+    if isinstance(value, str) and value in _LAYER_WORDS:
+        return value  # a bare layer type ("relu", "flatten")
+    return "value"
+
+
+_LAYER_WORDS: set[str] = set()
+#: torch's containers: a block is made for the user's own submodule classes, not for these
+_CONTAINERS = ("Sequential", "ModuleList", "ModuleDict")
+_STRUCTURES = ("sequential", "residual", "concat", "gate", "split")
+
+
+def _slots(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], Any]]:
+    """(path, value) of every argument value of an item (names excluded)."""
+    out: list[tuple[tuple[Any, ...], Any]] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == "name":
+                continue
+            if isinstance(v, dict) or (isinstance(v, list) and any(isinstance(x, dict | str) for x in v)):
+                out += _slots(v, (*path, k))
+            else:
+                out.append(((*path, k), v))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            if isinstance(v, dict | list):
+                out += _slots(v, (*path, i))
+    return out
+
+
+def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        return {k: (_replace(v, rest, new) if k == head else v) for k, v in value.items()}
+    return [(_replace(v, rest, new) if i == head else v) for i, v in enumerate(value)]
+
+
+def _relative(value: Any, prefix: str) -> Any:
+    """Layer names inside a block, relative to the block's use: ``conv1`` for ``layer1.0.conv1``."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            named = k == "name" and isinstance(v, str) and v.startswith(prefix)
+            out[k] = v[len(prefix) :] if named else _relative(v, prefix)
+        return out
+    if isinstance(value, list):
+        return [_relative(v, prefix) for v in value]
+    return value
+
+
+def _snake(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name.strip("_")):
+        if ch.isupper() and i and not name.strip("_")[i - 1].isupper():
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out) or "block"
+
+
+def _candidates(items: list[Item], found: list[tuple[Item, list[Item], int]]) -> None:
+    """Every named submodule structure in the tree: (item, the list holding it, its index)."""
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue
+        kind, body = next(iter(item.items()))
+        if kind in ("sequential", "residual", "concat", "gate", "split") and isinstance(body, dict):
+            if isinstance(body.get("name"), str) and body.get("_class") not in ("", None, *_CONTAINERS):
+                found.append((item, items, i))
+            for v in body.values():
+                if isinstance(v, list):
+                    _candidates(v, found)
+        elif kind == "concat" and isinstance(body, list):
+            for branch in body:
+                _candidates(branch, found)
+
+
+def with_blocks(layers: list[Item]) -> tuple[dict[str, Any], list[Item]]:
+    """Blocks for submodules repeated with the same structure; their differing values become parameters."""
+    from ..registry import all_names
+
+    _LAYER_WORDS.update(all_names())
+    found: list[tuple[Item, list[Item], int]] = []
+    _candidates(layers, found)
+    groups: dict[Any, list[tuple[Item, list[Item], int]]] = {}
+    for entry in found:
+        item = entry[0]
+        kind, body = next(iter(item.items()))
+        key = (body["_class"], _skeleton({kind: {k: v for k, v in body.items() if k != "_class"}}))
+        groups.setdefault(key, []).append(entry)
+    blocks: dict[str, Any] = {}
+    taken: set[str] = set()
+    # the deepest submodules first: an outer block's body then uses the inner blocks
+    ordered = sorted(groups.items(), key=lambda kv: -max(next(iter(m[0].values()))["name"].count(".") for m in kv[1]))
+    for (cls, _), members in ordered:
+        if len(members) < 2:
+            continue
+        bodies = []
+        for item, _, _ in members:
+            kind, body = next(iter(item.items()))
+            prefix = body["name"] + "."
+            inner = {k: v for k, v in body.items() if k not in ("name", "_class")}
+            layers_of = inner["layers"] if kind == "sequential" and set(inner) == {"layers"} else [{kind: inner}]
+            bodies.append(_relative(layers_of, prefix))
+        slot_values = [_slots(b) for b in bodies]
+        paths = [p for p, _ in slot_values[0]]
+        params: dict[str, Any] = {}  # parameter name -> the tuple of values across members
+        chosen: dict[tuple[Any, ...], str] = {}
+        for j, path in enumerate(paths):
+            values = tuple(repr(sv[j][1]) for sv in slot_values)
+            if len(set(values)) == 1:
+                continue
+            same = next((name for name, vals in params.items() if vals == values), None)
+            if same is None:
+                base = str(path[-1]) if isinstance(path[-1], str) else "value"
+                same, n = base, 2
+                while same in params:
+                    same, n = f"{base}_{n}", n + 1
+                params[same] = values
+            chosen[path] = same
+        body = bodies[0]
+        for path, name in chosen.items():
+            body = _replace(body, path, f"${name}")
+        name = _snake(cls)
+        base, n = name, 2
+        while name in taken or lookup(name) is not None or name in _STRUCTURES:
+            name, n = f"{base}_{n}", n + 1
+        taken.add(name)
+        body = _strip_private(body)
+        blocks[name] = {"params": dict.fromkeys(params), "layers": body} if params else {"layers": body}
+        for m, (item, holder, index) in enumerate(members):
+            args = {p: _value_at(slot_values[m], path) for path, p in chosen.items()}
+            args = dict(sorted(args.items(), key=lambda kv: list(params).index(kv[0])))
+            holder[index] = {name: {**args, "name": next(iter(item.values()))["name"]}}
+    return blocks, layers
+
+
+def _value_at(slots: list[tuple[tuple[Any, ...], Any]], path: tuple[Any, ...]) -> Any:
+    return next(v for p, v in slots if p == path)
+
+
+def _strip_private(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_private(v) for k, v in value.items() if k != "_class"}
+    if isinstance(value, list):
+        return [_strip_private(v) for v in value]
+    return value
+
+
+def _reproduces(text: str, expect: dict[str, Any], what: str) -> bool:
+    from ..analysis import analyse
+    from ..check import current_values
+    from ..spec import loads
+
+    try:
+        found = current_values(analyse(loads(text, f"<import of {what}>")))
+    except ShapecalcError:
+        return False
+    return all(found[k] == v for k, v in expect.items())
