@@ -232,7 +232,7 @@ def test_without_torch_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         f"summary of a Python model ({SIMPLE}:SimpleCNN) needs PyTorch, which is not installed:"
-        " pip install 'shapecalc[torch]' (or pip install torch)"
+        " pip install 'shapecalc-cnn[torch]' (or pip install torch)"
     ]
 
 

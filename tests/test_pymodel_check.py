@@ -131,7 +131,7 @@ def test_without_torch_python_files_say_so(tmp_path: Path, monkeypatch: pytest.M
     assert code == 1
     assert out.splitlines() == [
         "models/good.py:4:5: error: Net: checking a Python model needs PyTorch, which is not installed:"
-        " pip install 'shapecalc[torch]' (or pip install torch)  [SC003]"
+        " pip install 'shapecalc-cnn[torch]' (or pip install torch)  [SC003]"
     ]
 
 

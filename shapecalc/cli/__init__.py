@@ -76,7 +76,7 @@ def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
     ctx.exit()
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--version",
     is_flag=True,
@@ -85,12 +85,16 @@ def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
     callback=_show_version,
     help="Show the version and exit.",
 )
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """shapecalc: exact shapes, parameters, MACs and receptive fields of CNNs.
 
     Every number is computed from the layer formulas and, where torch is
     installed, proven against real PyTorch.
     """
+    if ctx.invoked_subcommand is None:
+        # `shapecalc` alone shows the help and succeeds, as `git` does
+        click.echo(ctx.get_help())
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from .options import SHAPE, print_renderable
+from .cost_options import cost_options
+from .options import DEVICE, SHAPE, batch_option, echo_json, note_unused, print_renderable
+
+if TYPE_CHECKING:
+    from ..analysis import Analysis
+    from ..spec.model import Spec
+    from ..verify import Verification
+
+#: what ``summary`` prints when it would verify but torch is missing
+INSTALL_TORCH = "pip install 'shapecalc-cnn[torch]'"
 
 
 @click.command("summary")
 @click.argument("spec_file", metavar="SPEC|MODEL", type=click.Path(dir_okay=True, path_type=str))
 @click.option("--input", "input_shape", type=SHAPE, help="Per-sample input shape, e.g. 3x64x64 (overrides the spec).")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size for memory.")
+@batch_option
 @click.option(
     "--dtype",
     type=click.Choice(["float32", "float16", "bfloat16"]),
@@ -33,16 +41,18 @@ from .options import SHAPE, print_renderable
 )
 @click.option(
     "--verify/--no-verify",
-    default=True,
-    show_default=True,
-    help="Build the torch model and check every number (when torch is installed).",
+    default=None,
+    help="Build the torch model and check every number. Default: when torch is installed."
+    " An explicit --verify without torch fails (exit 1).",
 )
 @click.option(
     "--device",
+    type=DEVICE,
     default="auto",
     show_default=True,
     help="Where to verify: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps or meta.",
 )
+@cost_options
 @click.option(
     "--arg",
     "model_args",
@@ -50,95 +60,152 @@ from .options import SHAPE, print_renderable
     metavar="KEY=VALUE",
     help="For a Python MODEL: a constructor argument (a plain YAML value); may be repeated.",
 )
+@click.pass_context
 def command(
+    ctx: click.Context,
     spec_file: str,
     input_shape: tuple[int, ...] | None,
     batch: int,
     dtype: str,
     depth: int | None,
     fmt: str,
-    verify: bool,
+    verify: bool | None,
     device: str,
-    model_args: tuple[str, ...],
+    as_tools: tuple[str, ...] = (),
+    compare_tools: bool = False,
+    count: tuple[str, ...] = (),
+    percent: bool = False,
+    model_args: tuple[str, ...] = (),
 ) -> None:
-    """Analyse the architecture in SPEC layer by layer.
-
-    SPEC may also be a Python model, MODEL: path/to/file.py:Name or
-    package.module:Name (an nn.Module class or a function returning one), with
-    --input and --arg; it is built on the meta device and run once with hooks
-    (needs torch; see docs/python-models.md).
+    """Analyse the architecture in SPEC layer by layer (SPEC - reads standard input).
 
     Shapes, parameters, buffers, MACs, receptive field and memory, computed from
     the layer formulas; then, unless --no-verify, the torch model is built from
     the spec and every number is checked against it (exit code 1 on any
     mismatch). The report goes to stdout, notes to stderr.
+
+    SPEC may also be a Python model, MODEL: path/to/file.py:Name or
+    package.module:Name (an nn.Module class or a function returning one), with
+    --input and --arg; it is built on the meta device and run once with hooks
+    (needs torch; see docs/python-models.md).
     """
     from ..pymodel.ref import looks_like_ref
 
+    costs = (fmt, depth, as_tools, count, percent, compare_tools)
     if looks_like_ref(spec_file):
         from .pymodel import summary_of_model
 
-        python_analysis, model_notes = summary_of_model(spec_file, input_shape, model_args, batch=batch, dtype=dtype)
-        emit(python_analysis, fmt, depth, None, model_notes)
+        model_analysis, model_notes = summary_of_model(spec_file, input_shape, model_args, batch=batch, dtype=dtype)
+        _emit(model_analysis, None, model_notes, *costs)
         return
     if model_args:
         raise click.UsageError("--arg is for a Python model (path/file.py:Name), not a spec")
-
     from ..analysis import analyse
-    from ..spec import load
 
-    spec = load(spec_file)
+    spec = _load(spec_file)
     if spec.module is not None and not spec.has_layers:  # the spec only names a Python model
         from .pymodel import summary_of_spec_module
 
-        python_analysis, model_notes = summary_of_spec_module(spec, input_shape, batch=batch, dtype=dtype)
-        emit(python_analysis, fmt, depth, None, model_notes)
+        model_analysis, model_notes = summary_of_spec_module(spec, input_shape, batch=batch, dtype=dtype)
+        _emit(model_analysis, None, model_notes, *costs)
         return
+    if input_shape is not None and len(input_shape) == len(spec.input) + 1:
+        from ..errors import BatchAxisError
+
+        raise BatchAxisError(input_shape)
     analysis = analyse(spec, input=input_shape, batch=batch, dtype=dtype)
 
+    if verify is False:
+        note_unused(ctx, "device", f"--device {device}", "with --no-verify")
+    if fmt == "json":
+        note_unused(ctx, "depth", "--depth", "with --format json (the document has every row)")
     verification = None
     notes: list[str] = []
-    if verify:
-        if importlib.util.find_spec("torch") is None:
-            notes.append("not verified: torch is not installed (pip install 'shapecalc[torch]')")
-        else:
-            import gc
+    torch_missing = importlib.util.find_spec("torch") is None
+    if verify and torch_missing:
+        # asked for explicitly: not getting it is a failure (the same rule as `check --verify`)
+        from ..errors import MissingTorchError
 
-            import torch  # noqa: F401  (imported here only to freeze it, see below)
+        raise MissingTorchError("--verify")
+    if verify is None and torch_missing:
+        notes.append(f"not verified: torch is not installed ({INSTALL_TORCH})")
+    elif verify is not False:
+        import gc
 
-            from ..verify import verify as run_verify
+        import torch  # noqa: F401  (imported here only to freeze it, see below)
 
-            # A one-shot process: torch's ~10^6 objects never become garbage, so they are moved out
-            # of the cyclic collector's sight; each full collection while verifying and drawing
-            # would otherwise rescan them (~50 ms each, a third of what the command adds to torch).
-            gc.freeze()
-            verification = run_verify(spec, analysis=analysis, device=device, batch=batch)
-            notes.extend(verification.describe())
+        from ..verify import verify as run_verify
 
-    emit(analysis, fmt, depth, verification, notes)
+        # A one-shot process: torch's ~10^6 objects never become garbage, so they are moved out
+        # of the cyclic collector's sight; each full collection while verifying and drawing
+        # would otherwise rescan them (~50 ms each, a third of what the command adds to torch).
+        gc.freeze()
+        verification = run_verify(spec, analysis=analysis, device=device, batch=batch)
+        notes.extend(verification.describe())
+
+    _emit(analysis, verification, notes, *costs)
     if verification is not None and not verification.ok:
         sys.exit(1)
 
 
-def emit(analysis: Any, fmt: str, depth: int | None, verification: Any, notes: list[str]) -> None:
-    """Print the report in ``fmt`` to stdout and the notes to stderr (spec and Python model alike)."""
+def _emit(
+    analysis: Analysis,
+    verification: Verification | None,
+    notes: list[str],
+    fmt: str,
+    depth: int | None,
+    as_tools: tuple[str, ...],
+    count: tuple[str, ...],
+    percent: bool,
+    compare_tools: bool,
+) -> None:
+    """Print the report in ``fmt`` to stdout and the notes to stderr (a spec's or a Python model's)."""
+    from ..render_costs import cost_views
+
+    views = cost_views(analysis, as_tools=as_tools, count=count, percent=percent, compare_tools=compare_tools)
     if fmt == "json":
         from ..render import to_json
 
-        doc = to_json(analysis, verification.to_json() if verification is not None else None)
-        click.echo(json.dumps(doc, indent=2))
+        echo_json(
+            to_json(analysis, verification.to_json() if verification is not None else None, views.json, views.row_json)
+        )
     elif fmt == "csv":
         from ..render import to_csv
 
-        click.echo(to_csv(analysis, depth), nl=False)
+        click.echo(to_csv(analysis, depth, views.raw_columns, verified=_marks(verification)), nl=False)
     elif fmt == "markdown":
         from ..render import to_markdown
 
-        click.echo(to_markdown(analysis, depth), nl=False)
+        click.echo(to_markdown(analysis, depth, views.columns, verified=_marks(verification)), nl=False)
     else:
         from ..render import summary_renderable
 
-        verified = verification.layer_marks() if verification is not None else None
-        print_renderable(summary_renderable(analysis, depth=depth, verified=verified))
+        marks = _marks(verification)
+        print_renderable(
+            summary_renderable(analysis, depth=depth, verified=marks, columns=views.columns, panels=views.panels)
+        )
     for note in notes:
         click.echo(note, err=True)
+
+
+def _marks(verification: Verification | None) -> dict[str, bool] | None:
+    return verification.layer_marks() if verification is not None else None
+
+
+def _load(spec_file: str) -> Spec:
+    """The spec from a file, or from standard input for ``-`` (named ``<stdin>`` in messages)."""
+    from ..spec import load, loads
+
+    if spec_file != "-":
+        return load(spec_file)
+    from ..errors import Location, SpecError
+
+    data = sys.stdin.buffer.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(
+            f"file is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})",
+            location=Location("<stdin>", 1, 1),
+        ) from None
+    return loads(text, "<stdin>")
