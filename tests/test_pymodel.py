@@ -211,7 +211,7 @@ def test_cli_table_json_and_depth() -> None:
     assert [line.split(",")[1] for line in folded.stdout.splitlines()[1:]] == ["features", "classifier"]
     table = invoke("summary", f"{SIMPLE}:SimpleCNN", "--input", "3x32x32", "--arg", "num_classes=7")
     assert table.exit_code == 0, table.output
-    assert "Linear 'classifier.4'" in table.stdout and "[1, 7]" in table.stdout
+    assert "Linear 'classifier.4'" in table.stdout and "│ [7] " in table.stdout
     assert "measured with torch" in table.stderr
 
 
