@@ -472,6 +472,9 @@ def _finish(st: _Pass, model: Any, out: Any, name: str, file: str, batch: int, d
         totals=totals,
         receptive_field=rf,
         spec=spec,
+        receptive_field_lost_at=next(
+            (r.path for r in rows if r.kind == "layer" and r.receptive is None and st.rf0 is not None), None
+        ),
     )
     return ModelSummary(analysis, tuple(_notes(st, model, rows, params)), str(torch.__version__).split("+")[0])
 
