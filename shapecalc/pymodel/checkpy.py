@@ -82,11 +82,13 @@ def read_declarations(file: str) -> list[Declared] | Problem | None:
 
     Nothing is imported or run: the file is parsed, and the literal evaluated by ``ast.literal_eval``.
     """
-    try:
-        with open(file, "rb") as f:
-            source = f.read()
-    except OSError as err:
-        return Problem(file, 1, 1, "error", "SC001", None, f"cannot read: {err.strerror or err}")
+    from ..reader import read_bytes
+
+    try:  # the project's one guarded reader: regular files only, bounded size
+        source = read_bytes(file, what="a Python model file")
+    except ShapecalcError as err:
+        message = err.message[len(file) + 2 :] if err.message.startswith(f"{file}: ") else err.message
+        return Problem(file, 1, 1, "error", "SC001", None, message)
     try:
         tree = ast.parse(source, filename=file)
     except (SyntaxError, ValueError) as err:

@@ -179,7 +179,7 @@ def frame_location(frame: traceback.FrameSummary | None) -> Location | None:
 
 def _import_file(path: str) -> ModuleType:
     p = Path(path)
-    if not p.is_file():
+    if not p.is_file():  # a directory, a FIFO or a device is never imported (nor read: a FIFO would block)
         raise PythonModelError(f"{path}: no such file" if not p.exists() else f"{path}: not a regular file")
     # A unique module name per file: two model files called model.py do not collide.
     resolved = p.resolve()
