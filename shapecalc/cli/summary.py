@@ -84,6 +84,9 @@ def command(
     the spec and every number is checked against it (exit code 1 on any
     mismatch). The report goes to stdout, notes to stderr.
 
+    SPEC is a spec file or the name of a shipped architecture (shapecalc list);
+    an existing file always wins over a name.
+
     SPEC may also be a Python model, MODEL: path/to/file.py:Name or
     package.module:Name (an nn.Module class or a function returning one), with
     --input and --arg; it is built on the meta device and run once with hooks
@@ -197,7 +200,9 @@ def _load(spec_file: str) -> Spec:
     from ..spec import load, loads
 
     if spec_file != "-":
-        return load(spec_file)
+        from ..shipped import resolve
+
+        return load(resolve(spec_file))
     from ..errors import Location, SpecError
 
     data = sys.stdin.buffer.read()
