@@ -119,3 +119,8 @@ def test_torchvision_models(name: str) -> None:
     pytest.importorskip("torchvision")
     assert importlib.util.find_spec("torchvision") is not None
     assert_reproduces(f"torchvision.models:{name}", (3, 224, 224))
+
+
+def test_squeeze_excitation_gate() -> None:
+    spec = assert_reproduces(f"{MODELS}:FunctionalResidual", (3, 8, 8))
+    assert [type(item).__name__ for item in spec.layers.items][3:6] == ["Residual", "Concat", "Gate"]
