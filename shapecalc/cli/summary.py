@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .cost_options import cost_options
 from .options import DEVICE, SHAPE, batch_option, echo_json, note_unused, print_renderable
+from .sweep_view import param_options
 
 if TYPE_CHECKING:
     from ..spec.model import Spec
@@ -52,6 +53,7 @@ INSTALL_TORCH = "pip install 'shapecalc-cnn[torch]'"
     help="Where to verify: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps or meta.",
 )
 @cost_options
+@param_options
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -67,6 +69,8 @@ def command(
     compare_tools: bool = False,
     count: tuple[str, ...] = (),
     percent: bool = False,
+    set_values: tuple[str, ...] = (),
+    sweep_values: tuple[str, ...] = (),
 ) -> None:
     """Analyse the architecture in SPEC layer by layer (SPEC - reads standard input).
 
@@ -74,10 +78,18 @@ def command(
     the layer formulas; then, unless --no-verify, the torch model is built from
     the spec and every number is checked against it (exit code 1 on any
     mismatch). The report goes to stdout, notes to stderr.
+
+    A spec with params: is one variant per set of values: --set k=5 picks one,
+    --sweep k=3,5,7 (repeatable: every combination) compares them in one table.
     """
     from ..analysis import analyse
+    from .sweep_view import parsed_sets, show_sweep
 
-    spec = _load(spec_file)
+    if sweep_values:
+        show_sweep(_text(spec_file), spec_file, set_values, sweep_values, input_shape=input_shape, batch=batch,
+                   dtype=dtype, fmt=fmt, verify=verify, device=device)  # fmt: skip
+        return
+    spec = _load(spec_file, parsed_sets(set_values))
     if input_shape is not None and len(input_shape) == len(spec.input) + 1:
         from ..errors import BatchAxisError
 
@@ -146,12 +158,19 @@ def _marks(verification: Verification | None) -> dict[str, bool] | None:
     return verification.layer_marks() if verification is not None else None
 
 
-def _load(spec_file: str) -> Spec:
+def _load(spec_file: str, params: dict[str, Any] | None = None) -> Spec:
     """The spec from a file, or from standard input for ``-`` (named ``<stdin>`` in messages)."""
-    from ..spec import load, loads
+    from ..spec import loads
 
+    return loads(_text(spec_file), "<stdin>" if spec_file == "-" else spec_file, params=params)
+
+
+def _text(spec_file: str) -> str:
+    """The text of the spec file, or of standard input for ``-``."""
     if spec_file != "-":
-        return load(spec_file)
+        from ..spec.document import read_file
+
+        return read_file(spec_file)
     from ..errors import Location, SpecError
 
     data = sys.stdin.buffer.read()
@@ -162,4 +181,4 @@ def _load(spec_file: str) -> Spec:
             f"file is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})",
             location=Location("<stdin>", 1, 1),
         ) from None
-    return loads(text, "<stdin>")
+    return text

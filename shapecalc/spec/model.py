@@ -127,3 +127,5 @@ class Spec:
     suppressions: Mapping[int, frozenset[str]] = field(default_factory=dict)
     #: the file's text, for tools that rewrite it (``check --update-expect``)
     source: str = ""
+    #: the values of the spec's parameters (``params:``, with those set from outside)
+    params: Mapping[str, Any] = field(default_factory=dict)
