@@ -168,9 +168,9 @@ def _load(spec_file: str, params: dict[str, Any] | None = None) -> Spec:
 def _text(spec_file: str) -> str:
     """The text of the spec file, or of standard input for ``-``."""
     if spec_file != "-":
-        from ..spec.document import read_file
+        from ..reader import read_text
 
-        return read_file(spec_file)
+        return read_text(spec_file)
     from ..errors import Location, SpecError
 
     data = sys.stdin.buffer.read()
