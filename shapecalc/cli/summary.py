@@ -79,6 +79,9 @@ def command(
     the spec and every number is checked against it (exit code 1 on any
     mismatch). The report goes to stdout, notes to stderr.
 
+    SPEC is a spec file or the name of a shipped architecture (shapecalc list);
+    an existing file always wins over a name.
+
     A spec with params: is one variant per set of values: --set k=5 picks one,
     --sweep k=3,5,7 (repeatable: every combination) compares them in one table.
     """
@@ -86,7 +89,7 @@ def command(
     from .sweep_view import parsed_sets, show_sweep
 
     if sweep_values:
-        show_sweep(_text(spec_file), spec_file, set_values, sweep_values, input_shape=input_shape, batch=batch,
+        show_sweep(*_text(spec_file), set_values, sweep_values, input_shape=input_shape, batch=batch,
                    dtype=dtype, fmt=fmt, verify=verify, device=device)  # fmt: skip
         return
     spec = _load(spec_file, parsed_sets(set_values))
@@ -162,15 +165,18 @@ def _load(spec_file: str, params: dict[str, Any] | None = None) -> Spec:
     """The spec from a file, or from standard input for ``-`` (named ``<stdin>`` in messages)."""
     from ..spec import loads
 
-    return loads(_text(spec_file), "<stdin>" if spec_file == "-" else spec_file, params=params)
+    return loads(*_text(spec_file), params=params)
 
 
-def _text(spec_file: str) -> str:
-    """The text of the spec file, or of standard input for ``-``."""
+def _text(spec_file: str) -> tuple[str, str]:
+    """The text of the spec file (or the shipped spec of that name), or of standard input for ``-``;
+    and the name of the file for messages."""
     if spec_file != "-":
         from ..reader import read_text
+        from ..shipped import resolve
 
-        return read_text(spec_file)
+        path = resolve(spec_file)
+        return read_text(path), path
     from ..errors import Location, SpecError
 
     data = sys.stdin.buffer.read()
@@ -181,4 +187,4 @@ def _text(spec_file: str) -> str:
             f"file is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})",
             location=Location("<stdin>", 1, 1),
         ) from None
-    return text
+    return text, "<stdin>"
