@@ -161,5 +161,14 @@ class Spec:
     suppressions: Mapping[int, frozenset[str]] = field(default_factory=dict)
     #: the file's text, for tools that rewrite it (``check --update-expect``)
     source: str = ""
+    #: ``module:`` — the PyTorch model the spec describes (``PATH.py:NAME``, the path relative to
+    #: the spec's folder, or ``package.module:NAME``); None when the spec names none
+    module: str | None = None
+    #: ``module_args:`` — keyword arguments for it, plain values
+    module_args: Mapping[str, Any] = field(default_factory=dict)
+    #: where the ``module:`` value is
+    module_location: Location | None = None
+    #: False for a spec with ``module:`` and no ``layers`` (it describes the Python model alone)
+    has_layers: bool = True
     #: the values of the spec's parameters (``params:``, with those set from outside)
     params: Mapping[str, Any] = field(default_factory=dict)
