@@ -95,6 +95,15 @@ class Row(NamedTuple):
 
 @dataclass(frozen=True)
 class Totals:
+    """The whole network's counts (per sample) and memory (for the analysis's batch and dtype).
+
+    ``params`` counts every parameter, ``trainable`` those with ``requires_grad``
+    (``non_trainable`` the rest); ``buffers`` the elements of registered buffers (norm
+    layers' running statistics and ``num_batches_tracked``); ``macs`` multiply-accumulates
+    of one forward pass of one sample. The ``*_bytes`` fields are for the batch in the
+    analysis's dtype (``num_batches_tracked`` is int64).
+    """
+
     params: int
     trainable: int
     buffers: int
@@ -117,6 +126,15 @@ class Totals:
 
 @dataclass(frozen=True)
 class Analysis:
+    """The result of :func:`analyse`: a spec walked layer by layer, without torch.
+
+    ``rows`` holds every leaf layer and every structural group in pre-order
+    (``layers`` only the leaves), each with its input/output shape (per sample),
+    counts, MACs and receptive field; ``totals`` the whole network's. ``input`` and
+    ``output`` are per-sample shapes; ``batch`` and ``dtype`` only scale the memory
+    figures. ``spec`` is the analysed spec.
+    """
+
     name: str
     input: Shape
     output: Shape

@@ -511,7 +511,7 @@ def _verify(spec: Spec, analysis: Analysis, file: str, device: str) -> list[Prob
     loc = spec.location
     if importlib.util.find_spec("torch") is None:
         return [Problem(file, 1, 1, "error", "SC020", None, MissingTorchError("--verify").message)]
-    from .verify import verify as run_verify
+    from .verification import verify as run_verify
 
     try:
         result = run_verify(spec, analysis=analysis, device=device)

@@ -3,7 +3,7 @@
 The spec tree is first turned into a *plan* (pure Python, no torch): one node per
 module, with its attribute name, its analysis row and, for a leaf, the torch class
 and constructor arguments the registry computed. ``to_torch`` instantiates the plan;
-the exporter (``export.py``) prints it as source. Both therefore agree on every
+the exporter (``torch_source.py``) prints it as source. Both therefore agree on every
 module name, so a state dict saved from one loads into the other.
 
 Leaf constructor arguments come from the analysis rows (``LayerResult.torch_kwargs``):
@@ -23,7 +23,7 @@ import keyword
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .analysis import Analysis, Row, analyse
 from .errors import MissingTorchError
@@ -31,6 +31,9 @@ from .registry import LayerType
 from .spec.model import Concat as ConcatNode
 from .spec.model import Layer, Node, Sequential, Spec
 from .spec.model import Residual as ResidualNode
+
+if TYPE_CHECKING:
+    import torch
 
 #: Attribute names a child module must not take: ``nn.Module.add_module`` refuses a
 #: name that is already an attribute of the container (``forward``, ``to``, ``eval``),
@@ -339,7 +342,9 @@ def _instantiate(node: PlanNode, nn: Any, pairs: list[tuple[Row, Any]]) -> Any:
     return module
 
 
-def to_torch(spec: Spec, *, device: Any = "cpu", analysis: Analysis | None = None) -> Any:
+def to_torch(
+    spec: Spec, *, device: str | torch.device = "cpu", analysis: Analysis | None = None
+) -> torch.nn.Module:
     """The ``torch.nn.Module`` a spec describes: a trainable ``nn.Sequential``.
 
     Containers are ``nn.Sequential`` (with readable child names from the spec's
@@ -347,4 +352,5 @@ def to_torch(spec: Spec, *, device: Any = "cpu", analysis: Analysis | None = Non
     and ``Concat``; every leaf is ``torch.nn.<Type>(**kwargs)`` with the arguments
     the registry inferred. ``device="meta"`` builds without allocating.
     """
-    return build(spec, analysis=analysis, device=device).module
+    module: torch.nn.Module = build(spec, analysis=analysis, device=device).module
+    return module

@@ -20,8 +20,8 @@ def command(spec_file: str, output: str | None) -> None:
     shapecalc.to_torch (their state dicts are interchangeable), ruff-clean.
     Needs no torch to run.
     """
-    from ..export import class_name, export
     from ..spec import load
+    from ..torch_source import class_name, export
 
     spec = load(spec_file)
     code = export(spec)

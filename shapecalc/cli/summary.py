@@ -75,7 +75,7 @@ def command(
 
             import torch  # noqa: F401  (imported here only to freeze it, see below)
 
-            from ..verify import verify as run_verify
+            from ..verification import verify as run_verify
 
             # A one-shot process: torch's ~10^6 objects never become garbage, so they are moved out
             # of the cyclic collector's sight; each full collection while verifying and drawing
