@@ -28,13 +28,13 @@ Definitions (also in the README):
 
 from __future__ import annotations
 
-import gc
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from .errors import LayerConfigError, Location, ShapecalcError, show_value
+from .gcpause import paused_gc
 from .registry import LayerResult, Ratio, Shape
 from .spec.model import Concat, Layer, Node, Residual, Sequential, Spec, block_note
 
@@ -463,15 +463,8 @@ def analyse(
     in_shape: Shape = tuple(input) if input is not None else tuple(spec.input)
     if not in_shape or any(s < 1 for s in in_shape):
         raise ShapecalcError(f"input shape {show_value(in_shape)} must be a non-empty list of positive sizes")
-    # The walk builds rows for every layer (acyclic, like the loader's tree): pausing the cyclic
-    # garbage collector, which would rescan the growing heap, keeps a 100k-layer walk linear.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():  # the walk builds acyclic rows for every layer: see shapecalc.gcpause
         return _analyse(spec, in_shape, batch, dtype)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _analyse(spec: Spec, in_shape: Shape, batch: int, dtype: str) -> Analysis:

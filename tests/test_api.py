@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import inspect
 import subprocess
@@ -88,3 +89,35 @@ def test_import_shapecalc_is_cheap() -> None:
     code = "import sys, shapecalc; print(sorted(m for m in ('torch', 'yaml', 'rich', 'click') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_main_returns_the_exit_code_and_leaves_the_process_alone(
+    spec_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shapecalc.cli import main
+
+    frozen, enabled = gc.get_freeze_count(), gc.isenabled()
+    assert main(["out", "--in", "32", "-k", "3", "-p", "1", "-s", "2", "-q"]) == 0
+    assert capsys.readouterr().out == "16\n"  # floor((32 + 2*1 - 3) / 2) + 1
+    assert main(["summary", str(spec_file), "--no-verify", "--format", "json"]) == 0
+    assert main(["check", str(spec_file.parent / "missing.yaml")]) == 1
+    assert main(["out", "--no-such-option"]) == 2
+    assert (gc.get_freeze_count(), gc.isenabled()) == (frozen, enabled)
+
+
+def test_paused_gc_restores_the_previous_state() -> None:
+    from shapecalc.gcpause import paused_gc
+
+    assert gc.isenabled()
+    with paused_gc():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused_gc():
+            pass
+        assert not gc.isenabled()  # a caller's disabled collector stays disabled
+    finally:
+        gc.enable()
+    shapecalc.loads(TEXT, "t.yaml")
+    assert gc.isenabled()

@@ -71,16 +71,8 @@ def command(
         if importlib.util.find_spec("torch") is None:
             notes.append("not verified: torch is not installed (pip install 'shapecalc[torch]')")
         else:
-            import gc
-
-            import torch  # noqa: F401  (imported here only to freeze it, see below)
-
             from ..verification import verify as run_verify
 
-            # A one-shot process: torch's ~10^6 objects never become garbage, so they are moved out
-            # of the cyclic collector's sight; each full collection while verifying and drawing
-            # would otherwise rescan them (~50 ms each, a third of what the command adds to torch).
-            gc.freeze()
             verification = run_verify(spec, analysis=analysis, device=device, batch=batch)
             notes.extend(verification.describe())
 
