@@ -20,6 +20,10 @@ from rich.text import Text
 from .analysis import Analysis, ReceptiveField, Row
 from .registry import Ratio
 
+#: an extra column of the table, Markdown and CSV: (header, row index -> cell text);
+#: built by shapecalc.render_costs (rival counts, shares) and shown after the MACs
+Column = tuple[str, Mapping[int, str]]
+
 #: version of the JSON document produced by :func:`to_json`; bumped on any incompatible change
 JSON_SCHEMA = "shapecalc.summary/1"
 
@@ -138,11 +142,13 @@ def summary_table(
     *,
     depth: int | None = None,
     verified: Mapping[str, bool] | None = None,
+    columns: Sequence[Column] = (),
 ) -> Table:
     """The layer table: one row per layer (and group), indented by structure.
 
     ``verified`` maps a layer path to whether torch agreed with every number of
-    that row; rows without an entry get no mark.
+    that row; rows without an entry get no mark. ``columns`` are extra columns
+    after the MACs (see :data:`Column`).
     """
     table = Table(title=f"{analysis.name}  input {fmt_shape(analysis.input, analysis.batch)}", title_justify="left")
     table.add_column("#", justify="right", style="dim", no_wrap=True)
@@ -151,6 +157,8 @@ def summary_table(
     table.add_column("Output", no_wrap=True)
     table.add_column("Params", justify="right", no_wrap=True)
     table.add_column("MACs", justify="right", no_wrap=True)
+    for header, _ in columns:
+        table.add_column(header, justify="right", no_wrap=True)
     table.add_column("RF", justify="right", no_wrap=True)
     if verified is not None:
         table.add_column("✓", justify="center")
@@ -171,6 +179,7 @@ def summary_table(
             fmt_shape(row.output_shape, analysis.batch),
             fmt_int(row.params) if row.params or row.kind == "layer" else "",
             fmt_int(row.macs) if row.macs else "",
+            *(cells_of.get(row.index, "") for _, cells_of in columns),
             fmt_rf(row.receptive),
         ]
         if verified is not None:
@@ -214,9 +223,15 @@ def summary_renderable(
     depth: int | None = None,
     verified: Mapping[str, bool] | None = None,
     footer: Sequence[str] = (),
+    columns: Sequence[Column] = (),
+    panels: Sequence[Any] = (),
 ) -> Group:
-    """The whole ``summary`` report: table, totals, and footer lines (verification)."""
-    parts: list[Any] = [summary_table(analysis, depth=depth, verified=verified), totals_panel(analysis)]
+    """The whole ``summary`` report: table, totals, extra panels, and footer lines (verification)."""
+    parts: list[Any] = [
+        summary_table(analysis, depth=depth, verified=verified, columns=columns),
+        totals_panel(analysis),
+        *panels,
+    ]
     parts += [Text(line) for line in footer]
     return Group(*parts)
 
@@ -244,10 +259,24 @@ def _row_json(row: Row) -> dict[str, Any]:
     }
 
 
-def to_json(analysis: Analysis, verification: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The documented JSON document of a summary (see README, "JSON schema")."""
+def to_json(
+    analysis: Analysis,
+    verification: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    row_extra: Mapping[int, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The documented JSON document of a summary (see README, "JSON schema").
+
+    ``extra`` adds top-level keys and ``row_extra`` keys to each row's object, by row
+    index (shares, rival counts, training memory: see shapecalc.render_costs).
+    """
     t = analysis.totals
-    return {
+    row_extra = row_extra or {}
+
+    def row_json(r: Row) -> dict[str, Any]:
+        return {**_row_json(r), **row_extra.get(r.index, {})}
+
+    doc = {
         "schema": JSON_SCHEMA,
         "name": analysis.name,
         "file": analysis.spec.file,
@@ -270,17 +299,19 @@ def to_json(analysis: Analysis, verification: Mapping[str, Any] | None = None) -
             "total_bytes": t.total_bytes,
         },
         "receptive_field": analysis.receptive_field,
-        "layers": [_row_json(r) for r in analysis.rows if r.kind == "layer"],
-        "groups": [_row_json(r) for r in analysis.rows if r.kind == "group"],
+        "layers": [row_json(r) for r in analysis.rows if r.kind == "layer"],
+        "groups": [row_json(r) for r in analysis.rows if r.kind == "group"],
         "verification": dict(verification) if verification is not None else None,
     }
+    doc.update(extra or {})
+    return doc
 
 
 _FLAT_HEADER = ["index", "path", "type", "name", "args", "output_shape", "params", "trainable", "buffers", "macs",
                 "rf_size", "rf_stride"]  # fmt: skip
 
 
-def _flat_rows(analysis: Analysis, depth: int | None) -> list[list[str]]:
+def _flat_rows(analysis: Analysis, depth: int | None, columns: Sequence[Column] = ()) -> list[list[str]]:
     out = []
     numbers = layer_numbers(analysis)
     for row, _level in visible_rows(analysis, depth):
@@ -297,6 +328,7 @@ def _flat_rows(analysis: Analysis, depth: int | None) -> list[list[str]]:
                 str(row.trainable),
                 str(row.buffers),
                 str(row.macs),
+                *(cells_of.get(row.index, "") for _, cells_of in columns),
                 str(rf.max_size) if rf else "",
                 fmt_fraction(max(rf.stride)) if rf else "",
             ]
@@ -304,26 +336,31 @@ def _flat_rows(analysis: Analysis, depth: int | None) -> list[list[str]]:
     return out
 
 
-def to_csv(analysis: Analysis, depth: int | None = None) -> str:
-    """One CSV row per visible row; numbers unformatted, for spreadsheets and scripts."""
+def to_csv(analysis: Analysis, depth: int | None = None, columns: Sequence[Column] = ()) -> str:
+    """One CSV row per visible row; numbers unformatted, for spreadsheets and scripts.
+
+    ``columns`` (extra columns after ``macs``) should hold unformatted numbers here.
+    """
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(_FLAT_HEADER)
-    writer.writerows(_flat_rows(analysis, depth))
+    at = _FLAT_HEADER.index("macs") + 1
+    writer.writerow([*_FLAT_HEADER[:at], *(h for h, _ in columns), *_FLAT_HEADER[at:]])
+    writer.writerows(_flat_rows(analysis, depth, columns))
     return buf.getvalue()
 
 
-def to_markdown(analysis: Analysis, depth: int | None = None) -> str:
+def to_markdown(analysis: Analysis, depth: int | None = None, columns: Sequence[Column] = ()) -> str:
     """A GitHub-flavoured Markdown table plus the totals, for READMEs and pull requests."""
     t = analysis.totals
-    header = ["#", "Layer", "Args", "Output", "Params", "MACs", "RF"]
+    extra = [h for h, _ in columns]
+    header = ["#", "Layer", "Args", "Output", "Params", "MACs", *extra, "RF"]
     lines = [
         f"### {analysis.name}",
         "",
         f"Input {fmt_shape(analysis.input)}, output {fmt_shape(analysis.output)} (per sample).",
         "",
         "| " + " | ".join(header) + " |",
-        "|" + "|".join(" ---: " if h in ("#", "Params", "MACs", "RF") else " --- " for h in header) + "|",
+        "|" + "|".join(" ---: " if h in ("#", "Params", "MACs", "RF", *extra) else " --- " for h in header) + "|",
     ]
     numbers = layer_numbers(analysis)
     for row, level in visible_rows(analysis, depth):
@@ -337,6 +374,7 @@ def to_markdown(analysis: Analysis, depth: int | None = None) -> str:
             fmt_shape(row.output_shape),
             fmt_int(row.params),
             fmt_int(row.macs),
+            *(cells_of.get(row.index, "") for _, cells_of in columns),
             fmt_rf(row.receptive),
         ]
         lines.append("| " + " | ".join(cells) + " |")

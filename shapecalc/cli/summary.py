@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from .cost_options import cost_options
 from .options import SHAPE, print_renderable
 
 
@@ -42,6 +43,7 @@ from .options import SHAPE, print_renderable
     show_default=True,
     help="Where to verify: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps or meta.",
 )
+@cost_options
 def command(
     spec_file: str,
     input_shape: tuple[int, ...] | None,
@@ -51,6 +53,10 @@ def command(
     fmt: str,
     verify: bool,
     device: str,
+    as_tools: tuple[str, ...] = (),
+    compare_tools: bool = False,
+    count: tuple[str, ...] = (),
+    percent: bool = False,
 ) -> None:
     """Analyse the architecture in SPEC layer by layer.
 
@@ -76,24 +82,31 @@ def command(
             verification = run_verify(spec, analysis=analysis, device=device, batch=batch)
             notes.extend(verification.describe())
 
+    from ..render_costs import cost_views
+
+    views = cost_views(analysis, as_tools=as_tools, count=count, percent=percent, compare_tools=compare_tools)
     if fmt == "json":
         from ..render import to_json
 
-        doc = to_json(analysis, verification.to_json() if verification is not None else None)
+        doc = to_json(
+            analysis, verification.to_json() if verification is not None else None, views.json, views.row_json
+        )
         click.echo(json.dumps(doc, indent=2))
     elif fmt == "csv":
         from ..render import to_csv
 
-        click.echo(to_csv(analysis, depth), nl=False)
+        click.echo(to_csv(analysis, depth, views.raw_columns), nl=False)
     elif fmt == "markdown":
         from ..render import to_markdown
 
-        click.echo(to_markdown(analysis, depth), nl=False)
+        click.echo(to_markdown(analysis, depth, views.columns), nl=False)
     else:
         from ..render import summary_renderable
 
         verified = verification.layer_marks() if verification is not None else None
-        print_renderable(summary_renderable(analysis, depth=depth, verified=verified))
+        print_renderable(
+            summary_renderable(analysis, depth=depth, verified=verified, columns=views.columns, panels=views.panels)
+        )
     for note in notes:
         click.echo(note, err=True)
     if verification is not None and not verification.ok:

@@ -1,0 +1,182 @@
+"""Renderings of the cost views: rival counts (``--as``), extra terms (``--count``), shares
+(``--percent``), the breakdown by layer type and ``--compare-tools``.
+
+Each view becomes extra table columns (:data:`shapecalc.render.Column`), extra panels after the
+totals, and JSON keys; the data comes from :mod:`shapecalc.conventions` and :mod:`shapecalc.costs`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.panel import Panel
+from rich.table import Table
+
+from . import conventions as C
+from .analysis import Analysis
+from .costs import breakdown, breakdown_line, row_shares, share
+from .render import Column, fmt_count, fmt_int
+
+
+@dataclass
+class CostViews:
+    """What the summary shows beyond its own columns; built by :func:`cost_views`."""
+
+    columns: list[Column] = field(default_factory=list)  # formatted, for the table and Markdown
+    raw_columns: list[Column] = field(default_factory=list)  # unformatted, for CSV
+    panels: list[Any] = field(default_factory=list)
+    json: dict[str, Any] = field(default_factory=dict)
+    row_json: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+def _pct(x: float) -> str:
+    return "<0.1%" if 0 < x < 0.05 else f"{x:.1f}%"
+
+
+def _signed_pct(delta: int, whole: int) -> str:
+    return f"{share(delta, whole):+.2f}%" if whole else "n/a"
+
+
+def _group_sums(analysis: Analysis, per_row: Sequence[int]) -> list[int]:
+    """A group's figure is the sum of its subtree (its own terms included: a residual's adds)."""
+    sums = list(per_row)
+    stack: list[int] = []
+    for row in analysis.rows:
+        while stack and analysis.rows[stack[-1]].depth >= row.depth:
+            stack.pop()
+        if row.kind == "layer" or row.type == "residual":
+            for g in stack:
+                sums[g] += per_row[row.index]
+        if row.kind == "group":
+            stack.append(row.index)
+    return sums
+
+
+def _add_count_column(views: CostViews, analysis: Analysis, header: str, per_row: Sequence[int]) -> None:
+    shown = _group_sums(analysis, per_row)
+    views.columns.append((header, {i: fmt_int(v) for i, v in enumerate(shown) if v}))
+    views.raw_columns.append((header, {i: str(v) for i, v in enumerate(shown)}))
+
+
+def cost_views(
+    analysis: Analysis,
+    *,
+    as_tools: Sequence[str] = (),
+    count: Sequence[str] = (),
+    percent: bool = False,
+    compare_tools: bool = False,
+) -> CostViews:
+    """The cost views asked for; shares and the breakdown are always in the JSON."""
+    views = CostViews()
+    t = analysis.totals
+    totals_lines: list[tuple[str, str, str]] = []
+    if count:
+        rep = C.with_terms(analysis, tuple(count))
+        header = "MACs+" + "+".join(count)
+        _add_count_column(views, analysis, header, rep.per_row)
+        for i, v in enumerate(rep.per_row):
+            views.row_json.setdefault(i, {})["macs_with_terms"] = v
+        views.json["macs_with_terms"] = {
+            "terms": list(count),
+            "total": rep.total,
+            "definitions": {term: C.EXTRA_TERMS[term][1] for term in count},
+        }
+        totals_lines.append(
+            (header, fmt_int(rep.total), f"{fmt_count(rep.total)}, {_signed_pct(rep.total - t.macs, t.macs)} vs MACs")
+        )
+    if as_tools:
+        views.json["as"] = {}
+        for name in as_tools:
+            rep = C.reproduce(analysis, name)
+            _add_count_column(views, analysis, name, rep.per_row)
+            for i, v in enumerate(rep.per_row):
+                views.row_json.setdefault(i, {}).setdefault("as", {})[name] = v
+            conv = C.CONVENTIONS[name]
+            views.json["as"][name] = {"total": rep.total, "reports": conv.reports}
+            totals_lines.append(
+                (
+                    f"{name}",
+                    fmt_int(rep.total),
+                    f"what {conv.reports} reports; {_signed_pct(rep.total - t.macs, t.macs)} vs MACs",
+                )
+            )
+    shares = row_shares(analysis)
+    for i, s in enumerate(shares):
+        views.row_json.setdefault(i, {}).update({"params_share": round(s.params, 4), "macs_share": round(s.macs, 4)})
+    costs = breakdown(analysis)
+    views.json["by_type"] = [
+        {
+            "type": c.type,
+            "layers": c.layers,
+            "params": c.params,
+            "macs": c.macs,
+            "params_share": round(c.params_share, 4),
+            "macs_share": round(c.macs_share, 4),
+        }
+        for c in costs
+    ]
+    if percent:
+        views.columns += [
+            ("%Params", {i: _pct(s.params) for i, s in enumerate(shares) if analysis.rows[i].params}),
+            ("%MACs", {i: _pct(s.macs) for i, s in enumerate(shares) if analysis.rows[i].macs}),
+        ]
+        views.raw_columns += [
+            ("params_share", {i: f"{s.params:.4f}" for i, s in enumerate(shares)}),
+            ("macs_share", {i: f"{s.macs:.4f}" for i, s in enumerate(shares)}),
+        ]
+        views.panels.append(breakdown_panel(analysis))
+    if totals_lines:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True)
+        grid.add_column(justify="right", no_wrap=True)
+        grid.add_column(style="dim")
+        grid.add_row("MACs", fmt_int(t.macs), "shapecalc: convolution and linear multiply-accumulates")
+        for line in totals_lines:
+            grid.add_row(*line)
+        views.panels.insert(0, Panel(grid, title="Counts per sample", title_align="left", expand=False))
+    if compare_tools:
+        views.panels.append(compare_panel(analysis))
+        views.json["compare_tools"] = [
+            {
+                "tool": d.name,
+                "reports": d.reports,
+                "total": d.total,
+                "delta": d.delta,
+                "by_family": dict(d.by_family),
+                "adds": d.adds,
+                "misses": d.misses,
+                "bugs": d.bugs,
+            }
+            for d in C.compare(analysis)
+        ]
+    return views
+
+
+def breakdown_panel(analysis: Analysis) -> Panel:
+    """Parameters and MACs per layer type, with their shares."""
+    table = Table(box=None, padding=(0, 1), caption=breakdown_line(analysis), caption_justify="left")
+    for header in ("type", "layers", "params", "%", "MACs", "%"):
+        table.add_column(header, justify="left" if header == "type" else "right", no_wrap=True)
+    for c in breakdown(analysis):
+        table.add_row(
+            c.type, str(c.layers), fmt_int(c.params), _pct(c.params_share), fmt_int(c.macs), _pct(c.macs_share)
+        )
+    return Panel(table, title="By layer type", title_align="left", expand=False)
+
+
+def compare_panel(analysis: Analysis) -> Panel:
+    """``--compare-tools``: every rival's total, its difference to our MACs, and why."""
+    macs = analysis.totals.macs
+    table = Table(box=None, padding=(0, 1))
+    table.add_column("tool", no_wrap=True)
+    table.add_column("reports", justify="right", no_wrap=True)
+    table.add_column("vs MACs", justify="right", no_wrap=True)
+    table.add_column("why (here; what it misses; its bugs)", max_width=76, overflow="fold")
+    table.add_row("shapecalc", fmt_int(macs), "", "convolution and linear multiply-accumulates only")
+    for d in C.compare(analysis):
+        here = ", ".join(f"{k} {v:+,}" for k, v in d.by_family) or "nothing added here"
+        why = "\n".join(p for p in (here, f"misses {d.misses}", d.bugs) if p)
+        table.add_row(d.name, fmt_int(d.total), _signed_pct(d.delta, macs), why)
+    return Panel(table, title="What the other tools report (per sample)", title_align="left", expand=False)
