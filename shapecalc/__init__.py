@@ -77,14 +77,8 @@ def __getattr__(name: str) -> Any:
         module, attr = _LAZY[name]
         value = getattr(import_module(f".{module}", __name__), attr)
     elif name == "__version__":
-        # read from the package metadata on first use only: importing importlib.metadata
-        # costs ~20 ms, more than the rest of `shapecalc out` start-up
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            value = version("shapecalc")
-        except PackageNotFoundError:  # pragma: no cover - running from a source tree
-            value = "0.0.0"
+        # read on first use only (a tiny module, but `shapecalc out` imports nothing it does not need)
+        from ._version import __version__ as value
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value

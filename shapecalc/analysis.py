@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .errors import LayerConfigError, Location, ShapecalcError, show_value
-from .gcpause import paused_gc
+from .gcpause import paused
 from .registry import LayerResult, Ratio, Shape
 from .spec.model import Concat, Layer, Node, Residual, Sequential, Spec, block_note
 
@@ -463,7 +463,7 @@ def analyse(
     in_shape: Shape = tuple(input) if input is not None else tuple(spec.input)
     if not in_shape or any(s < 1 for s in in_shape):
         raise ShapecalcError(f"input shape {show_value(in_shape)} must be a non-empty list of positive sizes")
-    with paused_gc():  # the walk builds acyclic rows for every layer: see shapecalc.gcpause
+    with paused():  # the walk builds acyclic rows for every layer: see shapecalc.gcpause
         return _analyse(spec, in_shape, batch, dtype)
 
 

@@ -106,15 +106,15 @@ def test_main_returns_the_exit_code_and_leaves_the_process_alone(
 
 
 def test_paused_gc_restores_the_previous_state() -> None:
-    from shapecalc.gcpause import paused_gc
+    from shapecalc.gcpause import paused
 
     assert gc.isenabled()
-    with paused_gc():
+    with paused():
         assert not gc.isenabled()
     assert gc.isenabled()
     gc.disable()
     try:
-        with paused_gc():
+        with paused():
             pass
         assert not gc.isenabled()  # a caller's disabled collector stays disabled
     finally:

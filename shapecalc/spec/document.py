@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Location, SpecError
-from ..gcpause import paused_gc
+from ..gcpause import paused
 from ..registry import did_you_mean
 from .blocks import BlockChecker
 from .entries import Entries
@@ -67,7 +67,7 @@ def loads(text: str, file: str = "<string>", *, max_layers: int = MAX_LAYERS) ->
     """Validate a spec given as text; ``file`` is the name used in locations."""
     if text.startswith("\ufeff"):  # a UTF-8 byte order mark: not part of the YAML
         text = text[1:]
-    with paused_gc():  # loading builds a large acyclic tree: see shapecalc.gcpause
+    with paused():  # loading builds a large acyclic tree: see shapecalc.gcpause
         return Reader(file, max_layers).read(text)
 
 
