@@ -49,9 +49,6 @@ WARNING_CODES: dict[str, str] = {
     "SC104": "padding 'same' with an even kernel: torch pads one more at the end than at the start",
 }
 
-#: the keys of ``expect:`` that ``check`` compares, in the order a new block is written
-EXPECT_KEYS = ("output", "params", "trainable", "buffers", "macs", "receptive_field")
-
 # layer families whose layers keep the shape and mix no positions: SC101/SC103 look through them
 _ELEMENTWISE_FAMILIES = frozenset({"activation", "normalisation", "regularisation"})
 
@@ -324,15 +321,6 @@ def _warn(file: str, layer: Layer, arg: str | None, code: str, message: str) -> 
     """A warning at ``arg``'s value (or the layer), with the layer's line."""
     line, col = _arg_location(layer, arg) if arg else (layer.location.line, layer.location.col)
     return Problem(file, line, col, "warning", code, _path(layer), message), layer.location.line
-
-
-def lint(spec: Spec, analysis: Analysis, file: str | None = None) -> list[Problem]:
-    """Every warning (SC101-SC104) in an analysed spec, before ``ignore`` and suppressions.
-
-    A warning that repeats at the same place (the copies of a ``repeat``) is
-    reported once, with the number of copies.
-    """
-    return [problem for problem, _ in _lint(spec, analysis, file)]
 
 
 def _lint(spec: Spec, analysis: Analysis, file: str | None) -> list[tuple[Problem, int]]:
@@ -625,6 +613,8 @@ def updated_source(path: str | os.PathLike[str]) -> tuple[str, str]:
     file = os.fspath(path)
     spec = load(file)
     current = current_values(analyse(spec))
+    from .spec import EXPECT_KEYS  # the keys check compares, in the order a new block is written
+
     keys = list(spec.expect.values) if spec.expect is not None and spec.expect.values else list(EXPECT_KEYS)
     if current["receptive_field"] is None and spec.expect is None:
         keys.remove("receptive_field")  # nothing spatial to pin in a new block

@@ -224,17 +224,18 @@ def _plan_node(node: Node, name: str, rows: _Rows) -> PlanNode:
 # --------------------------------------------------------------------------- torch
 
 
-def _torch() -> Any:
+def import_torch(purpose: str = "building the torch model") -> Any:
+    """``import torch``, or :class:`MissingTorchError` saying what needed it."""
     try:
         import torch
     except ImportError:
-        raise MissingTorchError("building the torch model") from None
+        raise MissingTorchError(purpose) from None
     return torch
 
 
 @functools.cache
 def _structural_classes() -> dict[str, type]:
-    torch = _torch()
+    torch = import_torch()
     nn = torch.nn
     base: Any = nn.Module  # torch is untyped here (mypy ignores it): an Any base keeps mypy quiet
 
@@ -279,7 +280,7 @@ def layer_class(lt: LayerType) -> Any:
         from .torch_layers import classes
 
         return classes()[lt.torch_name]
-    return getattr(_torch().nn, lt.torch_name)
+    return getattr(import_torch().nn, lt.torch_name)
 
 
 @dataclass(frozen=True)
@@ -308,7 +309,7 @@ def build(spec: Spec, *, analysis: Analysis | None = None, device: Any = "cpu") 
     builds before materialising with ``to_empty``. Other devices get torch's usual
     initialisation, ready to train. Raises :class:`MissingTorchError` without torch.
     """
-    torch = _torch()
+    torch = import_torch()
     if analysis is None:
         analysis = analyse(spec)
     root = plan(spec, analysis)

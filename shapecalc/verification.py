@@ -28,8 +28,9 @@ from fractions import Fraction
 from typing import Any
 
 from .analysis import DTYPE_BYTES, Analysis, Row, analyse
-from .errors import MissingTorchError, ShapecalcError
+from .errors import ShapecalcError
 from .spec.model import Spec
+from .torch_build import import_torch
 from .torch_internals import empty_like_on, no_dynamo_import
 
 #: share of the CPU's available memory a verification may plan to use
@@ -189,21 +190,13 @@ def _json(value: Any) -> Any:
 # --------------------------------------------------------------------------- devices and memory
 
 
-def _torch() -> Any:
-    try:
-        import torch
-    except ImportError:
-        raise MissingTorchError("verifying against PyTorch") from None
-    return torch
-
-
 def resolve_device(device: str = "auto") -> str:
     """The concrete device for ``auto|cpu|cuda|cuda:N|mps|meta``.
 
     ``auto`` picks cuda, then mps, then cpu. A device that is named but not
     available raises :class:`ShapecalcError` (one line, with what is available).
     """
-    torch = _torch()
+    torch = import_torch("verifying against PyTorch")
     name = device.strip().lower()
     cuda = torch.cuda.is_available()
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
@@ -242,7 +235,7 @@ def _cpu_available() -> int | None:
 
 def available_memory(device: str) -> int | None:
     """Bytes a verification may plan to use on ``device`` (a share of what is free); None if unknown."""
-    torch = _torch()
+    torch = import_torch("verifying against PyTorch")
     if device == "meta":
         return None
     if device.startswith("cuda"):
@@ -286,7 +279,7 @@ def verify(
     when given (any batch or dtype). Raises :class:`MissingTorchError` without torch,
     :class:`ShapecalcError` for an unavailable device or a spec that does not fit together.
     """
-    torch = _torch()
+    torch = import_torch("verifying against PyTorch")
     if batch < 1:
         raise ShapecalcError(f"batch must be at least 1, not {batch}")
     if analysis is None:

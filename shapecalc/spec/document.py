@@ -126,7 +126,6 @@ class Reader:
             description=description,
             expect=expect,
             suppressions=suppressions(text),
-            source=text,
         )
 
     def root(self, text: str) -> YMap:

@@ -125,5 +125,3 @@ class Spec:
     expect: Expect | None = None
     #: ``# shapecalc: ignore[SC101]`` style suppressions: line -> codes (empty = all)
     suppressions: Mapping[int, frozenset[str]] = field(default_factory=dict)
-    #: the file's text, for tools that rewrite it (``check --update-expect``)
-    source: str = ""
