@@ -39,6 +39,10 @@ from .registry import LayerResult, Ratio, Shape
 from .spec.model import Concat, Layer, Node, Residual, Sequential, Spec, block_note
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+#: torch refuses a tensor whose bytes do not fit an int64 ("Storage size calculation overflowed")
+MAX_TENSOR_BYTES = 2**63 - 1
+#: bytes per element of the tensors verification builds (float32), whatever the dtype of the figures
+VERIFY_BYTES = 4
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,11 @@ class _State:
         self.rf_lost_at: str | None = None
         #: (type, input shape, arguments) -> LayerResult: layer inference is pure (see _walk_layer)
         self.results: dict[tuple[object, ...], LayerResult] = {}
+        #: the most elements a tensor may hold for torch: its bytes must fit an int64 (activations
+        #: count at the batch size, parameters once)
+        self.item_bytes = max(dtype_bytes, VERIFY_BYTES)
+        self.max_elems = MAX_TENSOR_BYTES // (self.item_bytes * batch)
+        self.max_param_elems = MAX_TENSOR_BYTES // self.item_bytes
 
 
 _numel = math.prod
@@ -401,14 +410,17 @@ def _walk_layer(
         if cacheable:
             st.results[key] = res
     out = res.output
+    out_elems = _numel(out)
+    if out_elems > st.max_elems or res.params > st.max_param_elems or layer.type.batch_check is not None:
+        _torch_limits(layer, shape, res, out_elems, st)
     new_rf = _step_rf(rf, res, shape, st.net_input)
     if new_rf is UNKNOWN:
         # from here on the field is unknown: shown as none, and no expect-style total
         new_rf = None
         if st.rf_lost_at is None:
             st.rf_lost_at = layer.path
-    st.activation_elems += _numel(out)
-    st.peak_elems = max(st.peak_elems, st.held_elems + _numel(shape) + _numel(out))
+    st.activation_elems += out_elems
+    st.peak_elems = max(st.peak_elems, st.held_elems + _numel(shape) + out_elems)
     if res.torch_kwargs.get("track_running_stats"):
         st.int_buffers += 1
     sums = st.sums
@@ -443,6 +455,30 @@ def _walk_layer(
     return out, new_rf
 
 
+def _torch_limits(layer: Layer, shape: Shape, res: LayerResult, out_elems: int, st: _State) -> None:
+    """What torch refuses beyond the layer's per-sample rules: tensors too large to address, and
+    the rules that depend on the batch size (BatchNorm without running statistics, GroupNorm)."""
+    try:
+        if out_elems > st.max_elems:
+            what = f"its output {show_value(res.output)}"
+            raise LayerConfigError(_too_large(what, out_elems, st.batch, st.item_bytes))
+        for name, dims in res.tensors:
+            if _numel(dims) > st.max_param_elems:
+                raise LayerConfigError(_too_large(f"its {name} {show_value(dims)}", _numel(dims), 1, st.item_bytes))
+        if layer.type.batch_check is not None:
+            layer.type.batch_check(layer.type, shape, res, st.batch)
+    except LayerConfigError as err:
+        raise _located(err, layer) from None
+
+
+def _too_large(what: str, elems: int, batch: int, item_bytes: int) -> str:
+    at = f" at batch {batch}" if batch != 1 else ""
+    return (
+        f"{what}{at} would take {elems * batch * item_bytes:,} bytes: torch cannot address a tensor over"
+        f" {MAX_TENSOR_BYTES:,} bytes (2^63 - 1)"
+    )
+
+
 def analyse(
     spec: Spec,
     *,
@@ -463,6 +499,12 @@ def analyse(
     in_shape: Shape = tuple(input) if input is not None else tuple(spec.input)
     if not in_shape or any(s < 1 for s in in_shape):
         raise ShapecalcError(f"input shape {show_value(in_shape)} must be a non-empty list of positive sizes")
+    item = max(DTYPE_BYTES[dtype], VERIFY_BYTES)
+    if _numel(in_shape) * batch > MAX_TENSOR_BYTES // item:
+        raise ShapecalcError(
+            _too_large(f"the input {show_value(in_shape)}", _numel(in_shape), batch, item),
+            location=spec.input_location if input is None else None,
+        )
     with paused():  # the walk builds acyclic rows for every layer: see shapecalc.gcpause
         return _analyse(spec, in_shape, batch, dtype)
 

@@ -346,7 +346,7 @@ class SummaryTable:
                 " (a wider terminal or --format markdown shows them)"
             )
         options: dict[str, Any] = {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False} if compact else {}
-        table = Table(title=self.title, title_justify="left", caption=caption, caption_justify="left", **options)
+        table = Table(title=Text(self.title), title_justify="left", caption=caption, caption_justify="left", **options)
         right = self.right
         for h in shown:
             wrap = h in _WRAPPABLE_MIN
@@ -370,7 +370,8 @@ class SummaryTable:
                 elif self.headers[i] == "✓":
                     rendered.append(Text(text, style="green" if text == "✓" else "red"))
                 else:
-                    rendered.append(text)
+                    # Text, never markup: names and args come from the spec (`name: "[/x]"` is a name)
+                    rendered.append(Text(text))
             table.add_row(*rendered, style="dim" if group and not d.folded else None)
         return table
 

@@ -15,6 +15,7 @@ control character escaped.
 from __future__ import annotations
 
 import keyword
+import math
 import os
 import re
 import textwrap
@@ -169,6 +170,9 @@ def _comment_lines(text: str, indent: str = "") -> list[str]:
 
 def _literal(value: Any) -> str:
     """A registry-checked argument value as Python source (double-quoted strings, as ruff formats)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        # repr gives inf / nan, names that Python source does not define
+        return f'float("{value}")'
     if value is None or isinstance(value, bool | int | float):
         return repr(value)
     if isinstance(value, str):

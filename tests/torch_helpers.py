@@ -104,9 +104,12 @@ def _try(draw: Any, item: Any, shape: tuple[int, ...]) -> tuple[int, ...] | None
     lt = registry.lookup(type_name)
     assert lt is not None, type_name
     try:
-        out = lt.infer(shape, args).output
+        res = lt.infer(shape, args)
+        if lt.batch_check is not None:  # torch's batch-size rules, at the analysis's default batch 1
+            lt.batch_check(lt, tuple(shape), res, 1)
     except LayerConfigError:
         return None
+    out = res.output
     if any(s > MAX_SIDE for s in out[1:]) or any(s < 1 for s in out):
         return None
     return out

@@ -20,6 +20,7 @@ def command(spec_file: str, output: str | None) -> None:
     shapecalc.to_torch (their state dicts are interchangeable), ruff-clean.
     Needs no torch to run.
     """
+    from ..errors import ShapecalcError
     from ..spec import load
     from ..torch_source import class_name, export
 
@@ -28,6 +29,9 @@ def command(spec_file: str, output: str | None) -> None:
     if output is None:
         click.echo(code, nl=False)
         return
-    with open(output, "w", encoding="utf-8") as f:
-        f.write(code)
+    try:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(code)
+    except OSError as err:  # a missing directory, no permission, a full disk: the user's, in one line
+        raise ShapecalcError(f"{output}: cannot write: {err.strerror or err}") from None
     click.echo(f"wrote class {class_name(spec.name)} to {output}", err=True)
