@@ -231,7 +231,7 @@ def _chains(spec: Spec, analysis: Analysis) -> list[_Chain]:
     branches is a chain of its own. Leaf rows of the analysis come in the same
     depth-first order as this walk, which pairs each layer with its row.
     """
-    from .spec.model import Concat, Layer, Residual, Sequential
+    from .spec.model import Concat, Gate, Layer, Residual, Sequential, Split
 
     rows = iter(analysis.layers)
     chains: list[_Chain] = []
@@ -249,8 +249,11 @@ def _chains(spec: Spec, analysis: Analysis) -> list[_Chain]:
                 for part in (item.body, item.shortcut):
                     if part is not None:
                         walk(part, _new(chains))
+            elif isinstance(item, Gate):
+                chain.append(_BARRIER)
+                walk(item.body, _new(chains))
             else:
-                assert isinstance(item, Concat)
+                assert isinstance(item, Concat | Split)
                 chain.append(_BARRIER)
                 for branch in item.branches:
                     walk(branch, _new(chains))
