@@ -159,3 +159,12 @@ class Spec:
     expect: Expect | None = None
     #: ``# shapecalc: ignore[SC101]`` style suppressions: line -> codes (empty = all)
     suppressions: Mapping[int, frozenset[str]] = field(default_factory=dict)
+    #: ``module:`` — the PyTorch model the spec describes (``PATH.py:NAME``, the path relative to
+    #: the spec's folder, or ``package.module:NAME``); None when the spec names none
+    module: str | None = None
+    #: ``module_args:`` — keyword arguments for it, plain values
+    module_args: Mapping[str, Any] = field(default_factory=dict)
+    #: where the ``module:`` value is
+    module_location: Location | None = None
+    #: False for a spec with ``module:`` and no ``layers`` (it describes the Python model alone)
+    has_layers: bool = True
