@@ -57,6 +57,8 @@ def command(
     compare_tools: bool = False,
     count: tuple[str, ...] = (),
     percent: bool = False,
+    train: bool = False,
+    optimizer: str = "adam",
 ) -> None:
     """Analyse the architecture in SPEC layer by layer.
 
@@ -93,6 +95,10 @@ def command(
     from ..render_costs import cost_views
 
     views = cost_views(analysis, as_tools=as_tools, count=count, percent=percent, compare_tools=compare_tools)
+    if train:
+        from .cost_options import add_training
+
+        add_training(views, spec, analysis, optimizer, verification is not None, notes)
     if fmt == "json":
         from ..render import to_json
 
