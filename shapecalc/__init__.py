@@ -47,15 +47,10 @@ def verify(spec: Spec, **kwargs: Any) -> Any:
 
 
 def __getattr__(name: str) -> Any:
-    # __version__ is read from the package metadata on first use only: importing
-    # importlib.metadata costs ~20 ms, more than the rest of `shapecalc out` start-up.
+    # read on first use only (a tiny module, but `shapecalc out` imports nothing it does not need)
     if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+        from ._version import __version__
 
-        try:
-            value = version("shapecalc")
-        except PackageNotFoundError:  # pragma: no cover - running from a source tree
-            value = "0.0.0"
-        globals()["__version__"] = value
-        return value
+        globals()["__version__"] = __version__
+        return __version__
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -91,7 +91,7 @@ class MissingTorchError(ShapecalcError):
 
     def __init__(self, what: str = "this") -> None:
         super().__init__(
-            f"{what} needs PyTorch, which is not installed: pip install 'shapecalc[torch]' (or pip install torch)"
+            f"{what} needs PyTorch, which is not installed: pip install 'shapecalc-cnn[torch]' (or pip install torch)"
         )
 
 
@@ -108,3 +108,13 @@ def show_value(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {show_value(v)}" for k, v in value.items()) + "}"
     return repr(value) if isinstance(value, float) else str(value)
+
+
+class BatchAxisError(ShapecalcError):
+    """An ``--input`` given with a leading batch axis: shapes are per sample, ``--batch`` is beside them."""
+
+    def __init__(self, given: tuple[int, ...]) -> None:
+        self.given = given
+        shape = "x".join(str(s) for s in given)
+        rest = "x".join(str(s) for s in given[1:])
+        super().__init__(f"--input {shape}: that looks like a batch axis; use --input {rest} --batch {given[0]}")

@@ -139,6 +139,61 @@ def unseen_rows(
     return max(0, remainder - after)
 
 
+def uncovered_rows(size: int, kernel: int, stride: int, padding: int, dilation: int, out: int) -> int:
+    """Input rows that no tap of any window touches, anywhere on the axis.
+
+    Window ``o`` (``0 <= o < out``) has its taps at ``o*stride + t*dilation - padding``
+    (``0 <= t < kernel``). Rows are missed at the end when the stride does not divide
+    evenly, between windows when the kernel span is smaller than the stride (a 1x1
+    stride-2 convolution skips every other row) and between the taps of a dilated
+    kernel when no other window fills them in. torch drops them all silently.
+    """
+    return size - _covered(size, stride, out, dilation, kernel, -padding)
+
+
+def _covered(size: int, a_step: int, a_count: int, b_step: int, b_count: int, offset: int) -> int:
+    """How many of ``offset + i*a_step + j*b_step`` (``i < a_count``, ``j < b_count``) fall in ``[0, size)``.
+
+    The sum set of two progressions. Grouped by residue modulo the larger step: the
+    progressions with equal residue are intervals on that residue's lattice, either
+    overlapping (one interval) or evenly spaced; each group is counted in O(1), so the
+    work is O(min(count, step/gcd)) whichever way round is cheaper, never O(size).
+    """
+    g = math.gcd(a_step, b_step)
+    if min(b_count, a_step // g) > min(a_count, b_step // g):
+        a_step, a_count, b_step, b_count = b_step, b_count, a_step, a_count
+    period = a_step // g  # j and j + period land on the same residue modulo a_step
+    shift = b_step // g  # lattice steps between copies j and j + period (period * b_step = shift * a_step)
+    total = 0
+    for j0 in range(min(b_count, period)):
+        copies = (b_count - 1 - j0) // period + 1
+        q0, r = divmod(offset + j0 * b_step, a_step)  # first point: r + q0*a_step, 0 <= r < a_step
+        lattice = -(-(size - r) // a_step) if size > r else 0  # points r + u*a_step inside [0, size)
+        if shift <= a_count:  # the intervals touch or overlap: one interval
+            total += _clip(q0, q0 + (copies - 1) * shift + a_count, lattice)
+        else:
+            total += _spaced(q0, shift, a_count, copies, lattice)
+    return total
+
+
+def _clip(start: int, end: int, hi: int) -> int:
+    return max(0, min(end, hi) - max(start, 0))
+
+
+def _spaced(start: int, step: int, length: int, count: int, hi: int) -> int:
+    """Points of ``[start + m*step, start + m*step + length)`` for ``m < count`` (disjoint) in ``[0, hi)``."""
+
+    def below(x: int) -> int:  # points < x
+        y = x - start
+        if y <= 0:
+            return 0
+        full = min(count, (y - length) // step + 1) if y >= length else 0
+        partial = min(max(y - full * step, 0), length) if full < count else 0
+        return full * length + partial
+
+    return below(hi) - below(0)
+
+
 def conv_formula(
     size: int,
     kernel: int,

@@ -1,7 +1,7 @@
-"""The core of ``shapecalc layer``: one layer of the registry applied to one batched input.
+"""The core of ``shapecalc layer``: one layer of the registry applied to one input.
 
-Returns data (:class:`LayerReport`); the CLI renders it. The registry works on
-per-sample shapes; this module adds the batch axis back and scales the MACs by it.
+Returns data (:class:`LayerReport`); the CLI renders it. Shapes are per sample,
+as everywhere in shapecalc; the batch size only scales the MACs for the batch.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import LayerConfigError
+from .errors import BatchAxisError, LayerConfigError
 from .registry import LayerResult, LayerType, all_names, did_you_mean, lookup
 
 
@@ -35,21 +35,18 @@ class DenseComparison:
 
 @dataclass(frozen=True)
 class LayerReport:
-    """One layer on one batched input."""
+    """One layer on one input (shapes per sample, no batch axis)."""
 
     layer: LayerType
     given: Mapping[str, Any]  # the arguments as the user gave them
-    input: tuple[int, ...]  # batched
+    input: tuple[int, ...]  # per sample
     result: LayerResult
-
-    @property
-    def batch(self) -> int:
-        return self.input[0]
+    batch: int = 1
 
     @property
     def output(self) -> tuple[int, ...]:
-        """The batched output shape."""
-        return (self.batch, *self.result.output)
+        """The per-sample output shape."""
+        return self.result.output
 
     @property
     def macs(self) -> int:
@@ -78,7 +75,7 @@ class LayerReport:
             raise LayerConfigError(
                 f"{self.layer.name} has no weights to compare with a fully connected layer", arg="vs_dense"
             )
-        features = _numel(self.input[1:])
+        features = _numel(self.input)
         return DenseComparison(features, out_features, features * out_features, self.weights)
 
 
@@ -99,14 +96,29 @@ def find_layer(name: str) -> LayerType:
     return lt
 
 
-def analyse_layer(name: str, args: Mapping[str, Any], input_shape: tuple[int, ...]) -> LayerReport:
-    """Apply layer type ``name`` with ``args`` to a batched input shape (batch axis first)."""
+def analyse_layer(name: str, args: Mapping[str, Any], input_shape: tuple[int, ...], batch: int = 1) -> LayerReport:
+    """Apply layer type ``name`` with ``args`` to a per-sample input shape (no batch axis).
+
+    An input the layer refuses but would take without its first axis gets the hint
+    that the first axis looks like a batch axis (:class:`BatchAxisError`).
+    """
     lt = find_layer(name)
-    if len(input_shape) < 2:
-        raise LayerConfigError(
-            f"the input {list(input_shape)} needs a batch axis and at least one more (like 8x3x32x32)"
-        )
+    if not input_shape:
+        raise LayerConfigError("the input needs at least one axis (like 3x32x32)")
+    if batch < 1:
+        raise LayerConfigError(f"batch must be at least 1, not {batch}")
     for key, value in args.items():
         lt.check_arg(key, value)
-    result = lt.infer(input_shape[1:], args)
-    return LayerReport(lt, dict(args), tuple(input_shape), result)
+    try:
+        result = lt.infer(tuple(input_shape), args)
+    except LayerConfigError as err:
+        if len(input_shape) > 1:
+            try:
+                lt.infer(tuple(input_shape[1:]), args)
+            except LayerConfigError:
+                pass
+            else:
+                raise BatchAxisError(tuple(input_shape)) from None
+        raise err from None
+    return LayerReport(lt, dict(args), tuple(input_shape), result, batch)
+

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+import textwrap
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from rich.console import Group
+from rich import box
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from .analysis import Analysis, ReceptiveField, Row
+from .gcpause import paused
 from .registry import Ratio
 
 #: an extra column of the table, Markdown and CSV: (header, row index -> cell text);
@@ -124,17 +130,262 @@ def _subtree_layers(analysis: Analysis, group: Row) -> int:
     return count
 
 
-def _row_name(row: Row) -> str:
-    """``conv2d``, ``basic_block #2/3``, ``repeat x2 'stage'``: type, repeat, label."""
+# --------------------------------------------------------------------------- display rows (folding)
+
+#: consecutive identical layers fold into one row from this many on (table and Markdown)
+FOLD_MIN = 3
+
+
+class DisplayRow(NamedTuple):
+    """One row as the table and Markdown show it: an analysis row, or a run of identical ones folded.
+
+    ``run`` is 1 for a single row; for a run, ``params`` and ``macs`` are the run's totals,
+    ``receptive`` is the field after its last layer and ``verified`` is True only when every
+    row of the run was checked and agreed.
+    """
+
+    first: Row
+    last: Row
+    level: int
+    run: int  # 1, or how many identical rows this one stands for
+    folded: bool  # a group row standing for its subtree (``--depth``)
+    params: int
+    macs: int
+    verified: bool | None
+
+
+def _fold_key(
+    row: Row, level: int, folded: bool, mark: bool | None, columns: Sequence[Column]
+) -> tuple[object, ...]:
+    # a repeat's copies differ only in their "#2/3": identical layers all the same
+    group = None if (row.group or "").startswith("#") else row.group
+    extra = tuple(cells.get(row.index, "") for _, cells in columns)
+    return (row.kind, folded, level, row.type, row.label, group, row.summary, row.input_shape,
+            row.output_shape, row.params, row.trainable, row.buffers, row.macs, mark, extra)  # fmt: skip
+
+
+def _run_cell(text: str, run: int) -> str:
+    """An extra column's cell for a run of ``run`` identical rows: the sum of a count, else the value each."""
+    if run == 1 or not text:
+        return text
+    digits = text.replace(",", "")
+    if digits.isdigit():
+        return fmt_int(int(digits) * run)
+    return f"{text} each"
+
+
+def display_rows(
+    analysis: Analysis,
+    depth: int | None = None,
+    verified: Mapping[str, bool] | None = None,
+    columns: Sequence[Column] = (),
+) -> list[DisplayRow]:
+    """The visible rows, with runs of :data:`FOLD_MIN` or more identical consecutive rows folded into one.
+
+    Rows fold only when everything shown about them is equal, extra columns included.
+    """
+    with paused():
+        return _display_rows(analysis, depth, verified, columns)
+
+
+def _display_rows(
+    analysis: Analysis, depth: int | None, verified: Mapping[str, bool] | None, columns: Sequence[Column]
+) -> list[DisplayRow]:
+    visible = visible_rows(analysis, depth)
+    out: list[DisplayRow] = []
+    i, n = 0, len(visible)
+    while i < n:
+        row, level = visible[i]
+        folded = row.kind == "group" and depth is not None and level == depth
+        mark = verified.get(row.path) if verified is not None else None
+        key = _fold_key(row, level, folded, mark, columns)
+        j = i + 1
+        if row.kind == "layer" or folded:
+            while j < n:
+                nxt, nlevel = visible[j]
+                nmark = verified.get(nxt.path) if verified is not None else None
+                nfolded = nxt.kind == "group" and depth is not None and nlevel == depth
+                if _fold_key(nxt, nlevel, nfolded, nmark, columns) != key:
+                    break
+                j += 1
+        count = j - i if j - i >= FOLD_MIN else 1
+        last = visible[i + count - 1][0]
+        out.append(DisplayRow(row, last, level, count, folded, row.params * count, row.macs * count, mark))
+        i += count
+    return out
+
+
+def _row_name(row: Row, count: int = 1) -> str:
+    """``conv2d``, ``basic_block #2/3``, ``repeat x2 'stage'``, ``conv2d × 99,998``: type, repeat, label."""
     text = row.type
-    if row.group:
+    if row.group and not (count > 1 and row.group.startswith("#")):
         text += f" {row.group}"
     if row.label and not (row.group or "").startswith("#"):
         text += f" '{row.label}'"
+    if count > 1:
+        text += f" × {count:,}"
     return text
 
 
+def _number_cell(d: DisplayRow, numbers: Mapping[int, int]) -> str:
+    if d.first.kind != "layer":
+        return ""
+    if d.run == 1:
+        return str(numbers[d.first.index])
+    return f"{numbers[d.first.index]}-{numbers[d.last.index]}"
+
+
 # --------------------------------------------------------------------------- table
+
+_HEADERS = ("#", "Layer", "Args", "Output", "Params", "MACs", "RF", "✓")
+#: columns that may wrap, narrowest first; every other column (numbers, shapes) is shown whole or not at all
+_WRAPPABLE_MIN = {"Layer": 10, "Args": 8}
+#: what goes, in this order, when the numbers do not fit: the arguments, the receptive field, the layer
+#: numbers, the verification marks (the verification line on stderr still names every mismatch)
+_DROPS: tuple[tuple[str, ...], ...] = ((), ("Args",), ("Args", "RF"), ("Args", "RF", "#"), ("Args", "RF", "#", "✓"))
+
+
+def max_width_needed(table: SummaryTable) -> int:
+    """The narrowest width at which ``table`` shows its numbers whole."""
+    shown = [h for h in table.headers if h not in _DROPS[-1]]
+    widths = {h: min(w, _WRAPPABLE_MIN.get(h, w)) for h, w in table.natural.items()}
+    return table._width(shown, True, widths)
+
+
+class SummaryTable:
+    """The layer table, laid out for the width it is drawn at.
+
+    Numbers and shapes are never cut: the Layer and Args columns wrap first; when
+    the numbers still do not fit, a lighter border is used, then the Args column and
+    then the RF column are left out (the caption says so); at a width too small for
+    even that, the table keeps its width and the terminal wraps the lines.
+    """
+
+    def __init__(
+        self,
+        analysis: Analysis,
+        *,
+        depth: int | None = None,
+        verified: Mapping[str, bool] | None = None,
+        columns: Sequence[Column] = (),
+    ) -> None:
+        self.title = f"{analysis.name}  input {fmt_shape(analysis.input)}  batch {analysis.batch}  (shapes per sample)"
+        extra = [h for h, _ in columns]
+        at = _HEADERS.index("MACs") + 1
+        headers = [*_HEADERS[:at], *extra, *_HEADERS[at:]]
+        self.headers = [h for h in headers if h != "✓" or verified is not None]
+        self.right = {"#", "Params", "MACs", "RF", *extra}
+        numbers = layer_numbers(analysis)
+        self.rows: list[tuple[list[str], DisplayRow]] = []
+        for d in display_rows(analysis, depth, verified, columns):
+            row = d.first
+            if d.folded:
+                n = _subtree_layers(analysis, row)
+                args = f"({n} layer{'s' if n != 1 else ''})"
+            else:
+                args = row.summary
+            cells = [
+                _number_cell(d, numbers),
+                "  " * d.level + _row_name(row, d.run),
+                args,
+                fmt_shape(row.output_shape),
+                fmt_int(d.params) if d.params or row.kind == "layer" else "",
+                fmt_int(d.macs) if d.macs else "",
+                *(_run_cell(cells_of.get(row.index, ""), d.run) for _, cells_of in columns),
+                fmt_rf(d.last.receptive),
+            ]
+            if verified is not None:
+                cells.append("" if d.verified is None else ("✓" if d.verified else "✗"))
+            self.rows.append((cells, d))
+        self.natural = {
+            h: max([cell_len(h)] + [cell_len(cells[i]) for cells, _ in self.rows]) for i, h in enumerate(self.headers)
+        }
+
+    def _width(self, shown: Sequence[str], compact: bool, widths: Mapping[str, int]) -> int:
+        n = len(shown)
+        inner = sum(widths[h] + 2 for h in shown)
+        return inner - 2 + (n - 1) if compact else inner + n + 1
+
+    def layout(self, max_width: int) -> tuple[list[str], bool, dict[str, int]]:
+        """(columns shown, compact border, column widths) for ``max_width`` cells.
+
+        In order of preference: the full table; a lighter border; the Layer and Args
+        columns wrapped (down to :data:`_WRAPPABLE_MIN`); then columns left out as
+        :data:`_DROPS` says. When even that does not fit, the full table with the light
+        border at its natural width (the caller prints it uncropped).
+        """
+        full = list(self.headers)
+        if self._width(full, False, self.natural) <= max_width:
+            return full, False, dict(self.natural)
+        for drop in _DROPS:
+            shown = [h for h in self.headers if h not in drop]
+            if self._width(shown, True, self.natural) <= max_width:
+                return shown, True, dict(self.natural)
+            widths = dict(self.natural)
+            for name, minimum in _WRAPPABLE_MIN.items():
+                if name in shown:
+                    widths[name] = min(widths[name], minimum)
+            excess = max_width - self._width(shown, True, widths)
+            if excess >= 0:
+                for name in ("Args", "Layer"):  # give the room back: the short arguments whole first
+                    if name in shown:
+                        grow = min(excess, self.natural[name] - widths[name])
+                        widths[name] += grow
+                        excess -= grow
+                return shown, True, widths
+        return full, True, dict(self.natural)
+
+    def table(self, max_width: int) -> Table:
+        """The rich table for ``max_width`` cells."""
+        shown, compact, widths = self.layout(max_width)
+        dropped = [h for h in self.headers if h not in shown]
+        caption = None
+        if dropped:
+            caption = (
+                f"left out to fit {max_width} columns: {', '.join(dropped)}"
+                " (a wider terminal or --format markdown shows them)"
+            )
+        options: dict[str, Any] = {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False} if compact else {}
+        table = Table(title=self.title, title_justify="left", caption=caption, caption_justify="left", **options)
+        right = self.right
+        for h in shown:
+            wrap = h in _WRAPPABLE_MIN
+            table.add_column(
+                h,
+                justify="right" if h in right else "center" if h == "✓" else "left",
+                style="dim" if h == "#" else None,
+                no_wrap=not wrap,
+                overflow="fold",
+                width=widths[h] if wrap else None,
+                min_width=None if wrap else widths[h],
+            )
+        index = [self.headers.index(h) for h in shown]
+        for cells, d in self.rows:
+            group = d.first.kind == "group"
+            rendered: list[str | Text] = []
+            for i in index:
+                text = cells[i]
+                if self.headers[i] == "Layer":
+                    rendered.append(Text(text, style="bold" if group else ""))
+                elif self.headers[i] == "✓":
+                    rendered.append(Text(text, style="green" if text == "✓" else "red"))
+                else:
+                    rendered.append(text)
+            table.add_row(*rendered, style="dim" if group and not d.folded else None)
+        return table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        table = self.table(options.max_width)
+        if max_width_needed(self) > options.max_width:
+            # too narrow for the numbers: draw at the natural width (lines longer than the
+            # terminal wrap there) rather than cut a number
+            yield from console.render(table, options.update(width=self._width(self.headers, True, self.natural)))
+            return
+        yield table
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        natural = self._width(self.headers, False, self.natural)
+        return Measurement(min(natural, max_width_needed(self)), natural)
 
 
 def summary_table(
@@ -143,64 +394,25 @@ def summary_table(
     depth: int | None = None,
     verified: Mapping[str, bool] | None = None,
     columns: Sequence[Column] = (),
-) -> Table:
-    """The layer table: one row per layer (and group), indented by structure.
+) -> SummaryTable:
+    """The layer table: one row per layer (and group), indented by structure, identical runs folded.
 
-    ``verified`` maps a layer path to whether torch agreed with every number of
+    ``verified`` maps a row path to whether torch agreed with every number of
     that row; rows without an entry get no mark. ``columns`` are extra columns
-    after the MACs (see :data:`Column`).
+    after the MACs (see :data:`Column`). The result is a rich renderable that
+    fits itself to the width it is drawn at.
     """
-    table = Table(title=f"{analysis.name}  input {fmt_shape(analysis.input, analysis.batch)}", title_justify="left")
-    table.add_column("#", justify="right", style="dim", no_wrap=True)
-    table.add_column("Layer", overflow="ellipsis", no_wrap=True)
-    table.add_column("Args", no_wrap=True)
-    table.add_column("Output", no_wrap=True)
-    table.add_column("Params", justify="right", no_wrap=True)
-    table.add_column("MACs", justify="right", no_wrap=True)
-    for header, _ in columns:
-        table.add_column(header, justify="right", no_wrap=True)
-    table.add_column("RF", justify="right", no_wrap=True)
-    if verified is not None:
-        table.add_column("✓", justify="center")
-    numbers = layer_numbers(analysis)
-    for row, level in visible_rows(analysis, depth):
-        folded = row.kind == "group" and depth is not None and level == depth
-        indent = "  " * level
-        name = Text(indent + _row_name(row), style="bold" if row.kind == "group" else "")
-        if folded:
-            n = _subtree_layers(analysis, row)
-            args = f"({n} layer{'s' if n != 1 else ''})"
-        else:
-            args = row.summary
-        cells: list[str | Text] = [
-            str(numbers[row.index]) if row.kind == "layer" else "",
-            name,
-            args,
-            fmt_shape(row.output_shape, analysis.batch),
-            fmt_int(row.params) if row.params or row.kind == "layer" else "",
-            fmt_int(row.macs) if row.macs else "",
-            *(cells_of.get(row.index, "") for _, cells_of in columns),
-            fmt_rf(row.receptive),
-        ]
-        if verified is not None:
-            mark = verified.get(row.path)
-            cells.append("" if mark is None else ("[green]✓[/]" if mark else "[red]✗[/]"))
-        table.add_row(*cells, style="dim" if row.kind == "group" and not folded else None)
-    return table
+    return SummaryTable(analysis, depth=depth, verified=verified, columns=columns)
 
 
-def totals_panel(analysis: Analysis) -> Panel:
-    """Totals: parameters, buffers, MACs and memory for the batch and dtype."""
+def totals_rows(analysis: Analysis) -> list[tuple[str, str, str]]:
+    """(label, value, note) of the totals: parameters, buffers, MACs and memory for the batch and dtype."""
     t = analysis.totals
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(no_wrap=True)
-    grid.add_column(justify="right", no_wrap=True)
-    grid.add_column(style="dim")
-    rows = [
+    return [
         ("Parameters", fmt_int(t.params), fmt_count(t.params)),
         ("  trainable", fmt_int(t.trainable), ""),
         ("  non-trainable", fmt_int(t.non_trainable), ""),
-        ("Buffers", fmt_int(t.buffers), "running statistics, num_batches_tracked"),
+        ("Buffers", fmt_int(t.buffers), "running statistics, num_batches_tracked" if t.buffers else ""),
         ("MACs", fmt_int(t.macs), f"{fmt_count(t.macs)} per sample; FLOPs = 2 x MACs = {fmt_count(2 * t.macs)}"),
         ("Output", fmt_shape(analysis.output), "per sample"),
         ("Receptive field", str(analysis.receptive_field) if analysis.receptive_field is not None else "n/a", ""),
@@ -212,9 +424,44 @@ def totals_panel(analysis: Analysis) -> Panel:
         ("  inference peak", fmt_bytes(t.peak_bytes), "live activations, layer by layer"),
         ("  total", fmt_bytes(t.total_bytes), "parameters + buffers + input + activations"),
     ]
-    for row in rows:
-        grid.add_row(*row)
-    return Panel(grid, title="Totals", title_align="left", expand=False)
+
+
+class _TotalsBody:
+    """Label, value and note per line; a note that does not fit goes on the next lines, indented."""
+
+    def __init__(self, rows: Sequence[tuple[str, str, str]]) -> None:
+        self.rows = rows
+        self.label = max(cell_len(r[0]) for r in rows if r[1])
+        self.value = max(cell_len(r[1]) for r in rows)
+
+    def _head(self, label: str, value: str) -> str:
+        if not value:
+            return label
+        return f"{label:<{self.label}}  {value:>{self.value}}"
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        for label, value, note in self.rows:
+            head = self._head(label, value)
+            if cell_len(head) > width:  # narrower than a label and its number: one above the other
+                yield Text(label.strip(), no_wrap=True, overflow="ignore")
+                head = f"{value:>{width}}"
+            if not note or cell_len(head) + 2 + cell_len(note) <= width:
+                yield Text.assemble(head, ("  " + note if note else "", "dim"), no_wrap=True, overflow="ignore")
+                continue
+            yield Text(head, no_wrap=True, overflow="ignore")
+            for line in textwrap.wrap(note, max(10, width - 4)):
+                yield Text("    " + line, style="dim")
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        heads = [cell_len(self._head(r[0], r[1])) for r in self.rows]
+        full = max(h + (2 + cell_len(r[2]) if r[2] else 0) for h, r in zip(heads, self.rows))
+        return Measurement(self.value, full)
+
+
+def totals_panel(analysis: Analysis) -> Panel:
+    """Totals: parameters, buffers, MACs and memory for the batch and dtype."""
+    return Panel(_TotalsBody(totals_rows(analysis)), title="Totals", title_align="left", expand=False)
 
 
 def summary_renderable(
@@ -265,16 +512,29 @@ def to_json(
     extra: Mapping[str, Any] | None = None,
     row_extra: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The documented JSON document of a summary (see README, "JSON schema").
+    """The documented JSON document of a summary (docs/summary.md, "JSON schema").
 
     ``extra`` adds top-level keys and ``row_extra`` keys to each row's object, by row
     index (shares, rival counts, training memory: see shapecalc.render_costs).
     """
+    with paused():
+        return _to_json(analysis, verification, extra or {}, row_extra or {})
+
+
+def _to_json(
+    analysis: Analysis,
+    verification: Mapping[str, Any] | None,
+    extra: Mapping[str, Any],
+    row_extra: Mapping[int, Mapping[str, Any]],
+) -> dict[str, Any]:
     t = analysis.totals
-    row_extra = row_extra or {}
 
     def row_json(r: Row) -> dict[str, Any]:
-        return {**_row_json(r), **row_extra.get(r.index, {})}
+        doc = _row_json(r)
+        more = row_extra.get(r.index)
+        if more:
+            doc.update(more)
+        return doc
 
     doc = {
         "schema": JSON_SCHEMA,
@@ -303,19 +563,23 @@ def to_json(
         "groups": [row_json(r) for r in analysis.rows if r.kind == "group"],
         "verification": dict(verification) if verification is not None else None,
     }
-    doc.update(extra or {})
+    doc.update(extra)
     return doc
 
 
 _FLAT_HEADER = ["index", "path", "type", "name", "args", "output_shape", "params", "trainable", "buffers", "macs",
-                "rf_size", "rf_stride"]  # fmt: skip
+                "activation_bytes", "rf_size", "rf_stride", "verified"]  # fmt: skip
 
 
-def _flat_rows(analysis: Analysis, depth: int | None, columns: Sequence[Column] = ()) -> list[list[str]]:
+def _flat_rows(
+    analysis: Analysis, depth: int | None, verified: Mapping[str, bool] | None, columns: Sequence[Column]
+) -> list[list[str]]:
     out = []
     numbers = layer_numbers(analysis)
+    nbytes = analysis.totals.input_bytes // (math.prod(analysis.input) * analysis.batch)
     for row, _level in visible_rows(analysis, depth):
         rf = row.receptive
+        mark = verified.get(row.path) if verified is not None else None
         out.append(
             [
                 str(numbers[row.index]) if row.kind == "layer" else "",
@@ -329,59 +593,92 @@ def _flat_rows(analysis: Analysis, depth: int | None, columns: Sequence[Column] 
                 str(row.buffers),
                 str(row.macs),
                 *(cells_of.get(row.index, "") for _, cells_of in columns),
+                str(row.activation * analysis.batch * nbytes),
                 str(rf.max_size) if rf else "",
                 fmt_fraction(max(rf.stride)) if rf else "",
+                "" if mark is None else "true" if mark else "false",
             ]
         )
     return out
 
 
-def to_csv(analysis: Analysis, depth: int | None = None, columns: Sequence[Column] = ()) -> str:
-    """One CSV row per visible row; numbers unformatted, for spreadsheets and scripts.
+def to_csv(
+    analysis: Analysis,
+    depth: int | None = None,
+    columns: Sequence[Column] = (),
+    *,
+    verified: Mapping[str, bool] | None = None,
+) -> str:
+    """One CSV row per visible row (never folded); numbers unformatted, for spreadsheets and scripts.
 
-    ``columns`` (extra columns after ``macs``) should hold unformatted numbers here.
+    ``activation_bytes`` is the row's output for the batch in the dtype; ``verified`` is
+    ``true``/``false`` where torch checked the row, empty where it did not. ``columns``
+    (extra columns after ``macs``) should hold unformatted numbers here.
     """
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     at = _FLAT_HEADER.index("macs") + 1
     writer.writerow([*_FLAT_HEADER[:at], *(h for h, _ in columns), *_FLAT_HEADER[at:]])
-    writer.writerows(_flat_rows(analysis, depth, columns))
+    with paused():
+        writer.writerows(_flat_rows(analysis, depth, verified, columns))
     return buf.getvalue()
 
 
-def to_markdown(analysis: Analysis, depth: int | None = None, columns: Sequence[Column] = ()) -> str:
-    """A GitHub-flavoured Markdown table plus the totals, for READMEs and pull requests."""
-    t = analysis.totals
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def to_markdown(
+    analysis: Analysis,
+    depth: int | None = None,
+    columns: Sequence[Column] = (),
+    *,
+    verified: Mapping[str, bool] | None = None,
+) -> str:
+    """A GitHub-flavoured Markdown table plus the totals, for READMEs and pull requests.
+
+    The same rows as the table (runs of identical layers folded), a ✓ column when
+    verified, ``columns`` after the MACs, and the totals with the memory figures.
+    """
     extra = [h for h, _ in columns]
-    header = ["#", "Layer", "Args", "Output", "Params", "MACs", *extra, "RF"]
+    header = ["#", "Layer", "Args", "Output", "Params", "MACs", *extra, "RF"] + (["✓"] if verified is not None else [])
+    right = ("#", "Params", "MACs", "RF", *extra)
     lines = [
-        f"### {analysis.name}",
+        f"### {_md(analysis.name)}",
         "",
-        f"Input {fmt_shape(analysis.input)}, output {fmt_shape(analysis.output)} (per sample).",
+        f"Input {fmt_shape(analysis.input)}, output {fmt_shape(analysis.output)}, batch {analysis.batch}"
+        " (shapes per sample).",
         "",
         "| " + " | ".join(header) + " |",
-        "|" + "|".join(" ---: " if h in ("#", "Params", "MACs", "RF", *extra) else " --- " for h in header) + "|",
+        "|" + "|".join(" ---: " if h in right else " :---: " if h == "✓" else " --- " for h in header) + "|",
     ]
     numbers = layer_numbers(analysis)
-    for row, level in visible_rows(analysis, depth):
-        name = "&nbsp;&nbsp;" * level + _row_name(row).replace("|", "\\|")
+    for d in display_rows(analysis, depth, verified, columns):
+        row = d.first
+        name = "&nbsp;&nbsp;" * d.level + _md(_row_name(row, d.run))
         if row.kind == "group":
             name = f"**{name}**"
+        if d.folded:
+            n = _subtree_layers(analysis, row)
+            args = f"({n} layer{'s' if n != 1 else ''})"
+        else:
+            args = row.summary
         cells = [
-            str(numbers[row.index]) if row.kind == "layer" else "",
+            _number_cell(d, numbers),
             name,
-            row.summary.replace("|", "\\|"),
+            _md(args),
             fmt_shape(row.output_shape),
-            fmt_int(row.params),
-            fmt_int(row.macs),
-            *(cells_of.get(row.index, "") for _, cells_of in columns),
-            fmt_rf(row.receptive),
+            fmt_int(d.params) if d.params or row.kind == "layer" else "",
+            fmt_int(d.macs) if d.macs else "",
+            *(_md(_run_cell(cells_of.get(row.index, ""), d.run)) for _, cells_of in columns),
+            fmt_rf(d.last.receptive),
         ]
+        if verified is not None:
+            cells.append("" if d.verified is None else "✓" if d.verified else "✗")
         lines.append("| " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        f"**Params** {fmt_int(t.params)} (trainable {fmt_int(t.trainable)}), **buffers** {fmt_int(t.buffers)},"
-        f" **MACs** {fmt_int(t.macs)} per sample, **receptive field** {analysis.receptive_field}.",
-        "",
-    ]
+    lines += ["", "| Totals | | |", "| --- | ---: | --- |"]
+    for label, value, note in totals_rows(analysis):
+        lines.append(f"| {label.strip() if not label.startswith('  ') else '&nbsp;&nbsp;' + label.strip()}"
+                     f" | {value} | {_md(note)} |")  # fmt: skip
+    lines.append("")
     return "\n".join(lines)

@@ -83,8 +83,10 @@ class AxisResult:
     out: int
     #: the formula with its numbers, ``(32 + 2*1 - 1*(3-1) - 1) // 2 + 1 = 16``
     formula: str
-    #: input rows at the end no window covers (convolution and floor-mode pooling)
+    #: input rows no tap of any window touches: at the end, between windows, between dilated taps
     unseen: int
+    #: of those, the rows after the last window (the stride does not divide evenly)
+    unseen_at_end: int = 0
 
 
 @dataclass(frozen=True)
@@ -178,21 +180,24 @@ def compute(config: OutConfig) -> OutResult:
             before = after = _at(padding, axis)
         where = f" (axis {axis})" if n > 1 else ""
         try:
+            unseen = at_end = 0
             if config.mode == "conv":
                 out = F.conv_out(size, k, s, before, d, after)
                 formula = F.conv_formula(size, k, s, before, d, after)
-                unseen = F.unseen_rows(size, k, s, before, d, after)
+                at_end = F.unseen_rows(size, k, s, before, d, after)
             elif config.mode == "transpose":
                 out = F.conv_transpose_out(size, k, s, before, d, op)
                 formula = F.conv_transpose_formula(size, k, s, before, d, op)
-                unseen = 0
             else:
                 out = F.pool_out(size, k, s, before, d, config.ceil)
                 formula = F.pool_formula(size, k, s, before, d, config.ceil)
-                unseen = 0 if config.ceil else F.unseen_rows(size, k, s, before, d)
+                at_end = 0 if config.ceil else F.unseen_rows(size, k, s, before, d)
+            if config.mode != "transpose":
+                unseen = F.uncovered_rows(size, k, s, before, d, out)
+                at_end = min(at_end, unseen)
         except LayerConfigError as exc:
             raise LayerConfigError(exc.message + where, arg=exc.arg) from None
-        axes.append(AxisResult(size, k, s, before, after, d, op, out, formula, unseen))
+        axes.append(AxisResult(size, k, s, before, after, d, op, out, formula, unseen, at_end))
     return OutResult(config, tuple(axes))
 
 
@@ -237,6 +242,32 @@ def unseen_note(counts: Sequence[int], strides: Sequence[int]) -> str | None:
     return (
         f"note: {' and '.join(parts)} at the end {'is' if one else 'are'} never seen by the kernel"
         f" (stride {stride} does not divide evenly); torch drops {'it' if one else 'them'} silently"
+    )
+
+
+def axes_unseen_note(axes: Sequence[AxisResult]) -> str | None:
+    """The warning for input rows/columns no window ever touches, saying where and why; None if none."""
+    if all(a.unseen == a.unseen_at_end for a in axes):  # only at the end: the stride does not divide evenly
+        return unseen_note([a.unseen for a in axes], [a.stride for a in axes])
+    parts = unseen_parts([a.unseen for a in axes])
+    reasons = []
+    for a in axes:
+        if not a.unseen:
+            continue
+        span = F.effective_kernel(a.kernel, a.dilation)
+        found = []
+        if span < a.stride:
+            found.append(f"kernel {span} is narrower than stride {a.stride}: the input between windows is skipped")
+        elif a.unseen > a.unseen_at_end:
+            found.append(f"dilation {a.dilation} spaces the taps wider than the windows fill in")
+        # after the last window, a gap no wider than those between windows is one of them
+        if a.unseen_at_end > max(0, a.stride - span):
+            found.append(f"stride {a.stride} does not divide evenly: {a.unseen_at_end} at the end")
+        reasons += [r for r in found if r not in reasons]
+    one = len(parts) == 1 and sum(a.unseen for a in axes) == 1
+    return (
+        f"note: {' and '.join(parts)} {'is' if one else 'are'} never seen by the kernel ({'; '.join(reasons)});"
+        f" torch drops {'it' if one else 'them'} silently"
     )
 
 

@@ -102,12 +102,14 @@ def _range(pinned: int | None, bounds: tuple[int, int]) -> range:
 def _try(mode: str, size: int, k: int, s: int, p: int, d: int, op: int, ceil: bool) -> tuple[int, str, int] | None:
     """(out, formula, unseen), or None where torch would refuse the combination."""
     try:
+        # unseen: every input row no tap touches (at the end, between windows, between dilated taps)
         if mode == "conv":
-            return F.conv_out(size, k, s, p, d), F.conv_formula(size, k, s, p, d), F.unseen_rows(size, k, s, p, d)
+            out = F.conv_out(size, k, s, p, d)
+            return out, F.conv_formula(size, k, s, p, d), F.uncovered_rows(size, k, s, p, d, out)
         if mode == "transpose":
             return F.conv_transpose_out(size, k, s, p, d, op), F.conv_transpose_formula(size, k, s, p, d, op), 0
-        unseen = 0 if ceil else F.unseen_rows(size, k, s, p, d)
-        return F.pool_out(size, k, s, p, d, ceil), F.pool_formula(size, k, s, p, d, ceil), unseen
+        out = F.pool_out(size, k, s, p, d, ceil)
+        return out, F.pool_formula(size, k, s, p, d, ceil), F.uncovered_rows(size, k, s, p, d, out)
     except LayerConfigError:
         return None
 

@@ -556,7 +556,7 @@ def test_verify_without_torch_is_an_error(here: Path, monkeypatch: pytest.Monkey
     write(here, "good.yaml", GOOD)
     assert [p.format() for p in check_file("good.yaml", verify=True)] == [
         "good.yaml:1:1: error: --verify needs PyTorch, which is not installed:"
-        " pip install 'shapecalc[torch]' (or pip install torch)  [SC020]"
+        " pip install 'shapecalc-cnn[torch]' (or pip install torch)  [SC020]"
     ]
 
 

@@ -90,18 +90,70 @@ def test_per_axis() -> None:
 
 
 def test_unseen_rows_and_columns() -> None:
-    code, out, _ = run("--in", "10x11", "-k", "3", "-s", "4")
-    # (10 - 3) % 4 = 3 rows, (11 - 3) % 4 = 0 columns
+    code, out, _ = run("--in", "10x12", "-k", "3", "-s", "4")
+    # rows: windows 0-2 and 4-6 (out 2): row 3 between them and rows 7-9 at the end, (10 - 3) % 4 = 3
+    # columns: windows 0-2, 4-6, 8-10 (out 3): columns 3 and 7 between them, column 11 at the end
     assert code == 0
     assert out.splitlines()[-1] == (
-        "note: 3 input rows at the end are never seen by the kernel (stride 4 does not divide evenly);"
-        " torch drops them silently"
+        "note: 4 input rows and 3 input columns are never seen by the kernel (kernel 3 is narrower than stride 4:"
+        " the input between windows is skipped; stride 4 does not divide evenly: 3 at the end); torch drops them"
+        " silently"
     )
-    code, out, _ = run("--in", "9x12", "-k", "3x2", "-s", "2x4")  # (9-3) % 2 = 0, (12-2) % 4 = 2
+    code, out, _ = run("--in", "10", "-k", "3", "-s", "2")
+    # windows 0-2, 2-4, 4-6, 6-8 (out 4): row 9 at the end, (10 - 3) % 2 = 1
     assert out.splitlines()[-1] == (
-        "note: 2 input columns at the end are never seen by the kernel (stride 2x4 does not divide evenly);"
-        " torch drops them silently"
+        "note: 1 input row at the end is never seen by the kernel (stride 2 does not divide evenly);"
+        " torch drops it silently"
     )
+    code, out, _ = run("--in", "9x12", "-k", "3x2", "-s", "2x4")
+    # rows: (9-3) % 2 = 0, windows overlap: all seen; columns: windows 0-1, 4-5, 8-9: columns 2-3, 6-7
+    # between them and 10-11 at the end, (12-2) % 4 = 2
+    assert out.splitlines()[-1] == (
+        "note: 6 input columns are never seen by the kernel (kernel 2 is narrower than stride 4: the input between"
+        " windows is skipped); torch drops them silently"
+    )
+    code, out, _ = run("--in", "9x12", "-k", "3x4", "-s", "2x4")  # columns: (12-4) % 4 = 0; rows 0
+    assert "note" not in out
+
+
+def test_unseen_between_windows_and_dilated_taps() -> None:
+    # the case: a 1x1 stride-2 kernel sees rows 0, 2, ..., 30; the 16 odd rows never
+    code, out, _ = run("--in", "32", "-k", "1", "-s", "2")
+    assert (code, out.splitlines()[-1]) == (
+        0,
+        "note: 16 input rows are never seen by the kernel (kernel 1 is narrower than stride 2:"
+        " the input between windows is skipped); torch drops them silently",
+    )
+    # k3 d2 s2: taps at 2o + {0, 2, 4}, o < 14: the even rows 0..30 only; the 16 odd rows never,
+    # the last of them, row 31, also after the last window: (32 - 5) % 2 = 1
+    code, out, _ = run("--in", "32", "-k", "3", "-d", "2", "-s", "2")
+    assert out.splitlines()[-1] == (
+        "note: 16 input rows are never seen by the kernel (dilation 2 spaces the taps wider than the windows"
+        " fill in; stride 2 does not divide evenly: 1 at the end); torch drops them silently"
+    )
+    # with stride 1 every row is some window's tap, dilation or not
+    assert run("--in", "32", "-k", "3", "-d", "2")[1].count("note") == 0
+
+
+def test_uncovered_rows_against_brute_force() -> None:
+    from shapecalc import formulas as F
+
+    def brute(size: int, k: int, s: int, p: int, d: int, out: int) -> int:
+        seen = {o * s + t * d - p for o in range(out) for t in range(k)}
+        return size - len(seen & set(range(size)))
+
+    for size in range(1, 24):
+        for k in range(1, 6):
+            for s in range(1, 6):
+                for p in range(0, 3):
+                    for d in range(1, 4):
+                        try:
+                            out = F.conv_out(size, k, s, p, d)
+                        except Exception:
+                            continue
+                        assert F.uncovered_rows(size, k, s, p, d, out) == brute(size, k, s, p, d, out)
+    # bounded work for huge sizes: grouped by residue, never a loop over the input
+    assert F.uncovered_rows(10**12, 1, 2, 0, 1, 5 * 10**11) == 5 * 10**11
 
 
 def test_per_axis_mismatch() -> None:

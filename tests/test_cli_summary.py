@@ -40,8 +40,8 @@ def test_table_without_verification(spec_file: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
     out = result.stdout
-    assert "tiny  input [1, 3, 16, 16]" in out
-    assert "│ 6 │ linear      │ 512 -> 10 │ [1, 10]        │  5,130 │  5,120 │ 16 /2 │" in out
+    assert "tiny  input [3, 16, 16]  batch 1  (shapes per sample)" in out
+    assert "│ 6 │ linear      │ 512 -> 10 │ [10]        │  5,130 │  5,120 │ 16 /2 │" in out
     assert "Parameters" in out and "5,362" in out  # 216 + 16 + 5,130
 
 
@@ -50,7 +50,7 @@ def test_no_torch_says_so_in_one_line(spec_file: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
     result = CliRunner().invoke(cli, ["summary", str(spec_file)])
     assert result.exit_code == 0
-    assert result.stderr == "not verified: torch is not installed (pip install 'shapecalc[torch]')\n"
+    assert result.stderr == "not verified: torch is not installed (pip install 'shapecalc-cnn[torch]')\n"
 
 
 def test_json_is_the_documented_schema(spec_file: Path) -> None:
@@ -83,6 +83,8 @@ def test_markdown(spec_file: Path) -> None:
     result = CliRunner().invoke(cli, ["summary", str(spec_file), "--no-verify", "--format", "markdown"])
     assert result.exit_code == 0
     assert "| 6 | linear | 512 -> 10 | [10] | 5,130 | 5,120 | 16 /2 |" in result.stdout
+    # the peak: batchnorm holds its input and output, 2 x 8*16*16 floats = 16,384 bytes
+    assert "| &nbsp;&nbsp;inference peak | 16.00 KiB | live activations, layer by layer |" in result.stdout
 
 
 def test_broken_spec_is_one_located_line(tmp_path: Path) -> None:
@@ -114,3 +116,63 @@ def test_verified_with_torch(spec_file: Path) -> None:
     assert "✓" in result.stdout
     assert "✗" not in result.stdout
     assert "verified" in result.stderr and "torch" in result.stderr
+
+
+def test_spec_from_stdin(spec_file: Path) -> None:
+    result = CliRunner().invoke(cli, ["summary", "-", "--no-verify", "--format", "json"], input=SPEC)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert (doc["file"], doc["totals"]["params"]) == ("<stdin>", 5362)
+    broken = CliRunner().invoke(cli, ["summary", "-", "--no-verify"], input=SPEC.replace("layers:", "layerz:"))
+    assert broken.exit_code == 1
+    assert broken.stderr.startswith("<stdin>:3:1: ")
+    not_utf8 = CliRunner().invoke(cli, ["summary", "-", "--no-verify"], input=b"input: [3]\xff\n")
+    assert not_utf8.exit_code == 1
+    assert not_utf8.stderr == "<stdin>:1:1: file is not UTF-8 text (byte 0xff at offset 10)\n"
+
+
+def test_an_extra_leading_axis_is_called_a_batch_axis(spec_file: Path) -> None:
+    result = CliRunner().invoke(cli, ["summary", str(spec_file), "--no-verify", "--input", "1x3x16x16"])
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == "--input 1x3x16x16: that looks like a batch axis; use --input 3x16x16 --batch 1\n"
+
+
+def test_flags_that_do_nothing_say_so(spec_file: Path) -> None:
+    bogus = CliRunner().invoke(cli, ["summary", str(spec_file), "--no-verify", "--device", "bogus"])
+    assert bogus.exit_code == 2
+    assert "unknown device 'bogus': choose auto, cpu, cuda, cuda:N, mps or meta" in bogus.stderr
+    unused = CliRunner().invoke(cli, ["summary", str(spec_file), "--no-verify", "--device", "cpu", "--format", "json",
+                                      "--depth", "0"])  # fmt: skip
+    assert unused.exit_code == 0
+    assert unused.stderr == (
+        "note: --device cpu does nothing with --no-verify\n"
+        "note: --depth does nothing with --format json (the document has every row)\n"
+    )
+    check = CliRunner().invoke(cli, ["check", str(spec_file), "--device", "meta"])
+    assert check.stderr.splitlines()[0] == "note: --device meta does nothing without --verify"
+
+
+def test_verify_without_torch_one_rule_for_summary_and_check(spec_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asked for explicitly, verification that cannot run fails (exit 1) in both commands; summary's default
+    (verify when torch is there) only says it did not."""
+    import builtins
+
+    real_find, real_import = importlib.util.find_spec, builtins.__import__
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real_find(name, *a))
+
+    def no_torch(name: str, *args: object, **kwargs: object) -> object:
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    summary = CliRunner().invoke(cli, ["summary", str(spec_file), "--verify"])
+    assert (summary.exit_code, summary.stdout) == (1, "")
+    assert summary.stderr == (
+        "--verify needs PyTorch, which is not installed: pip install 'shapecalc-cnn[torch]' (or pip install torch)\n"
+    )
+    check = CliRunner().invoke(cli, ["check", str(spec_file), "--verify"])
+    assert check.exit_code == 1
+    assert "needs PyTorch, which is not installed: pip install 'shapecalc-cnn[torch]'" in check.stdout
+    default = CliRunner().invoke(cli, ["summary", str(spec_file)])
+    assert default.exit_code == 0

@@ -159,9 +159,11 @@ def test_cli_as_and_count_columns(tiny: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == (
-        "index,path,type,name,args,output_shape,params,trainable,buffers,macs,MACs+bias+add,torchinfo,rf_size,rf_stride"
+        "index,path,type,name,args,output_shape,params,trainable,buffers,macs,MACs+bias+add,torchinfo,"
+        "activation_bytes,rf_size,rf_stride,verified"
     )
-    assert lines[1] == '1,layers[0],conv2d,,3x3 p1,"[4, 8, 8]",112,112,0,6912,7168,7168,3,1'
+    # activation_bytes: the output's 4*8*8 float32 values, 1,024 bytes; verified: empty (not verified)
+    assert lines[1] == '1,layers[0],conv2d,,3x3 p1,"[4, 8, 8]",112,112,0,6912,7168,7168,1024,3,1,'
     # the residual row: its own add (256) plus its layer's MACs (1,024)
     residual = next(r for r in csv.DictReader(lines) if r["type"] == "residual")
     assert (residual["macs"], residual["MACs+bias+add"], residual["torchinfo"]) == ("1024", "1280", "1024")

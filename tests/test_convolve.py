@@ -209,7 +209,7 @@ def test_render_text_exact() -> None:
         "",
         'This is cross-correlation, which is what deep learning calls "convolution" (torch.nn.Conv2d): the',
         "kernel slides without being rotated. --flip rotates it 180° for the true convolution.",
-        "not checked: torch is not installed (pip install 'shapecalc[torch]')",
+        "not checked: torch is not installed (pip install 'shapecalc-cnn[torch]')",
     ]
 
 
@@ -245,7 +245,7 @@ def test_cli_without_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     assert core.check_with_torch(core.convolve(SQUARE, SOBEL_X)) is None
     result = run("square", "sobel_x")
     assert result.exit_code == 0
-    assert lines(result.stdout)[-1] == "not checked: torch is not installed (pip install 'shapecalc[torch]')"
+    assert lines(result.stdout)[-1] == "not checked: torch is not installed (pip install 'shapecalc-cnn[torch]')"
     data = json.loads(run("square", "sobel_x", "--format", "json").stdout)
     assert data["verified"] is None and data["torch_version"] is None
 

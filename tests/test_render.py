@@ -5,12 +5,27 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from shapecalc.analysis import analyse
-from shapecalc.render import fmt_bytes, fmt_count, summary_renderable, to_csv, to_json, to_markdown
+from shapecalc.render import (
+    SummaryTable,
+    display_rows,
+    fmt_bytes,
+    fmt_count,
+    fmt_int,
+    fmt_shape,
+    summary_renderable,
+    summary_table,
+    to_csv,
+    to_json,
+    to_markdown,
+    totals_rows,
+)
 from shapecalc.spec import loads
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -115,3 +130,123 @@ def test_unit_formatters() -> None:
     assert fmt_bytes(3 * 1024**3) == "3.00 GiB"
     assert fmt_count(11_689_512) == "11.69M"
     assert fmt_count(999) == "999"
+
+
+# --------------------------------------------------------------------------- every width
+
+ARCH = Path(__file__).parents[1] / "architectures"
+WIDTHS = (60, 80, 100, 140)
+
+
+def _shipped(name: str):  # type: ignore[no-untyped-def]
+    from shapecalc.spec import load
+
+    return analyse(load(ARCH / name))
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("name", ["resnet18.yaml", "squeezenet1_1.yaml", "c3d_video.yaml", "simple_cnn.yaml"])
+def test_numbers_and_shapes_are_never_cut(name: str, width: int) -> None:
+    a = _shipped(name)
+    marks = {r.path: True for r in a.rows}
+    console = Console(record=True, width=width, color_system=None)
+    console.print(summary_renderable(a, verified=marks), crop=False)
+    text = console.export_text()
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= width
+    # what stands between column gaps and borders
+    tokens = {cell.strip() for line in text.splitlines() for cell in re.split(r"\s{2,}|│|┃", line)}
+    for d in display_rows(a, verified=marks):
+        assert fmt_shape(d.first.output_shape) in tokens, d.first.path
+        if d.macs:
+            assert fmt_int(d.macs) in tokens, d.first.path
+        if d.params:
+            assert fmt_int(d.params) in tokens, d.first.path
+    for _label, value, _note in totals_rows(a):
+        if value:
+            assert re.search(rf"(^|\s){re.escape(value)}(\s|$)", text, re.M), value
+    # the panel's notes never wrap one word a line
+    panel = text[text.index("Totals") :]
+    assert all(len(line.strip(" │").split()) != 1 or line.strip(" │╰─╯") == "" for line in panel.splitlines()[1:-1])
+
+
+def test_what_goes_first_when_narrow() -> None:
+    a = _shipped("resnet18.yaml")
+    table = SummaryTable(a, verified={r.path: True for r in a.rows})
+    assert table.layout(140)[0] == ["#", "Layer", "Args", "Output", "Params", "MACs", "RF", "✓"]
+    assert table.layout(100)[:2] == (["#", "Layer", "Args", "Output", "Params", "MACs", "RF", "✓"], True)
+    assert table.layout(80)[0] == ["#", "Layer", "Output", "Params", "MACs", "RF", "✓"]  # Args first
+    assert table.layout(60)[0] == ["Layer", "Output", "Params", "MACs", "✓"]
+    console = Console(record=True, width=60, color_system=None)
+    console.print(table)
+    assert "left out to fit 60 columns: #, Args, RF" in console.export_text()
+
+
+def test_narrower_than_the_numbers_keeps_them_whole() -> None:
+    a = _shipped("c3d_video.yaml")
+    console = Console(record=True, width=30, color_system=None)
+    console.print(summary_renderable(a), crop=False)
+    text = console.export_text()
+    assert fmt_int(a.totals.macs) in text
+    for row in a.layers:
+        if row.macs:
+            assert fmt_int(row.macs) in text
+
+
+@pytest.mark.parametrize("columns", ["60", "80", "100", "140"])
+def test_cli_no_color_not_a_tty(columns: str) -> None:
+    from click.testing import CliRunner
+
+    from shapecalc.cli import cli
+
+    result = CliRunner().invoke(
+        cli, ["summary", str(ARCH / "resnet18.yaml"), "--no-verify"], env={"COLUMNS": columns, "NO_COLOR": "1"}
+    )
+    assert result.exit_code == 0
+    assert "\x1b[" not in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) <= int(columns)
+    assert "1,814,073,344" in result.stdout
+    # into a pipe without COLUMNS: the natural width, every column
+    natural = CliRunner().invoke(cli, ["summary", str(ARCH / "resnet18.yaml"), "--no-verify"], env={"COLUMNS": None})
+    header = next(line for line in natural.stdout.splitlines() if "Layer" in line)
+    assert all(h in header for h in ("#", "Args", "Output", "Params", "MACs", "RF"))
+
+
+# --------------------------------------------------------------------------- folding
+
+
+def _flat(n: int):  # type: ignore[no-untyped-def]
+    lines = ["input: [3, 32, 32]", "layers:", "  - conv2d: {out_channels: 16, kernel_size: 3, padding: 1}"]
+    lines += ["  - conv2d: {out_channels: 16, kernel_size: 3, padding: 1}"] * (n - 2)
+    lines.append("  - conv2d: {out_channels: 8, kernel_size: 3, padding: 1}")
+    return analyse(loads("\n".join(lines) + "\n", file="flat.yaml"))
+
+
+def test_identical_runs_fold() -> None:
+    a = _flat(1000)
+    rows = display_rows(a)
+    assert [d.run for d in rows] == [1, 998, 1]
+    # 16->16 3x3 conv: 16*16*9 + 16 = 2,320 params, 32*32 * 16 * 16*9 = 2,359,296 MACs; a run shows its totals
+    assert (rows[1].params, rows[1].macs) == (998 * 2320, 998 * 2_359_296)
+    assert rows[1].last.receptive is not None and rows[1].last.receptive.size == (1 + 2 * 999, 1 + 2 * 999)
+    console = Console(record=True, width=100, color_system=None)
+    console.print(summary_table(a))
+    text = console.export_text()
+    assert "│ 2-999 │ conv2d × 998 │ 3x3 p1 │ [16, 32, 32] │ 2,315,360 │ 2,354,577,408 │ 1999 /1 │" in text
+    assert len(text.splitlines()) == 8  # title, 3 header lines, 3 rows, bottom
+    md = to_markdown(a)
+    assert "| 2-999 | conv2d × 998 | 3x3 p1 | [16, 32, 32] | 2,315,360 | 2,354,577,408 | 1999 /1 |" in md
+    # CSV and JSON are data: never folded
+    assert len(to_csv(a).splitlines()) == 1 + 1000
+    assert len(to_json(a)["layers"]) == 1000
+
+
+def test_runs_shorter_than_three_and_different_marks_do_not_fold() -> None:
+    a = _flat(4)  # a run of 2
+    assert [d.run for d in display_rows(a)] == [1, 1, 1, 1]
+    a = _flat(6)  # a run of 4, one of them failed verification: 2, then the failure, then 1
+    marks = {r.path: True for r in a.rows}
+    marks[a.layers[3].path] = False
+    assert [(d.run, d.verified) for d in display_rows(a, verified=marks)] == [
+        (1, True), (1, True), (1, True), (1, False), (1, True), (1, True)
+    ]  # fmt: skip

@@ -149,7 +149,9 @@ def test_cli_json_and_limit_0() -> None:
             {"kernel": 7, "stride": 2, "padding": 3, "dilation": 1,
              "formula": "(224 + 2*3 - 1*(7-1) - 1) // 2 + 1 = 112", "unseen": 0, "remarks": []},
             {"kernel": 7, "stride": 2, "padding": 6, "dilation": 2,
-             "formula": "(224 + 2*6 - 2*(7-1) - 1) // 2 + 1 = 112", "unseen": 0, "remarks": ["dilated"]},
+             # taps at 2o - 6 + 2t: even rows only, the 112 odd rows never
+             "formula": "(224 + 2*6 - 2*(7-1) - 1) // 2 + 1 = 112", "unseen": 112,
+             "remarks": ["dilated", "112 rows never seen"]},
         ],
     }  # fmt: skip
 

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("check", "Check spec files (pre-commit hook): errors, expect drift, warnings."),
     "export": ("export", "Print PyTorch source code equivalent to a spec."),
     "convolve": ("convolve", "Convolve an image with a kernel, step by step, from scratch."),
+    "filters": ("filters", "Show the learned filters of a convolution in a checkpoint (text or picture)."),
 }
 
 
@@ -75,7 +76,7 @@ def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
     ctx.exit()
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--version",
     is_flag=True,
@@ -84,12 +85,16 @@ def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
     callback=_show_version,
     help="Show the version and exit.",
 )
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """shapecalc: exact shapes, parameters, MACs and receptive fields of CNNs.
 
     Every number is computed from the layer formulas and, where torch is
     installed, proven against real PyTorch.
     """
+    if ctx.invoked_subcommand is None:
+        # `shapecalc` alone shows the help and succeeds, as `git` does
+        click.echo(ctx.get_help())
 
 
 def main(argv: list[str] | None = None) -> None:

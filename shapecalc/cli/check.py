@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import click
 
 from ..check import ERROR_CODES, WARNING_CODES
+from .options import DEVICE, note_unused
 
 
 def _codes(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> frozenset[str]:
@@ -44,7 +45,9 @@ def _plural(n: int, word: str) -> str:
 )
 @click.option("--strict", is_flag=True, help="Warnings fail the check too (reported as errors).")
 @click.option("--verify", is_flag=True, help="Also build each model with torch and verify every number (needs torch).")
-@click.option("--device", default="cpu", show_default=True, help="Where --verify runs: cpu, cuda, cuda:N, mps, meta.")
+@click.option(
+    "--device", type=DEVICE, default="cpu", show_default=True, help="Where --verify runs: cpu, cuda, cuda:N, mps, meta."
+)
 @click.option(
     "--update-expect",
     is_flag=True,
@@ -89,6 +92,9 @@ def command(
     from ..check import check_file, problem_from_error
     from ..errors import ShapecalcError
 
+    if not verify:
+        note_unused(ctx, "device", f"--device {device}", "without --verify")
+
     problems = []
     failed = 0
     for file in files:
@@ -109,9 +115,9 @@ def command(
         failed += any(p.severity == "error" for p in found)
 
     if fmt == "json":
-        import json  # only this format needs it
+        from .options import echo_json
 
-        click.echo(json.dumps([p.to_json() for p in problems], indent=2))
+        echo_json([p.to_json() for p in problems])
     else:
         for problem in problems:
             click.echo(problem.format())

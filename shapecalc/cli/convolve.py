@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 #: the largest grid drawn cell by cell; bigger ones are cut (JSON always has everything)
 MAX_SHOWN = 24
 
-INSTALL_TORCH = "pip install 'shapecalc[torch]'"
+INSTALL_TORCH = "pip install 'shapecalc-cnn[torch]'"
 
 
 # --------------------------------------------------------------------------- option types
@@ -259,7 +259,6 @@ def _mismatch(check: core.TorchCheck) -> str:
 
 def to_json(conv: core.Convolution, check: core.TorchCheck | None, verify: bool, step: core.Step | None) -> str:
     """The ``--format json`` document."""
-    import json
 
     def grid(values: core.Rows) -> list[list[float | int]]:
         # integral values as JSON integers: what a reader of the file expects to see
@@ -293,7 +292,9 @@ def to_json(conv: core.Convolution, check: core.TorchCheck | None, verify: bool,
             "products": grid(step.products),
             "sum": int(step.total) if step.total.is_integer() else step.total,
         }
-    return json.dumps(data, indent=2)
+    from .options import json_text
+
+    return json_text(data)
 
 
 # --------------------------------------------------------------------------- the command

@@ -10,7 +10,7 @@ import click
 from ..onelayer import LayerReport, analyse_layer
 from ..registry import LAYERS
 from ..single import unseen_note
-from .options import BATCHED_SHAPE
+from .options import SHAPE, batch_option, echo_json
 
 
 def parse_value(text: str) -> Any:
@@ -65,20 +65,21 @@ def _types_help() -> str:
 HELP = f"""One layer: weight and bias shapes, parameters, output shape and MACs.
 
 \b
-  shapecalc layer conv2d in_channels=3 out_channels=64 kernel_size=3 padding=1 --input 8x3x32x32
+  shapecalc layer conv2d in_channels=3 out_channels=64 kernel_size=3 padding=1 --input 3x32x32 --batch 8
 
 LAYER_TYPE is a torch.nn layer name as in a spec (conv2d, Conv2d, conv_transpose2d,
 ...); ARGS are its keyword arguments as key=value, each value read as YAML
 (kernel_size=3, kernel_size=[3,5], bias=false, padding=same, output_size=[null,1]).
 The channel count (in_channels, in_features, num_features) is taken from the input;
-if you give it, it must match. --input is the full tensor shape, batch axis first;
-MACs (multiply-accumulates, bias additions excluded; FLOPs = 2 x MACs, as torch's
-FlopCounterMode counts them) are for the whole batch.
+if you give it, it must match. --input is the shape of one sample (no batch axis),
+as everywhere in shapecalc; --batch gives the batch size. MACs (multiply-accumulates,
+bias additions excluded; FLOPs = 2 x MACs, as torch's FlopCounterMode counts them)
+are per sample, and for the whole batch when --batch is given.
 
 \b
 Why convolutions: --vs-dense N compares the layer's weights (biases left out)
 with a fully connected layer from the same flattened input to N units:
-  shapecalc layer conv2d out_channels=64 kernel_size=3 bias=false --input 1x3x224x224 --vs-dense 1000
+  shapecalc layer conv2d out_channels=64 kernel_size=3 bias=false --input 3x224x224 --vs-dense 1000
 gives 150,528,000 dense weights against 1,728, 87,111x fewer.
 
 \b
@@ -90,20 +91,24 @@ Layer types:
 @click.command(help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("layer_type")
 @click.argument("args", nargs=-1)
-@click.option("-i", "--input", "input_shape", required=True, type=BATCHED_SHAPE,
-              help="Input tensor shape, batch axis first: 8x3x32x32.")  # fmt: skip
+@click.option("-i", "--input", "input_shape", required=True, type=SHAPE,
+              help="Input shape of one sample, no batch axis: 3x32x32.")  # fmt: skip
+@batch_option
 @click.option("--vs-dense", type=click.IntRange(min=1), metavar="N",
               help="Compare the weights with a fully connected layer from the flattened input to N units.")  # fmt: skip
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="Output format.")  # fmt: skip
 def command(
-    layer_type: str, args: tuple[str, ...], input_shape: tuple[int, ...], vs_dense: int | None, fmt: str
+    layer_type: str,
+    args: tuple[str, ...],
+    input_shape: tuple[int, ...],
+    batch: int,
+    vs_dense: int | None,
+    fmt: str,
 ) -> None:
-    report = analyse_layer(layer_type, parse_args(args), input_shape)
+    report = analyse_layer(layer_type, parse_args(args), input_shape, batch)
     if fmt == "json":
-        import json
-
-        click.echo(json.dumps(as_dict(report, vs_dense)))
+        echo_json(as_dict(report, vs_dense))
         return
     for line in text_lines(report, vs_dense):
         click.echo(line)
@@ -131,8 +136,8 @@ def text_lines(report: LayerReport, vs_dense: int | None = None) -> list[str]:
     lines.append(f"  {'params':<8} {params}")
     if res.buffers:
         lines.append(f"  {'buffers':<8} {res.buffers:,} (running statistics, not trained)")
-    per_sample = f"; {res.macs:,} per sample" if report.batch != 1 else ""
-    lines.append(f"  {'MACs':<8} {report.macs:,} for a batch of {report.batch}{per_sample} (FLOPs = 2 x MACs)")
+    for_batch = f"; {report.macs:,} for a batch of {report.batch}" if report.batch != 1 else ""
+    lines.append(f"  {'MACs':<8} {res.macs:,} per sample{for_batch} (FLOPs = 2 x MACs)")
     # pooling's stride defaults to its kernel
     stride = res.torch_kwargs.get("stride") or res.torch_kwargs.get("kernel_size") or 1
     strides = stride if isinstance(stride, tuple) else (stride,) * len(res.unseen)
@@ -177,12 +182,13 @@ def as_dict(report: LayerReport, vs_dense: int | None = None) -> dict[str, Any]:
         "torch_kwargs": {k: _jsonable(v) for k, v in res.torch_kwargs.items()},
         "input": list(report.input),
         "output": list(report.output),
+        "batch": report.batch,
         "tensors": {name: list(shape) for name, shape in res.tensors},
         "params": res.params,
         "trainable": res.trainable,
         "buffers": res.buffers,
-        "macs": report.macs,
-        "macs_per_sample": res.macs,
+        "macs": res.macs,
+        "macs_for_batch": report.macs,
         "unseen": list(res.unseen),
     }
     if vs_dense is not None:

@@ -15,7 +15,7 @@ import click
 from .. import single
 from ..errors import LayerConfigError
 from ..single import OutConfig, OutResult, Value
-from .options import layer_mode
+from .options import echo_json, layer_mode
 
 
 def _values(name: str) -> Callable[[click.Context, click.Parameter, str | None], list[Value] | None]:
@@ -38,7 +38,7 @@ def _dims(values: Sequence[int]) -> str:
 
 def unseen_note(result: OutResult) -> str | None:
     """The warning for input rows/columns no window covers, or None."""
-    return single.unseen_note([a.unseen for a in result.axes], [a.stride for a in result.axes])
+    return single.axes_unseen_note(result.axes)
 
 
 def _unseen_short(result: OutResult) -> str:
@@ -160,15 +160,13 @@ def command(
         assert isinstance(first, LayerConfigError)
         raise first
     if fmt == "json":
-        import json
-
         data: list[dict[str, Any]] = []
         for config, res in zip(configs, results, strict=True):
             if isinstance(res, OutResult):
                 data.append(res.as_dict())
             else:
                 data.append({"mode": mode, "error": res.message, **_config_dict(config)})
-        click.echo(json.dumps(data))
+        echo_json(data)
     elif quiet:
         for res in results:
             click.echo("-" if isinstance(res, LayerConfigError) else _dims(res.out))
@@ -189,9 +187,7 @@ def _config_dict(config: OutConfig) -> dict[str, Any]:
 
 def _single(result: OutResult, quiet: bool, fmt: str) -> None:
     if fmt == "json":
-        import json
-
-        click.echo(json.dumps(result.as_dict()))
+        echo_json(result.as_dict())
         return
     click.echo(_dims(result.out))
     if quiet:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..solve import DEFAULT_BOUNDS, SolveResult, solve
-from .options import layer_mode
+from .options import echo_json, layer_mode
 
 HELP = f"""Which kernel/stride/padding/dilation map an input size to an output size (one axis).
 
@@ -60,9 +60,7 @@ def command(
         output_padding=output_padding, ceil=ceil,
     )  # fmt: skip
     if fmt == "json":
-        import json
-
-        click.echo(json.dumps(result.as_dict(limit)))
+        echo_json(result.as_dict(limit))
         return
     for line in text_lines(result, limit):
         click.echo(line)

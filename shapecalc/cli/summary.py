@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from .cost_options import cost_options
-from .options import SHAPE, print_renderable
+from .options import DEVICE, SHAPE, batch_option, echo_json, note_unused, print_renderable
+
+if TYPE_CHECKING:
+    from ..spec.model import Spec
+    from ..verify import Verification
+
+#: what ``summary`` prints when it would verify but torch is missing
+INSTALL_TORCH = "pip install 'shapecalc-cnn[torch]'"
 
 
 @click.command("summary")
 @click.argument("spec_file", metavar="SPEC", type=click.Path(dir_okay=True, path_type=str))
 @click.option("--input", "input_shape", type=SHAPE, help="Per-sample input shape, e.g. 3x64x64 (overrides the spec).")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size for memory.")
+@batch_option
 @click.option(
     "--dtype",
     type=click.Choice(["float32", "float16", "bfloat16"]),
@@ -33,25 +40,28 @@ from .options import SHAPE, print_renderable
 )
 @click.option(
     "--verify/--no-verify",
-    default=True,
-    show_default=True,
-    help="Build the torch model and check every number (when torch is installed).",
+    default=None,
+    help="Build the torch model and check every number. Default: when torch is installed."
+    " An explicit --verify without torch fails (exit 1).",
 )
 @click.option(
     "--device",
+    type=DEVICE,
     default="auto",
     show_default=True,
     help="Where to verify: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps or meta.",
 )
 @cost_options
+@click.pass_context
 def command(
+    ctx: click.Context,
     spec_file: str,
     input_shape: tuple[int, ...] | None,
     batch: int,
     dtype: str,
     depth: int | None,
     fmt: str,
-    verify: bool,
+    verify: bool | None,
     device: str,
     as_tools: tuple[str, ...] = (),
     compare_tools: bool = False,
@@ -60,7 +70,7 @@ def command(
     train: bool = False,
     optimizer: str = "adam",
 ) -> None:
-    """Analyse the architecture in SPEC layer by layer.
+    """Analyse the architecture in SPEC layer by layer (SPEC - reads standard input).
 
     Shapes, parameters, buffers, MACs, receptive field and memory, computed from
     the layer formulas; then, unless --no-verify, the torch model is built from
@@ -68,29 +78,41 @@ def command(
     mismatch). The report goes to stdout, notes to stderr.
     """
     from ..analysis import analyse
-    from ..spec import load
 
-    spec = load(spec_file)
+    spec = _load(spec_file)
+    if input_shape is not None and len(input_shape) == len(spec.input) + 1:
+        from ..errors import BatchAxisError
+
+        raise BatchAxisError(input_shape)
     analysis = analyse(spec, input=input_shape, batch=batch, dtype=dtype)
 
+    if verify is False:
+        note_unused(ctx, "device", f"--device {device}", "with --no-verify")
+    if fmt == "json":
+        note_unused(ctx, "depth", "--depth", "with --format json (the document has every row)")
     verification = None
     notes: list[str] = []
-    if verify:
-        if importlib.util.find_spec("torch") is None:
-            notes.append("not verified: torch is not installed (pip install 'shapecalc[torch]')")
-        else:
-            import gc
+    torch_missing = importlib.util.find_spec("torch") is None
+    if verify and torch_missing:
+        # asked for explicitly: not getting it is a failure (the same rule as `check --verify`)
+        from ..errors import MissingTorchError
 
-            import torch  # noqa: F401  (imported here only to freeze it, see below)
+        raise MissingTorchError("--verify")
+    if verify is None and torch_missing:
+        notes.append(f"not verified: torch is not installed ({INSTALL_TORCH})")
+    elif verify is not False:
+        import gc
 
-            from ..verify import verify as run_verify
+        import torch  # noqa: F401  (imported here only to freeze it, see below)
 
-            # A one-shot process: torch's ~10^6 objects never become garbage, so they are moved out
-            # of the cyclic collector's sight; each full collection while verifying and drawing
-            # would otherwise rescan them (~50 ms each, a third of what the command adds to torch).
-            gc.freeze()
-            verification = run_verify(spec, analysis=analysis, device=device, batch=batch)
-            notes.extend(verification.describe())
+        from ..verify import verify as run_verify
+
+        # A one-shot process: torch's ~10^6 objects never become garbage, so they are moved out
+        # of the cyclic collector's sight; each full collection while verifying and drawing
+        # would otherwise rescan them (~50 ms each, a third of what the command adds to torch).
+        gc.freeze()
+        verification = run_verify(spec, analysis=analysis, device=device, batch=batch)
+        notes.extend(verification.describe())
 
     from ..render_costs import cost_views
 
@@ -102,26 +124,48 @@ def command(
     if fmt == "json":
         from ..render import to_json
 
-        doc = to_json(
-            analysis, verification.to_json() if verification is not None else None, views.json, views.row_json
+        echo_json(
+            to_json(analysis, verification.to_json() if verification is not None else None, views.json, views.row_json)
         )
-        click.echo(json.dumps(doc, indent=2))
     elif fmt == "csv":
         from ..render import to_csv
 
-        click.echo(to_csv(analysis, depth, views.raw_columns), nl=False)
+        click.echo(to_csv(analysis, depth, views.raw_columns, verified=_marks(verification)), nl=False)
     elif fmt == "markdown":
         from ..render import to_markdown
 
-        click.echo(to_markdown(analysis, depth, views.columns), nl=False)
+        click.echo(to_markdown(analysis, depth, views.columns, verified=_marks(verification)), nl=False)
     else:
         from ..render import summary_renderable
 
-        verified = verification.layer_marks() if verification is not None else None
+        marks = _marks(verification)
         print_renderable(
-            summary_renderable(analysis, depth=depth, verified=verified, columns=views.columns, panels=views.panels)
+            summary_renderable(analysis, depth=depth, verified=marks, columns=views.columns, panels=views.panels)
         )
     for note in notes:
         click.echo(note, err=True)
     if verification is not None and not verification.ok:
         sys.exit(1)
+
+
+def _marks(verification: Verification | None) -> dict[str, bool] | None:
+    return verification.layer_marks() if verification is not None else None
+
+
+def _load(spec_file: str) -> Spec:
+    """The spec from a file, or from standard input for ``-`` (named ``<stdin>`` in messages)."""
+    from ..spec import load, loads
+
+    if spec_file != "-":
+        return load(spec_file)
+    from ..errors import Location, SpecError
+
+    data = sys.stdin.buffer.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(
+            f"file is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})",
+            location=Location("<stdin>", 1, 1),
+        ) from None
+    return loads(text, "<stdin>")
