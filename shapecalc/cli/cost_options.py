@@ -113,4 +113,6 @@ def _fits(peak: int) -> bool:
 
 
 def _bytes(n: int | None) -> str:
-    return "not measured (torch's MemTracker fails on outputs without gradients: frozen first layers)" if n is None else f"{n:,} bytes"
+    if n is None:
+        return "not measured (torch's MemTracker fails on outputs without gradients: frozen first layers)"
+    return f"{n:,} bytes"

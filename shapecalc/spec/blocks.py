@@ -93,7 +93,8 @@ class BlockChecker:
         for pname, vnode in node.items.items():
             kloc = node.keys[pname].loc
             if pname in RESERVED:
-                fail(f"{pname!r} cannot be a block parameter: name, repeat and trainable are reserved in every layer", kloc)
+                reserved = "name, repeat and trainable are reserved in every layer"
+                fail(f"{pname!r} cannot be a block parameter: {reserved}", kloc)
             if not (pname.isascii() and pname.isidentifier()):  # [A-Za-z_][A-Za-z0-9_]*, without a regex
                 fail(
                     f"the parameter name {pname!r} of block {bname!r} is not a name (letters, digits, _):"
