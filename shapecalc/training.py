@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from .analysis import DTYPE_BYTES, Analysis, Row
 from .errors import ShapecalcError
-from .spec.model import Concat, Layer, Node, Residual, Sequential
+from .spec.model import Concat, Gate, Layer, Node, Residual, Sequential, Split
 
 #: optimiser -> state tensors per trainable parameter element (momentum buffer; Adam's two moments);
 #: Adam/AdamW also keep a float32 ``step`` scalar per parameter tensor
@@ -107,14 +107,17 @@ class _Walk:
         self.nbytes = nbytes
         self.batch = analysis.batch
         self.next_id = 1  # tensor 0 is the input batch
+        self.size: dict[int, int] = {}  # tensor -> bytes of its storage (a split's parts are views of it)
         #: storage -> (path, type, bytes, index in ``order`` of the first layer that saved it)
         self.saved: dict[object, tuple[str, str, int, int]] = {}
         #: the layers in forward order, each with whether its input needs a gradient and whether it
         #: takes part in backward at all
         self.order: list[tuple[Row, bool, bool]] = []
 
-    def new(self) -> int:
+    def new(self, elements: int = 0) -> int:
+        """A new tensor of ``elements`` per sample (its storage size, kept for views of it)."""
         self.next_id += 1
+        self.size[self.next_id] = elements * self.batch * self.nbytes
         return self.next_id
 
     def save(self, key: object, row: Row, nbytes: int) -> None:
@@ -133,13 +136,30 @@ class _Walk:
             g2 = grad
             if node.shortcut is not None:
                 _, g2 = self.node(node.shortcut, tensor, grad)
-            return self.new(), g1 or g2  # the addition saves nothing
+            return self.new(math.prod(self.rows[node.path].output_shape)), g1 or g2  # the add saves nothing
+        if isinstance(node, Gate):
+            # out = x * body(x): the multiplication keeps x when the gate needs a gradient, and the
+            # gate when x needs one (autograd keeps only what the other operand's gradient needs)
+            gate, g_gate = self.node(node.body, tensor, grad)
+            row = self.rows[node.path]
+            if g_gate:
+                self.save(tensor, row, math.prod(row.input_shape) * self.batch * self.nbytes)
+            if grad:
+                body_out = self.rows[node.body.path].output_shape
+                self.save(gate, row, math.prod(body_out) * self.batch * self.nbytes)
+            return self.new(math.prod(self.rows[node.path].output_shape)), grad or g_gate
+        if isinstance(node, Split):
+            g = False
+            for branch in node.branches:  # each branch reads a slice: a view of the input's storage
+                _, gb = self.node(branch, tensor, grad) if branch.items else (tensor, grad)
+                g = g or gb
+            return self.new(math.prod(self.rows[node.path].output_shape)), g  # cat saves nothing
         if isinstance(node, Concat):
             g = False
             for branch in node.branches:
                 _, gb = self.node(branch, tensor, grad) if branch.items else (tensor, grad)
                 g = g or gb
-            return self.new(), g  # cat saves nothing
+            return self.new(math.prod(self.rows[node.path].output_shape)), g  # cat saves nothing
         raise ShapecalcError(
             f"--train has no memory rule for {type(node).__name__.lower()} yet", path=getattr(node, "path", None)
         )
@@ -153,7 +173,7 @@ class _Walk:
             return tensor, grad
         if row.type.startswith("dropout") and (not kwargs.get("p", 0.5)):
             return tensor, grad  # p = 0: torch returns the input
-        out = tensor if inplace else self.new()
+        out = tensor if inplace else self.new(math.prod(row.output_shape))
         if not needs:
             return out, False
         family = row.layer.type.family if row.layer is not None else ""
@@ -164,7 +184,7 @@ class _Walk:
             saves = ()  # a global average pool is a mean: its backward needs only the sizes
         for what in saves:
             if what == "input":
-                self.save(tensor, row, elems_in * self.nbytes)
+                self.save(tensor, row, self.size.get(tensor, elems_in * self.nbytes))
             elif what == "output":
                 self.save(out, row, elems_out * self.nbytes)
             elif what == "indices":

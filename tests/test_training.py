@@ -114,6 +114,7 @@ CASES = [
     ("architectures/squeezenet1_1.yaml", (3, 96, 96), 2),
     ("tests/fixtures/rivals/probe1d3d.yaml", None, 3),
     ("tests/fixtures/rivals/probe2d.yaml", None, 3),
+    ("tests/fixtures/training/gate_split.yaml", None, 2),
 ]
 
 
@@ -190,7 +191,7 @@ def test_flop_counter_overcounts_grouped_weight_gradients() -> None:
 
 # --------------------------------------------------------------------------- trainable: false
 
-FROZEN = ROOT / "tests" / "fixtures" / "rivals" / "frozen.yaml"
+FROZEN = ROOT / "tests" / "fixtures" / "training" / "frozen.yaml"
 
 
 def test_frozen_layers_by_hand() -> None:
