@@ -286,3 +286,46 @@ def test_module_key_is_checked_by_the_loader_without_importing(tmp_path: Path) -
         " not 'not a reference'  [SC001]",
         "args.yaml:1:1: error: module_args needs module: the Python model they are passed to  [SC001]",
     ]
+
+
+LAYER_SCALE = '''\
+import torch
+from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.gamma = nn.Parameter(torch.full((4, 1, 1), 1e-6))
+
+    def forward(self, x):
+        return self.gamma * self.conv(x)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = Block()
+
+    def forward(self, x):
+        return self.block(x)
+'''
+
+
+def test_a_parameter_a_block_owns_agrees_with_layer_scale(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    (tmp_path / "scaled.py").write_text(LAYER_SCALE)
+    spec = "module: scaled.py:Net\ninput: [4, 8, 8]\nlayers:\n"
+    spec += "  - conv2d: {out_channels: 4, kernel_size: 3, padding: 1}\n"
+    (tmp_path / "ok.yaml").write_text(spec + "  - layer_scale\n")
+    (tmp_path / "missing.yaml").write_text(spec)
+    code, out, _ = run("ok.yaml", cwd=tmp_path)
+    assert (code, out) == (0, "")
+    code, out, _ = run("missing.yaml", cwd=tmp_path)
+    assert code == 1
+    assert out.splitlines() == [
+        "missing.yaml:1:9: error: module: params: the layers give 148, scaled.py:Net gives 152  [SC011]",
+        "missing.yaml:1:9: error: module: the layers have nothing for scaled.py:Net's block.gamma: parameter with"
+        " parameters [4, 1, 1] (built at scaled.py:9)  [SC011]",
+    ]

@@ -85,22 +85,38 @@ def spec_pieces(spec: Spec, analysis: Any) -> list[Piece]:
         if row.kind != "layer":
             continue
         params, buffers = list(module.parameters()), list(module.buffers())
+        # a spec's layer_scale is the parameter a Python block owns directly (ConvNeXt's gamma)
+        kind = "parameter" if row.type == "layer_scale" else row.type
         if params or buffers:
-            pieces.append(Piece(row.type, _shapes(params), _shapes(buffers), row.path, row.location))
+            pieces.append(Piece(kind, _shapes(params), _shapes(buffers), row.path, row.location))
     return pieces
 
 
 def first_disagreement(ours: list[Piece], theirs: list[Piece]) -> tuple[Piece | None, Piece | None] | None:
-    """None when the pieces agree in order or as a multiset; else the first pair that differs."""
+    """None when the pieces agree in order or as a multiset; else the first unmatched piece of each side.
+
+    Pieces both sides have (in any order) are never blamed: the first spec piece the
+    model lacks and the first model piece the spec lacks are (None where a side has none).
+    """
     if [p.key for p in ours] == [p.key for p in theirs]:
         return None
-    if Counter(p.key for p in ours) == Counter(p.key for p in theirs):
+    spare_theirs = Counter(p.key for p in theirs)
+    spare_ours = Counter(p.key for p in ours)
+    if spare_ours == spare_theirs:
         return None
-    for a, b in zip(ours, theirs):
-        if a.key != b.key:
-            return a, b
-    n = min(len(ours), len(theirs))
-    return (ours[n] if n < len(ours) else None), (theirs[n] if n < len(theirs) else None)
+    extra_ours = None
+    for piece in ours:
+        if spare_theirs[piece.key] > 0:
+            spare_theirs[piece.key] -= 1
+        elif extra_ours is None:
+            extra_ours = piece
+    extra_theirs = None
+    for piece in theirs:
+        if spare_ours[piece.key] > 0:
+            spare_ours[piece.key] -= 1
+        elif extra_theirs is None:
+            extra_theirs = piece
+    return extra_ours, extra_theirs
 
 
 def check_module_spec(spec: Spec, analysis: Any, file: str) -> list[Problem]:
@@ -146,13 +162,12 @@ def check_module_spec(spec: Spec, analysis: Any, file: str) -> list[Problem]:
     if found is not None:
         mine, model = found
         site = f" (built at {model.location.file}:{model.location.line})" if model and model.location else ""
-        theirs_text = f"{model.where}: {model.describe()}{site}" if model else "nothing more"
+        theirs_text = f"{model.where}: {model.describe()}{site}" if model else "nothing like it"
         if mine is not None and mine.location is not None:
             where = mine.location
             message = f"the spec has {mine.describe()}; {spec.module} has {theirs_text}"
             problems.append(Problem(file, where.line, where.col, "error", "SC011", mine.where, message))
         else:
-            problems.append(
-                Problem(file, *at, "error", "SC011", "module", f"the layers end here; {spec.module} has {theirs_text}")
-            )
+            message = f"the layers have nothing for {spec.module}'s {theirs_text}"
+            problems.append(Problem(file, *at, "error", "SC011", "module", message))
     return problems
