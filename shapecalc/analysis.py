@@ -36,9 +36,13 @@ from typing import NamedTuple
 
 from .errors import LayerConfigError, Location, ShapecalcError, show_value
 from .registry import LayerResult, Ratio, Shape
-from .spec.model import Concat, Layer, Node, Residual, Sequential, Spec, block_note
+from .spec.model import Concat, Gate, Layer, Node, Residual, Sequential, Spec, Split, block_note
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+#: torch refuses a tensor whose bytes do not fit an int64 ("Storage size calculation overflowed")
+MAX_TENSOR_BYTES = 2**63 - 1
+#: bytes per element of the tensors verification builds (float32), whatever the dtype of the figures
+VERIFY_BYTES = 4
 
 
 @dataclass(frozen=True)
@@ -127,8 +131,8 @@ class Analysis:
     #: expect-style receptive field: max size at the last layer whose output has a spatial axis > 1
     receptive_field: int | None
     spec: Spec
-    #: the layer after which the receptive field is unknown (a window over an axis that is not
-    #: spatial any more, after a ``permute``); ``receptive_field`` is then None
+    #: the first layer whose receptive field is unknown (a window over, or a reshape of, axes a
+    #: ``permute`` moved); ``receptive_field`` is then None
     receptive_field_lost_at: str | None = None
 
     @property
@@ -153,10 +157,15 @@ class _State:
         #: (a group's totals are the difference across its subtree)
         self.sums = [0, 0, 0, 0]
         self.last_spatial_rf: ReceptiveField | None = None
-        #: the path of the layer after which the receptive field is unknown (see _step_tracked)
+        #: the path of the first layer whose receptive field is unknown (see _step_tracked)
         self.rf_lost_at: str | None = None
         #: (type, input shape, arguments) -> LayerResult: layer inference is pure (see _walk_layer)
         self.results: dict[tuple[object, ...], LayerResult] = {}
+        #: the most elements a tensor may hold for torch: its bytes must fit an int64 (activations
+        #: count at the batch size, parameters once)
+        self.item_bytes = max(dtype_bytes, VERIFY_BYTES)
+        self.max_elems = MAX_TENSOR_BYTES // (self.item_bytes * batch)
+        self.max_param_elems = MAX_TENSOR_BYTES // self.item_bytes
 
 
 _numel = math.prod
@@ -296,6 +305,27 @@ def _walk(
         shape, rf = body_shape, _merge_rf([body_rf, short_rf])
         st.activation_elems += _numel(shape)
         kind, group = "residual", None
+    elif isinstance(node, Gate):
+        st.held_elems += _numel(in_shape)
+        body_shape, _ = _walk(node.body, in_shape, in_rf, depth + 1, st)
+        st.held_elems -= _numel(in_shape)
+        if not _broadcasts(body_shape, in_shape):
+            raise ShapecalcError(
+                f"gate body gives {show_value(body_shape)}, which does not broadcast to the input"
+                f" {show_value(in_shape)}: each axis must be 1 or equal to the input's"
+                f"{_gate_hint(in_shape, body_shape)}" + block_note(node),
+                location=node.location,
+                path=f"{node.path} (gate)",
+            )
+        # the result has x's shape; its field is x's (the body's global context is left out, or every
+        # squeeze-excitation network would report a field of the whole input)
+        shape, rf = in_shape, in_rf
+        st.activation_elems += _numel(shape)
+        st.peak_elems = max(st.peak_elems, st.held_elems + _numel(in_shape) + _numel(body_shape) + _numel(shape))
+        kind, group = "gate", None
+    elif isinstance(node, Split):
+        shape, rf = _walk_split(node, in_shape, in_rf, depth, st)
+        kind, group = "split", None
     else:
         assert isinstance(node, Concat)
         outs: list[Shape] = []
@@ -348,6 +378,80 @@ def _walk(
     return shape, rf
 
 
+def _broadcasts(part: Shape, whole: Shape) -> bool:
+    """``part`` broadcasts to ``whole`` with the same number of axes (the batch axes then line up)."""
+    return len(part) == len(whole) and all(p in (1, w) for p, w in zip(part, whole, strict=True))
+
+
+def _gate_hint(in_shape: Shape, body: Shape) -> str:
+    if len(body) != len(in_shape):
+        return f" (the body must keep the {len(in_shape)} axes of the input)"
+    # a squeeze-excitation body gives one value per channel
+    return f"; {show_value((in_shape[0], *([1] * (len(in_shape) - 1))))} would fit"
+
+
+def _split_sizes(node: Split, in_shape: Shape) -> tuple[int, ...]:
+    channels = in_shape[0]
+    n = len(node.branches)
+    path = f"{node.path} (split)"
+    if node.sizes is None:
+        if channels % n:
+            base, extra = divmod(channels, n)
+            example = [base + 1] * extra + [base] * (n - extra)
+            raise ShapecalcError(
+                f"split into {n} equal parts needs the channels divisible by {n}, but the input"
+                f" {show_value(in_shape)} has {channels}; give sizes, e.g. {show_value(example)}" + block_note(node),
+                location=node.location,
+                path=path,
+            )
+        return (channels // n,) * n
+    total = sum(node.sizes)
+    if total != channels:
+        last = channels - sum(node.sizes[:-1])
+        if last >= 1:
+            fix = f"; {show_value((*node.sizes[:-1], last))} would sum to {channels}"
+        else:
+            fix = f": they must sum to {channels}"
+        raise ShapecalcError(
+            f"split sizes {show_value(node.sizes)} sum to {total}, but the input {show_value(in_shape)} has"
+            f" {channels} channels{fix}" + block_note(node),
+            location=node.sizes_location or node.location,
+            path=path,
+        )
+    return node.sizes
+
+
+def _walk_split(
+    node: Split, in_shape: Shape, in_rf: ReceptiveField | None, depth: int, st: _State
+) -> tuple[Shape, ReceptiveField | None]:
+    sizes = _split_sizes(node, in_shape)
+    outs: list[Shape] = []
+    fields = []
+    held = _numel(in_shape)
+    st.held_elems += held
+    for branch, size in zip(node.branches, sizes, strict=True):
+        part = (size, *in_shape[1:])
+        b_shape, b_rf = _walk(branch, part, in_rf, depth + 1, st) if branch.items else (part, in_rf)
+        outs.append(b_shape)
+        fields.append(b_rf)
+        st.held_elems += _numel(b_shape)
+        held += _numel(b_shape)
+    st.held_elems -= held
+    ref = outs[0]
+    for i, other in enumerate(outs[1:], 1):
+        if len(other) != len(ref) or other[1:] != ref[1:]:
+            raise ShapecalcError(
+                f"split branches must agree on every axis but channels: branch 0 gives {show_value(ref)},"
+                f" branch {i} gives {show_value(other)}" + block_note(node),
+                location=node.location,
+                path=f"{node.path} (split)",
+            )
+    shape = (sum(o[0] for o in outs), *ref[1:])
+    st.activation_elems += _numel(shape)
+    st.peak_elems = max(st.peak_elems, st.held_elems + held + _numel(shape))
+    return shape, _merge_rf(fields)
+
+
 def _shortcut_hint(in_shape: Shape, body: Shape) -> str:
     if len(in_shape) != len(body) or len(body) < 2:
         return ""
@@ -383,14 +487,17 @@ def _walk_layer(
         if cacheable:
             st.results[key] = res
     out = res.output
+    out_elems = _numel(out)
+    if out_elems > st.max_elems or res.params > st.max_param_elems or layer.type.batch_check is not None:
+        _torch_limits(layer, shape, res, out_elems, st)
     new_rf = _step_rf(rf, res, shape, st.net_input)
     if new_rf is UNKNOWN:
         # from here on the field is unknown: shown as none, and no expect-style total
         new_rf = None
         if st.rf_lost_at is None:
             st.rf_lost_at = layer.path
-    st.activation_elems += _numel(out)
-    st.peak_elems = max(st.peak_elems, st.held_elems + _numel(shape) + _numel(out))
+    st.activation_elems += out_elems
+    st.peak_elems = max(st.peak_elems, st.held_elems + _numel(shape) + out_elems)
     if res.torch_kwargs.get("track_running_stats"):
         st.int_buffers += 1
     sums = st.sums
@@ -425,6 +532,30 @@ def _walk_layer(
     return out, new_rf
 
 
+def _torch_limits(layer: Layer, shape: Shape, res: LayerResult, out_elems: int, st: _State) -> None:
+    """What torch refuses beyond the layer's per-sample rules: tensors too large to address, and
+    the rules that depend on the batch size (BatchNorm without running statistics, GroupNorm)."""
+    try:
+        if out_elems > st.max_elems:
+            what = f"its output {show_value(res.output)}"
+            raise LayerConfigError(_too_large(what, out_elems, st.batch, st.item_bytes))
+        for name, dims in res.tensors:
+            if _numel(dims) > st.max_param_elems:
+                raise LayerConfigError(_too_large(f"its {name} {show_value(dims)}", _numel(dims), 1, st.item_bytes))
+        if layer.type.batch_check is not None:
+            layer.type.batch_check(layer.type, shape, res, st.batch)
+    except LayerConfigError as err:
+        raise _located(err, layer) from None
+
+
+def _too_large(what: str, elems: int, batch: int, item_bytes: int) -> str:
+    at = f" at batch {batch}" if batch != 1 else ""
+    return (
+        f"{what}{at} would take {elems * batch * item_bytes:,} bytes: torch cannot address a tensor over"
+        f" {MAX_TENSOR_BYTES:,} bytes (2^63 - 1)"
+    )
+
+
 def analyse(
     spec: Spec,
     *,
@@ -445,6 +576,12 @@ def analyse(
     in_shape: Shape = tuple(input) if input is not None else tuple(spec.input)
     if not in_shape or any(s < 1 for s in in_shape):
         raise ShapecalcError(f"input shape {show_value(in_shape)} must be a non-empty list of positive sizes")
+    item = max(DTYPE_BYTES[dtype], VERIFY_BYTES)
+    if _numel(in_shape) * batch > MAX_TENSOR_BYTES // item:
+        raise ShapecalcError(
+            _too_large(f"the input {show_value(in_shape)}", _numel(in_shape), batch, item),
+            location=spec.input_location if input is None else None,
+        )
     # The walk builds rows for every layer (acyclic, like the loader's tree): pausing the cyclic
     # garbage collector, which would rescan the growing heap, keeps a 100k-layer walk linear.
     was_enabled = gc.isenabled()

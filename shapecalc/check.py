@@ -23,10 +23,9 @@ import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import MissingTorchError, ShapecalcError, SpecError
+from .errors import Location, MissingTorchError, ShapecalcError, SpecError
 from .formulas import same_padding
 
 if TYPE_CHECKING:  # the analysis is imported lazily: a missing path needs none of it
@@ -130,21 +129,14 @@ def check_file(
 
 def _load(file: str) -> Spec | Problem:
     """The loaded spec, or the one SC001 problem that stops the check."""
-    p = Path(file)
-    if p.is_dir():
-        return Problem(file, 1, 1, "error", "SC001", None, "is a directory, not a spec file")
-    if not p.exists():
-        return Problem(file, 1, 1, "error", "SC001", None, "no such file")
-    if not p.is_file():  # reading /dev/zero or a FIFO would never end
-        return Problem(file, 1, 1, "error", "SC001", None, "is not a regular file (a device, FIFO or socket)")
-    from .spec import load
+    from .reader import read_text
+    from .spec import loads
 
     try:
-        return load(file)
+        # the shared reader: regular files only (never /dev/zero or a FIFO), at most MAX_SPEC_BYTES
+        return loads(read_text(file), file)
     except ShapecalcError as err:
         return problem_from_error(err, file, "SC001")
-    except OSError as err:  # unreadable (permissions, a FIFO gone): the file's problem, not ours
-        return Problem(file, 1, 1, "error", "SC001", None, f"cannot read: {err.strerror or err}")
 
 
 def problem_from_error(err: ShapecalcError, file: str, code: str) -> Problem:
@@ -242,7 +234,7 @@ def _chains(spec: Spec, analysis: Analysis) -> list[_Chain]:
     branches is a chain of its own. Leaf rows of the analysis come in the same
     depth-first order as this walk, which pairs each layer with its row.
     """
-    from .spec.model import Concat, Layer, Residual, Sequential
+    from .spec.model import Concat, Gate, Layer, Residual, Sequential, Split
 
     rows = iter(analysis.layers)
     chains: list[_Chain] = []
@@ -260,8 +252,11 @@ def _chains(spec: Spec, analysis: Analysis) -> list[_Chain]:
                 for part in (item.body, item.shortcut):
                     if part is not None:
                         walk(part, _new(chains))
+            elif isinstance(item, Gate):
+                chain.append(_BARRIER)
+                walk(item.body, _new(chains))
             else:
-                assert isinstance(item, Concat)
+                assert isinstance(item, Concat | Split)
                 chain.append(_BARRIER)
                 for branch in item.branches:
                     walk(branch, _new(chains))
@@ -554,7 +549,13 @@ def rewrite_expect(text: str, values: Mapping[str, Any]) -> str:
     """
     import yaml
 
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    from .spec.yamlnodes import LOADER
+
+    if text.startswith("\ufeff"):  # libyaml's marks do not count a byte order mark: edit after it
+        return "\ufeff" + rewrite_expect(text[1:], values)
+    # the parser class the loader uses (libyaml's when present): the pure-Python one refuses
+    # tabs that libyaml takes, so a spec that loads could not have been rewritten
+    root = yaml.compose(text, Loader=LOADER)
     if not isinstance(root, yaml.MappingNode):
         raise SpecError("the spec is not a mapping; cannot write an expect: block")
     newline = "\r\n" if "\r\n" in text else "\n"
@@ -579,11 +580,29 @@ def rewrite_expect(text: str, values: Mapping[str, Any]) -> str:
     for k, v in node.value:
         if not isinstance(k, yaml.ScalarNode) or k.value not in values:
             continue
+        _refuse_shared(text, node, k, v)
         edits += _value_edits(v, values[k.value])
     out = text
     for start, end, new in sorted(edits, reverse=True):
         out = out[:start] + new + out[end:]
     return out
+
+
+def _refuse_shared(text: str, block: Any, key: Any, node: Any) -> None:
+    """Refuse to edit a value that is not the expect: block's own text.
+
+    Through an alias (``output: *i``) or a merge key (``<<: *base``) the value node is one
+    written elsewhere (``input: &i [3, 32, 32]``): editing it would change the model. An
+    anchored value (``params: &p 10``) may be used elsewhere: editing it would change that too.
+    """
+    inside = block.start_mark.index <= node.start_mark.index < block.end_mark.index
+    start = text[node.start_mark.index : node.start_mark.index + 1]
+    if not inside or start in ("*", "&") or text[key.end_mark.index :].lstrip(": \t").startswith(("*", "&")):
+        raise SpecError(
+            f"--update-expect cannot update expect.{key.value}: its value is shared with another part of the"
+            " file through a YAML anchor or alias, and only expect: values may change; write the value out",
+            location=Location("<text>", key.start_mark.line + 1, key.start_mark.column + 1),
+        )
 
 
 def _value_edits(node: Any, value: Any) -> list[tuple[int, int, str]]:
@@ -620,23 +639,31 @@ def updated_source(path: str | os.PathLike[str]) -> tuple[str, str]:
     when the rewritten text would not load back with exactly those values.
     """
     from .analysis import analyse
-    from .spec import load, loads
+    from .reader import read_text
+    from .spec import loads
 
     file = os.fspath(path)
-    spec = load(file)
+    # bytes decoded, not text mode: universal newlines would turn \r\n into \n and touch every line
+    old = read_text(file)
+    spec = loads(old, file)
     current = current_values(analyse(spec))
     keys = list(spec.expect.values) if spec.expect is not None and spec.expect.values else list(EXPECT_KEYS)
     if current["receptive_field"] is None and spec.expect is None:
         keys.remove("receptive_field")  # nothing spatial to pin in a new block
     values = {k: current[k] for k in keys if k in current}
-    # bytes, not text mode: universal newlines would turn \r\n into \n and touch every line
-    old = Path(file).read_bytes().decode("utf-8")
-    new = rewrite_expect(old, values)
+    where = spec.expect.location if spec.expect is not None else spec.location
+    try:
+        new = rewrite_expect(old, values)
+    except SpecError as err:
+        loc = err.location
+        raise SpecError(err.message, location=Location(file, loc.line, loc.col) if loc else where) from None
     if new == old:
         return old, new
     try:
         check_spec = loads(new, file=file)
         drift = expect_drift(check_spec, analyse(check_spec), file)
+        if not _same_but_expect(old, new):
+            raise SpecError("the rewrite would change more than the expect: block")
     except ShapecalcError as err:
         raise SpecError(
             f"--update-expect cannot update the expect: block of this file in place ({err.message}); edit it by hand",
@@ -652,10 +679,68 @@ def updated_source(path: str | os.PathLike[str]) -> tuple[str, str]:
     return old, new
 
 
+def _same_but_expect(old: str, new: str) -> bool:
+    """Whether two spec texts hold the same document once their ``expect:`` values are left out.
+
+    The last guard of ``--update-expect``: whatever the edit did, nothing but ``expect`` changed.
+    Both texts loaded already (their alias expansion is bounded by the loader's composer).
+    """
+    import yaml
+
+    from .spec.yamlnodes import LOADER
+
+    def without_expect(text: str) -> Any:
+        doc = yaml.load(text, Loader=LOADER)  # a safe loader: CSafeLoader or SafeLoader
+        if isinstance(doc, dict):
+            doc.pop("expect", None)
+        return repr(doc)  # repr, not ==: a .nan argument equals itself as text only
+
+    return without_expect(old) == without_expect(new)
+
+
 def update_expect(path: str | os.PathLike[str]) -> bool:
-    """Rewrite a spec file's ``expect:`` block to the current values; True when the file changed."""
+    """Rewrite a spec file's ``expect:`` block to the current values; True when the file changed.
+
+    The file is replaced atomically (a temporary file in its directory, then a rename) with
+    its permission bits kept: a failed write leaves it as it was. A file that cannot be
+    written is a :class:`ShapecalcError` (one line), the file unchanged.
+    """
     old, new = updated_source(path)
     if new == old:
         return False
-    Path(path).write_bytes(new.encode("utf-8"))
+    write_atomically(os.fspath(path), new.encode("utf-8"))
     return True
+
+
+def write_atomically(file: str, data: bytes) -> None:
+    """Replace ``file``'s content with ``data``: all of it or, on any failure, none of it.
+
+    A symbolic link is followed (the file it names is replaced, the link stays); the mode of
+    the file is kept; a read-only file is refused rather than replaced behind its back.
+    """
+    import stat
+    import tempfile
+
+    real = os.path.realpath(file)
+    try:
+        mode = stat.S_IMODE(os.stat(real).st_mode)
+        if not os.access(real, os.W_OK):
+            raise PermissionError(13, "Permission denied")
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(real)}.", suffix=".tmp", dir=os.path.dirname(real))
+    except OSError as err:
+        raise ShapecalcError(f"{file}: cannot write the updated expect: block ({err.strerror or err})") from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, real)
+    except OSError as err:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise ShapecalcError(
+            f"{file}: cannot write the updated expect: block ({err.strerror or err}); the file is unchanged"
+        ) from None

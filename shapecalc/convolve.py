@@ -27,6 +27,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -197,14 +198,21 @@ def load(source: str, kind: Kind) -> Grid:
     return Grid(source, _read_text(source))
 
 
+#: the largest image or kernel file read (a 1000x1000 image of 8-character numbers is ~9 MB)
+MAX_FILE_BYTES = 16 * 2**20
+
+
 def _read_text(path: str) -> Rows:
+    from .reader import read_bytes
+
+    # the shared reader: a regular file (never /dev/zero or a FIFO) of at most MAX_FILE_BYTES
+    data = read_bytes(path, what="a file of numbers", max_bytes=MAX_FILE_BYTES)
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ShapecalcError(f"{path}: not a text file (not UTF-8); binary arrays must be .npy files") from None
-    except OSError as exc:
-        raise ShapecalcError(f"{path}: cannot read the file: {exc.strerror}") from None
+    # universal newlines, as text mode reads them
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise ShapecalcError(f"{path}: the file is empty; expected rows of numbers separated by spaces or commas")
 
@@ -258,6 +266,10 @@ def _number(field: str, where: Location) -> float:
 
 
 def _read_npy(path: str) -> Rows:
+    import io
+
+    from .reader import read_bytes
+
     try:
         import numpy as np
     except ImportError:
@@ -266,7 +278,7 @@ def _read_npy(path: str) -> Rows:
         ) from None
     try:
         # allow_pickle=False: a .npy file is untrusted input and pickles can run code
-        array = np.load(path, allow_pickle=False)
+        array = np.load(io.BytesIO(read_bytes(path, what="a .npy array", max_bytes=MAX_FILE_BYTES)), allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise ShapecalcError(f"{path}: not a readable .npy array: {exc}") from None
     if not isinstance(array, np.ndarray):
@@ -326,6 +338,38 @@ def _out_size(what: str, size: int, k: int, s: int, pads: Pair, d: int) -> tuple
     return out, text
 
 
+#: the largest padded image the lesson builds, in cells (a 1000x1000 image)
+MAX_CELLS = 1_000_000
+#: the most multiply-adds it computes (plain Python: about a second)
+MAX_WORK = 5_000_000
+
+
+def _bounded(image: Grid, kernel: Grid, pads: tuple[Pair, Pair], out: Pair) -> None:
+    """Refuse, before any work, a convolution too large to compute by hand-written loops, and
+    values whose sums overflow float64 (they would be inf or nan, here and in torch alike)."""
+    (top, bottom), (left, right) = pads
+    rows, cols = image.shape[0] + top + bottom, image.shape[1] + left + right
+    if rows * cols > MAX_CELLS:
+        raise ShapecalcError(
+            f"the padded image would be {rows:,}x{cols:,} cells, more than the {MAX_CELLS:,} this"
+            " step-by-step lesson computes; use less padding or a smaller image"
+        )
+    work = out[0] * out[1] * kernel.shape[0] * kernel.shape[1]
+    if work > MAX_WORK:
+        raise ShapecalcError(
+            f"the output {out[0]:,}x{out[1]:,} with a {kernel.shape[0]}x{kernel.shape[1]} kernel takes"
+            f" {work:,} multiply-adds, more than the {MAX_WORK:,} this step-by-step lesson computes"
+        )
+    # |any sum| <= max|image| * sum|kernel|: when that bound is finite nothing overflows
+    biggest = max(abs(v) for row in image.values for v in row) * sum(abs(v) for row in kernel.values for v in row)
+    if not biggest <= sys.float_info.max / 2:  # a margin for the rounding of each addition
+        raise ShapecalcError(
+            f"the values of image {image.name} and kernel {kernel.name} are too large: their products and sums"
+            " could overflow float64 (largest image value times the sum of the kernel's magnitudes"
+            f" is {biggest:g}); scale them down"
+        )
+
+
 # --------------------------------------------------------------------------- the lesson
 
 
@@ -368,6 +412,8 @@ def convolve(
     misfit = f"kernel {kernel.name} ({kh}x{kw}) does not fit image {image.name} ({height}x{width})"
     out_h, rows_formula = _out_size(f"{misfit} in the rows", height, kh, strides[0], pads[0], dilations[0])
     out_w, cols_formula = _out_size(f"{misfit} in the columns", width, kw, strides[1], pads[1], dilations[1])
+
+    _bounded(image, kernel, pads, (out_h, out_w))
 
     # 2. The kernel that slides: as given (cross-correlation), or rotated (convolution).
     k = rotate180(kernel.values) if flip else kernel.values

@@ -15,6 +15,7 @@ control character escaped.
 from __future__ import annotations
 
 import keyword
+import math
 import os
 import re
 import textwrap
@@ -65,6 +66,30 @@ class Concat(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([branch(x) for branch in self.branches], dim=1)
+''',
+    "Gate": '''
+class Gate(nn.Module):
+    """``out = x * body(x)``: the body's output broadcast over x (squeeze-excitation)."""
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.body(x)
+''',
+    "Split": '''
+class Split(nn.Module):
+    """``x`` cut along dim 1 into ``sizes``, one part per branch; the outputs concatenated along dim 1."""
+
+    def __init__(self, sizes: list[int], *branches: nn.Module) -> None:
+        super().__init__()
+        self.sizes = list(sizes)
+        self.branches = nn.ModuleList(branches)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = torch.split(x, self.sizes, dim=1)
+        return torch.cat([branch(part) for branch, part in zip(self.branches, parts, strict=True)], dim=1)
 ''',
     # the layer types torch.nn lacks: the same code as shapecalc.torch_layers (a test checks they agree)
     "LayerNorm2d": '''
@@ -169,6 +194,9 @@ def _comment_lines(text: str, indent: str = "") -> list[str]:
 
 def _literal(value: Any) -> str:
     """A registry-checked argument value as Python source (double-quoted strings, as ruff formats)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        # repr gives inf / nan, names that Python source does not define
+        return f'float("{value}")'
     if value is None or isinstance(value, bool | int | float):
         return repr(value)
     if isinstance(value, str):
@@ -268,6 +296,13 @@ def _expr(node: PlanNode, used: set[str]) -> Expr:
     if node.kind == "residual":
         used.add("Residual")
         return _Call("Residual", tuple((c.name, _expr(c, used)) for c in node.children))
+    if node.kind == "gate":
+        used.add("Gate")
+        return _Call("Gate", tuple((c.name, _expr(c, used)) for c in node.children))
+    if node.kind == "split":
+        used.add("Split")
+        sizes: tuple[tuple[str | None, Expr], ...] = ((None, _literal(node.kwargs["sizes"])),)
+        return _Call("Split", sizes + tuple((None, _expr(c, used)) for c in node.children))
     used.add("Concat")
     return _Call("Concat", tuple((None, _expr(c, used)) for c in node.children))
 

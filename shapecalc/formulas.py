@@ -78,6 +78,11 @@ def conv_transpose_out(
     return out
 
 
+def conv_transpose_out_unpadded(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
+    """:func:`conv_transpose_out` without output_padding and unchecked: what ``op`` adds to."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + 1
+
+
 def pool_out(
     size: int,
     kernel: int,
@@ -113,6 +118,42 @@ def pool_out(
             f" {size + 2 * padding} (input {size} + padding {2 * padding})"
         )
     return out
+
+
+#: the largest size torch can hold in a tensor dimension (an int64)
+INT64_MAX = 2**63 - 1
+
+
+def adaptive_max_window(size: int, out: int) -> int:
+    """The largest of torch's adaptive pooling windows (:func:`adaptive_windows`), in O(1).
+
+    With ``size = a*out + b`` (``0 <= b < out``) window ``i`` spans
+    ``a + ceil((r_i + b) / out)`` inputs, where ``r_i = i*size mod out`` runs over the
+    multiples of ``g = gcd(size, out)`` below ``out``, the largest being ``out - g``. So the
+    largest window is ``a`` when ``out`` divides ``size``, else ``a + 2`` when ``b > g`` and
+    ``a + 1`` when ``b == g`` (``g`` divides ``b``). Materialising the windows would cost
+    memory in ``out``, which a spec can make 10^9.
+    """
+    a, b = divmod(size, out)
+    if b == 0:
+        return a
+    return a + (2 if b > math.gcd(size, out) else 1)
+
+
+#: trial division stops here: the divisors of a huge channel count are listed in part
+DIVISOR_SEARCH = 10_000
+
+
+def divisors(n: int) -> tuple[list[int], bool]:
+    """The divisors of ``n`` in increasing order, and whether the list is complete.
+
+    Trial division up to ``min(sqrt(n), DIVISOR_SEARCH)``: bounded work for any ``n``
+    (a 10^12-channel input), complete for ``n`` up to 10^8.
+    """
+    root = math.isqrt(n)
+    small = [d for d in range(1, min(root, DIVISOR_SEARCH) + 1) if n % d == 0]
+    large = [n // d for d in reversed(small) if n // d != d]
+    return small + large, root <= DIVISOR_SEARCH
 
 
 def adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:

@@ -110,6 +110,9 @@ class LayerType:
     #: where ``torch_name`` lives: ``nn`` (``torch.nn``) or ``shapecalc`` (a small module of
     #: :mod:`shapecalc.torch_layers`, for torchvision's and functional constructs)
     source: str = "nn"
+    #: torch's rules that depend on the batch size (``infer`` sees one sample): called by the
+    #: analysis with the per-sample input, the layer's result and the batch; raises LayerConfigError
+    batch_check: Callable[[LayerType, Shape, LayerResult, int], None] | None = None
 
     @property
     def arg_names(self) -> tuple[str, ...]:
@@ -268,8 +271,27 @@ def _finite(v: Any) -> bool:
     return _is_number(v) and math.isfinite(v)
 
 
+def _float32(lt: LayerType, a: Arg, v: float) -> float:
+    # torch casts the scalar to the float32 of the tensor and refuses a finite value beyond
+    # float32's range ("value cannot be converted to type float without overflow")
+    if math.isfinite(v) and abs(v) > _FLOAT32_MAX:
+        raise LayerConfigError(
+            f"{lt.name} {a.name} {show_value(v)} is beyond float32's range (at most {_FLOAT32_MAX:.7g} in size):"
+            " torch cannot convert it",
+            arg=a.name,
+        )
+    return v
+
+
 def _number(lt: LayerType, a: Arg, v: Any) -> float:
     # float arguments must be finite: torch takes nan or inf here and computes garbage
+    if not _finite(v):
+        raise _fail_number(lt, a, "a finite number", v)
+    return _float32(lt, a, v)
+
+
+def _number_f64(lt: LayerType, a: Arg, v: Any) -> float:
+    # finite, any size: torch computes with it in float64 (local_response_norm's alpha, beta, k)
     if not _finite(v):
         raise _fail_number(lt, a, "a finite number", v)
     return v
@@ -279,7 +301,7 @@ def _number_inf(lt: LayerType, a: Arg, v: Any) -> float:
     # a bound or fill value, where torch gives +-inf a meaning (no bound, -inf padding)
     if not _is_number(v) or math.isnan(v):
         raise _fail_number(lt, a, "a number (.inf and -.inf allowed)", v)
-    return v
+    return _float32(lt, a, v)
 
 
 def _nonzero_number(lt: LayerType, a: Arg, v: Any) -> float:
@@ -295,7 +317,7 @@ _FLOAT32_MAX = 3.4028234663852886e38
 def _nonneg_number(lt: LayerType, a: Arg, v: Any) -> float:
     if not _finite(v) or v < 0:
         raise _fail_number(lt, a, "a finite number >= 0", v)
-    return v
+    return _float32(lt, a, v)
 
 
 def _positive_number(lt: LayerType, a: Arg, v: Any) -> float:
@@ -305,7 +327,8 @@ def _positive_number(lt: LayerType, a: Arg, v: Any) -> float:
 
 
 def _opt_number(lt: LayerType, a: Arg, v: Any) -> float | None:
-    return None if v is None else _number(lt, a, v)
+    # batch norm's momentum: torch computes with it in float64, any finite value runs
+    return None if v is None else _number_f64(lt, a, v)
 
 
 def _probability(lt: LayerType, a: Arg, v: Any) -> float:
@@ -424,11 +447,16 @@ def _upsample_size(lt: LayerType, a: Arg, v: Any) -> Any:
 
 
 def _scale_factor(lt: LayerType, a: Arg, v: Any) -> Any:
-    if v is None or (_is_number(v) and v > 0):
+    # torch turns in * scale into an int64 size: inf and nan never fit (how large a finite
+    # factor may be depends on the input, checked by the layer's infer)
+    def ok(x: Any) -> bool:
+        return _is_number(x) and math.isfinite(x) and x > 0
+
+    if v is None or ok(v):
         return v
-    if isinstance(v, list | tuple) and v and all(_is_number(x) and x > 0 for x in v):
+    if isinstance(v, list | tuple) and v and all(ok(x) for x in v):
         return tuple(v)
-    raise _fail(lt, a, "a positive number or a list of positive numbers", v)
+    raise _fail_number(lt, a, "a finite positive number or a list of them", v)
 
 
 def _zeropad(lt: LayerType, a: Arg, v: Any) -> int | tuple[int, ...]:
@@ -447,6 +475,7 @@ CHECKS: dict[str, Callable[[LayerType, Arg, Any], Any]] = {
     "bool": _bool,
     "false": _false_only,
     "number": _number,
+    "number_f64": _number_f64,
     "number_inf": _number_inf,
     "nonzero_number": _nonzero_number,
     "nonneg_number": _nonneg_number,
@@ -482,7 +511,8 @@ KIND_DOCS = {
     "opt_int": "int or null",
     "bool": "bool",
     "false": "false",
-    "number": "finite number",
+    "number": "finite number (float32 range)",
+    "number_f64": "finite number",
     "number_inf": "number (.inf allowed)",
     "nonzero_number": "finite number != 0",
     "nonneg_number": "finite number >= 0",
@@ -500,7 +530,7 @@ KIND_DOCS = {
     "output_size": "int >= 1 or per-axis list (null keeps the axis)",
     "shape": "int >= 1 or list of ints",
     "upsample_size": "int >= 1 or per-axis list",
-    "scale_factor": "number > 0 or per-axis list",
+    "scale_factor": "finite number > 0 or per-axis list",
     "zeropad": "int or [left, right, top, bottom]",
     "opt_bool": "bool or null",
     "pad": "int or a list of 2 per padded axis (last axis first)",
@@ -758,8 +788,7 @@ def _infer_adaptive(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Lay
     kernel = []
     stride = []
     for size, o in zip(shape[1:], out_sp, strict=True):
-        windows = F.adaptive_windows(size, o)
-        kernel.append(max(b - a for a, b in windows))
+        kernel.append(F.adaptive_max_window(size, o))
         stride.append(_ratio(size, o))
     return LayerResult(
         output=(shape[0], *out_sp),
@@ -812,6 +841,31 @@ def _infer_batchnorm(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> La
     return _norm_result(lt, shape, c, args["affine"], args["track_running_stats"], args, "num_features")
 
 
+def _one_value_per_channel(lt: LayerType, shape: Shape, values: int, batch: int, fix: str) -> LayerConfigError:
+    return LayerConfigError(
+        f"{lt.name} normalises by the statistics of the batch and torch needs more than 1 value per"
+        f" {'group' if lt.torch_name == 'GroupNorm' else 'channel'}, but the input {show_value(shape)} at batch"
+        f" {batch} gives {values}: {fix}"
+    )
+
+
+def _batchnorm_batch(lt: LayerType, shape: Shape, res: LayerResult, batch: int) -> None:
+    # with running statistics eval() (what verification runs) uses them; without, the batch's own
+    if res.torch_kwargs.get("track_running_stats"):
+        return
+    if batch * _prod(shape[1:]) == 1:
+        raise _one_value_per_channel(
+            lt, shape, 1, batch, "use a larger batch or input, or track_running_stats: true"
+        )
+
+
+def _groupnorm_batch(lt: LayerType, shape: Shape, res: LayerResult, batch: int) -> None:
+    # torch's group_norm checks batch * (C / G) * spatial values per group, in every mode
+    per_group = shape[0] // res.torch_kwargs["num_groups"] * _prod(shape[1:])
+    if batch * per_group == 1:
+        raise _one_value_per_channel(lt, shape, 1, batch, "use fewer groups, a larger batch or a larger input")
+
+
 def _infer_instancenorm(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
     _spatial_rank(lt, shape)
     c = _channels(lt, shape, args, "num_features")
@@ -828,9 +882,10 @@ def _infer_groupnorm(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> La
     c = _channels(lt, shape, args, "num_channels")
     g = args["num_groups"]
     if c % g:
-        fits = [x for x in range(1, c + 1) if c % x == 0]
+        fits, complete = F.divisors(c)
         raise LayerConfigError(
-            f"num_groups {g} must divide the {c} channels (divisors: {', '.join(map(str, fits[-8:]))})",
+            f"num_groups {g} must divide the {c} channels"
+            f" ({'divisors' if complete else 'divisors include'}: {', '.join(map(str, fits[-8:]))})",
             arg="num_groups",
         )
     res = _norm_result(lt, shape, c, args["affine"], False, args, "num_channels")
@@ -980,7 +1035,15 @@ def _infer_upsample(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Lay
     if size is not None:
         out_sp = _axes(size, n)
     else:
-        out_sp = tuple(math.floor(float(x) * float(f)) for x, f in zip(shape[1:], _axes_f(scale, n), strict=True))
+        # torch's rule: floor(double(in) * double(scale)), which must be a finite int64
+        products = [float(x) * float(f) for x, f in zip(shape[1:], _axes_f(scale, n), strict=True)]
+        if not all(p < F.INT64_MAX for p in products):  # inf, or beyond int64, is refused by torch
+            raise LayerConfigError(
+                f"scale_factor {_compact_f(scale)} makes the output of {show_value(shape)} larger than"
+                f" torch's sizes can hold (at most {F.INT64_MAX:,} per axis)",
+                arg="scale_factor",
+            )
+        out_sp = tuple(math.floor(p) for p in products)
         if any(o < 1 for o in out_sp):
             raise LayerConfigError(
                 f"scale_factor {scale} makes the output {show_value(out_sp)}: every axis must stay >= 1",
@@ -1145,10 +1208,6 @@ def _infer_pad(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRes
                 f" padding (it wraps around once)",
                 arg="padding",
             )
-        elif mode in ("reflection", "circular") and min(before, 0) + min(after, 0) <= -size:
-            raise LayerConfigError(
-                f"padding {show_value(p)} crops all {size} of {where}", arg="padding"
-            )
         out[axis] = size + before + after
         if out[axis] < 1:
             raise LayerConfigError(
@@ -1281,6 +1340,13 @@ def _infer_mean(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRe
     if len(set(axes)) != len(axes):
         raise LayerConfigError(f"dim {show_value(dims)} names an axis twice", arg="dim")
     keep = args["keepdim"]
+    if not keep and len(axes) == len(shape):
+        # torch would give one number per sample, a shape no layer (and no spec) can take
+        raise LayerConfigError(
+            f"dim {show_value(dims)} averages every axis of the input {show_value(shape)}, leaving no axis"
+            " per sample; keep one, or set keepdim: true",
+            arg="dim",
+        )
     out = tuple(1 if i in axes else s for i, s in enumerate(shape) if keep or i not in axes)
     moved = tuple((i,) for i in range(len(shape)) if keep or i not in axes)
     return LayerResult(
@@ -1399,6 +1465,7 @@ def _build() -> dict[str, LayerType]:
                 _infer_batchnorm,
                 n,
                 "batch normalisation over the channel axis",
+                batch_check=_batchnorm_batch,
             ),
             LayerType(
                 f"instancenorm{sfx}",
@@ -1434,6 +1501,7 @@ def _build() -> dict[str, LayerType]:
             _infer_groupnorm,
             None,
             "group normalisation; num_groups must divide the channels",
+            batch_check=_groupnorm_batch,
         ),
         LayerType(
             "layernorm",
@@ -1608,9 +1676,9 @@ def _version2(inplace: tuple[Arg, ...]) -> list[LayerType]:
             "normalisation",
             (
                 Arg("size", "pos_int", doc="neighbouring channels"),
-                Arg("alpha", "number", 1e-4),
-                Arg("beta", "number", 0.75),
-                Arg("k", "number", 1.0),
+                Arg("alpha", "number_f64", 1e-4),
+                Arg("beta", "number_f64", 0.75),
+                Arg("k", "number_f64", 1.0),
             ),
             _infer_lrn,
             None,

@@ -346,7 +346,7 @@ class SummaryTable:
                 " (a wider terminal or --format markdown shows them)"
             )
         options: dict[str, Any] = {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False} if compact else {}
-        table = Table(title=self.title, title_justify="left", caption=caption, caption_justify="left", **options)
+        table = Table(title=Text(self.title), title_justify="left", caption=caption, caption_justify="left", **options)
         right = self.right
         for h in shown:
             wrap = h in _WRAPPABLE_MIN
@@ -370,7 +370,8 @@ class SummaryTable:
                 elif self.headers[i] == "✓":
                     rendered.append(Text(text, style="green" if text == "✓" else "red"))
                 else:
-                    rendered.append(text)
+                    # Text, never markup: names and args come from the spec (`name: "[/x]"` is a name)
+                    rendered.append(Text(text))
             table.add_row(*rendered, style="dim" if group and not d.folded else None)
         return table
 
@@ -405,6 +406,16 @@ def summary_table(
     return SummaryTable(analysis, depth=depth, verified=verified, columns=columns)
 
 
+
+def _rf_total(analysis: Analysis) -> tuple[str, str, str]:
+    """The totals' receptive field row: the size, n/a (no spatial axis), or unknown (axes a permute moved)."""
+    if analysis.receptive_field_lost_at is not None:
+        lost = analysis.receptive_field_lost_at
+        return ("Receptive field", "—", f"unknown from {lost} on: it slides over or reshapes axes a permute moved")
+    if analysis.receptive_field is None:
+        return ("Receptive field", "n/a", "")
+    return ("Receptive field", str(analysis.receptive_field), "")
+
 def totals_rows(analysis: Analysis) -> list[tuple[str, str, str]]:
     """(label, value, note) of the totals: parameters, buffers, MACs and memory for the batch and dtype."""
     t = analysis.totals
@@ -415,7 +426,7 @@ def totals_rows(analysis: Analysis) -> list[tuple[str, str, str]]:
         ("Buffers", fmt_int(t.buffers), "running statistics, num_batches_tracked" if t.buffers else ""),
         ("MACs", fmt_int(t.macs), f"{fmt_count(t.macs)} per sample; FLOPs = 2 x MACs = {fmt_count(2 * t.macs)}"),
         ("Output", fmt_shape(analysis.output), "per sample"),
-        ("Receptive field", str(analysis.receptive_field) if analysis.receptive_field is not None else "n/a", ""),
+        _rf_total(analysis),
         (f"Memory ({analysis.dtype}, batch {analysis.batch})", "", ""),
         ("  parameters", fmt_bytes(t.param_bytes), ""),
         ("  buffers", fmt_bytes(t.buffer_bytes), ""),
@@ -559,6 +570,7 @@ def _to_json(
             "total_bytes": t.total_bytes,
         },
         "receptive_field": analysis.receptive_field,
+        "receptive_field_lost_at": analysis.receptive_field_lost_at,
         "layers": [row_json(r) for r in analysis.rows if r.kind == "layer"],
         "groups": [row_json(r) for r in analysis.rows if r.kind == "group"],
         "verification": dict(verification) if verification is not None else None,

@@ -9,6 +9,8 @@ text from :mod:`shapecalc.formulas`. Returns data; never prints. Imports nothing
 from __future__ import annotations
 
 import itertools
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,16 +44,37 @@ def parse_value(text: str, name: str) -> Value:
     word = text.strip().lower()
     if word in words:
         return word
-    parts = word.split("x")
-    if all(p.strip().isdigit() for p in parts) and all(int(p) >= minimum for p in parts):
-        return tuple(int(p) for p in parts)
+    parts = [p.strip() for p in word.split("x")]
+    # ASCII digits only: str.isdigit() also takes '²', which int() refuses
+    if all(_DIGITS.fullmatch(p) for p in parts):
+        digits = [p.lstrip("0") or "0" for p in parts]
+        if any(len(d) > len(str(F.INT64_MAX)) or int(d) > F.INT64_MAX for d in digits):
+            raise LayerConfigError(
+                f"{name} {_short(text)} is larger than torch's sizes can hold (at most {F.INT64_MAX:,})", arg=name
+            )
+        if all(int(d) >= minimum for d in digits):
+            return tuple(int(d) for d in digits)
     what = "a positive int" if minimum == 1 else "an int >= 0"
     extra = "".join(f", {w!r}" for w in words)
-    raise LayerConfigError(f"{name} must be {what}, per axis like 3x3{extra}, not {text!r}", arg=name)
+    raise LayerConfigError(f"{name} must be {what}, per axis like 3x3{extra}, not {_short(text)}", arg=name)
+
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _short(text: str) -> str:
+    """``text`` quoted for a message, cut after 40 characters (an option may hold thousands)."""
+    return repr(text if len(text) <= 40 else text[:40] + "...")
+
+
+#: the most configurations one ``out`` sweep computes: the product of the options' list lengths
+MAX_SWEEP = 10_000
 
 
 def parse_sweep(text: str, name: str) -> list[Value]:
     """An option's values: a comma list sweeps (``0,1``); each item as :func:`parse_value`."""
+    if text.count(",") >= MAX_SWEEP:
+        raise LayerConfigError(f"{name} lists more than {MAX_SWEEP:,} values; a sweep has at most that many", arg=name)
     return [parse_value(item, name) for item in text.split(",")]
 
 
@@ -215,6 +238,11 @@ def sweep(
     """Every combination of the given values, in the order in, kernel, padding, stride, dilation, op."""
     configs = []
     strides: Sequence[Value | None] = stride if stride is not None else [None]
+    total = math.prod(len(v) for v in (size, kernel, padding, strides, dilation, output_padding))
+    if total > MAX_SWEEP:
+        raise LayerConfigError(
+            f"the sweep has {total:,} combinations, more than {MAX_SWEEP:,}: list fewer values"
+        )
     for i, k, p, s, d, op in itertools.product(size, kernel, padding, strides, dilation, output_padding):
         assert not isinstance(i, str) and not isinstance(k, str) and not isinstance(s, str)
         assert not isinstance(d, str) and not isinstance(op, str)

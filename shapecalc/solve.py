@@ -99,6 +99,34 @@ def _range(pinned: int | None, bounds: tuple[int, int]) -> range:
     return range(pinned, pinned + 1) if pinned is not None else range(bounds[0], bounds[1] + 1)
 
 
+#: the most paddings one search tries (pinned huge values could otherwise ask for millions)
+MAX_CANDIDATES = 200_000
+
+
+def _candidate_pads(mode: str, size: int, out: int, k: int, s: int, d: int, pinned: int | None) -> range:
+    """The paddings that can map ``size`` to ``out`` for this kernel, stride and dilation.
+
+    Solved from the formulas instead of tried one by one (a pinned kernel of 5*10^7 would
+    mean as many paddings): a convolution or floor pooling lands on ``out`` when
+    ``2p`` lies in ``[L, L + s - 1]`` with ``L = (out-1)*s - size + d*(k-1) + 1``; ceil pooling
+    within a stride either side of that; a transposed convolution when
+    ``2p = (size-1)*s + d*(k-1) + 1 + op - out`` for an ``op`` below ``max(s, d)``. The range
+    is a superset: every candidate is still checked with the exact formula.
+    """
+    upper = k // 2 if mode == "pool" else k
+    lo, hi = (pinned, pinned) if pinned is not None else (0, upper)
+    eff = d * (k - 1) + 1
+    if mode == "transpose":
+        base = (size - 1) * s + eff - out
+        first, last = base, base + max(s, d) - 1
+    else:
+        first = (out - 1) * s - size + eff
+        last = first + s - 1
+        if mode == "pool":
+            first, last = first - s, last + s
+    return range(max(lo, -(-first // 2)), min(hi, last // 2) + 1)
+
+
 def _try(mode: str, size: int, k: int, s: int, p: int, d: int, op: int, ceil: bool) -> tuple[int, str, int] | None:
     """(out, formula, unseen), or None where torch would refuse the combination."""
     try:
@@ -186,12 +214,24 @@ def solve(
     if output_padding is not None and mode != "transpose":
         raise LayerConfigError("output_padding is for transposed convolutions", arg="output_padding")
     found: list[tuple[tuple[Any, ...], Solution]] = []
-    for k, s, d in itertools.product(
-        _range(kernel, bounds.kernel), _range(stride, bounds.stride), _range(dilation, bounds.dilation_for(mode))
-    ):
-        pads = _range(padding, (0, k // 2 if mode == "pool" else k))
-        ops = _range(output_padding, (0, max(s, d) - 1)) if mode == "transpose" else range(1)
-        for p, op in itertools.product(pads, ops):
+    grid = [
+        (k, s, d, _candidate_pads(mode, size, out, k, s, d, padding))
+        for k, s, d in itertools.product(
+            _range(kernel, bounds.kernel), _range(stride, bounds.stride), _range(dilation, bounds.dilation_for(mode))
+        )
+    ]
+    tries = sum(len(pads) for *_, pads in grid)
+    if tries > MAX_CANDIDATES:
+        raise LayerConfigError(
+            f"{size} -> {out} leaves {tries:,} paddings to try, more than {MAX_CANDIDATES:,}:"
+            " pin --padding (or choose smaller pinned values)"
+        )
+    for k, s, d, pads in grid:
+        for p in pads:
+            # transposed: each padding fixes the output_padding that lands on `out`
+            op = out - F.conv_transpose_out_unpadded(size, k, s, p, d) if mode == "transpose" else 0
+            if mode == "transpose" and (not 0 <= op < max(s, d) or output_padding not in (None, op)):
+                continue
             got = _try(mode, size, k, s, p, d, op, ceil)
             if got is None or got[0] != out:
                 continue

@@ -35,6 +35,10 @@ from .spec.model import Spec
 CPU_MEMORY_FRACTION = 0.5
 #: share of a GPU's free memory a verification may plan to use
 GPU_MEMORY_FRACTION = 0.8
+#: the most work a real-device pass may plan: multiply-accumulates plus activation elements written,
+#: for the batch (2*10^10 is a few seconds on one CPU core; VGG-19 at 224x224 needs 1.96*10^10).
+#: Beyond it the pass runs on meta, as it does for memory: same shapes and counts, no arithmetic.
+COMPUTE_LIMIT = 2 * 10**10
 #: the numbers compared per row, in order
 FIELDS = ("output", "params", "trainable", "buffers", "macs")
 #: path used for the whole-network checks
@@ -255,6 +259,13 @@ def available_memory(device: str) -> int | None:
     return None if free is None else int(free * CPU_MEMORY_FRACTION)
 
 
+def work_needed(analysis: Analysis, batch: int) -> int:
+    """Multiply-accumulates plus activation elements written, for a pass at ``batch``: the pass's compute."""
+    t = analysis.totals
+    activation_elems = t.activation_bytes // (analysis.batch * DTYPE_BYTES[analysis.dtype])
+    return (t.macs + activation_elems) * batch
+
+
 def memory_needed(analysis: Analysis, batch: int) -> int:
     """Bytes the verification pass needs: float32 parameters and buffers plus the inference peak.
 
@@ -276,13 +287,16 @@ def verify(
     device: str = "auto",
     batch: int = 1,
     memory_limit: int | None = None,
+    compute_limit: int | None = COMPUTE_LIMIT,
 ) -> Verification:
     """Check every number of the analysis against torch; returns data, never prints.
 
     ``device`` is ``auto|cpu|cuda|cuda:N|mps|meta``. ``memory_limit`` (bytes) caps
     what a real-device pass may need; beyond it, or beyond the device's free memory,
-    the pass runs on ``meta`` and ``fallback_reason`` says so. ``analysis`` is reused
-    when given (any batch or dtype). Raises :class:`MissingTorchError` without torch,
+    the pass runs on ``meta`` and ``fallback_reason`` says so; so it does when the pass
+    would need more work than ``compute_limit`` (:func:`work_needed`; None: no limit).
+    ``analysis`` is reused when given (any batch or dtype; torch's batch-dependent
+    rules are checked at ``batch``). Raises :class:`MissingTorchError` without torch,
     :class:`ShapecalcError` for an unavailable device or a spec that does not fit together.
     """
     torch = _torch()
@@ -290,15 +304,24 @@ def verify(
         raise ShapecalcError(f"batch must be at least 1, not {batch}")
     if analysis is None:
         analysis = analyse(spec, batch=batch)
+    elif analysis.batch != batch:
+        # what torch refuses at this batch size (a BatchNorm without running statistics at batch 1)
+        analyse(spec, input=analysis.input, batch=batch, dtype=analysis.dtype)
     target = resolve_device(device)
     needed = memory_needed(analysis, batch)
     available = available_memory(target)
+    work = work_needed(analysis, batch)
     reason = None
     if target != "meta":
         if memory_limit is not None and needed > memory_limit:
             reason = f"needs {_mib(needed)}, over the limit of {_mib(memory_limit)}"
         elif available is not None and needed > available:
             reason = f"needs {_mib(needed)}, more than the {_mib(available)} {target} can spare"
+        elif compute_limit is not None and work > compute_limit:
+            reason = (
+                f"needs {work:,} multiply-accumulates and activation writes, over the compute limit"
+                f" of {compute_limit:,}"
+            )
     run_on = "meta" if reason else target
     try:
         checks = _run(spec, analysis, torch, run_on, batch)

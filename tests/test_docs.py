@@ -1,8 +1,18 @@
-"""The README documents every command, every warning code, and the exact test command CI runs."""
+"""The README and docs/*.md: every command documented, every warning code listed, the CI test
+command shown, and every example shown in full is the command's real output.
+
+How to add documentation so it is tested: put a command's few lines under "## Commands" in
+README.md and its reference page in docs/ (linked from "## Read on"). An example is a
+```console block of `$ shapecalc ...` lines, each followed by exactly what the command prints
+(stdout and stderr as a terminal shows them, at the natural width of a pipe, NO_COLOR);
+`$ echo $?` after a command checks its exit status. A block with a line `...` is an excerpt
+and is not run; nor is a block marked `abridged` or a command with a `#` comment.
+"""
 
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -12,15 +22,25 @@ from shapecalc.cli import COMMANDS, cli
 
 ROOT = Path(__file__).parents[1]
 README = (ROOT / "README.md").read_text()
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+#: pages whose examples another test runs (tests/test_lecture.py runs docs/lecture.md's)
+TESTED_ELSEWHERE = {"lecture.md"}
+ALL_TEXT = README + "".join(p.read_text() for p in DOCS)
 
 
 @pytest.mark.parametrize("name", list(COMMANDS))
-def test_every_command_has_help_and_is_in_the_readme(name: str) -> None:
+def test_every_command_has_help_and_is_documented(name: str) -> None:
     result = CliRunner().invoke(cli, [name, "--help"])
     assert result.exit_code == 0
     assert f"Usage: cli {name}" in result.output or f"Usage: shapecalc {name}" in result.output
     assert len(result.output.splitlines()) > 5
-    assert f"shapecalc {name}" in README
+    assert f"shapecalc {name}" in README, "the README's '## Commands' names every command"
+
+
+def test_no_arguments_prints_the_help_and_succeeds() -> None:
+    result = CliRunner().invoke(cli, [])
+    assert result.exit_code == 0
+    assert result.output == CliRunner().invoke(cli, ["--help"]).output
 
 
 def test_top_level_help_lists_every_command() -> None:
@@ -37,42 +57,72 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert command.strip() in README
 
 
-def test_readme_lists_every_warning_code() -> None:
+def test_docs_list_every_warning_code() -> None:
     from shapecalc import check
 
-    codes = set(re.findall(r"SC1\d\d", Path(check.__file__).read_text()))
-    assert codes, "the check module defines warning codes"
+    codes = set(re.findall(r"SC\d\d\d", Path(check.__file__).read_text()))
+    assert codes, "the check module defines codes"
+    check_page = (ROOT / "docs" / "check.md").read_text()
     for code in sorted(codes):
-        assert f"| {code} |" in README, code
+        assert f"| {code} |" in check_page, code
 
 
-def _console_examples() -> list[tuple[str, str]]:
-    """(command, output) of the README's ``$ shapecalc out|layer|solve`` examples shown in full."""
-    examples = []
-    for block in re.findall(r"```console\n(.*?)```", README, re.S):
-        lines = block.splitlines()
-        if "..." in lines or "echo $?" in block or "abridged" in block:  # not shown verbatim
+def test_every_page_is_linked_from_the_readme() -> None:
+    for page in DOCS:
+        assert f"docs/{page.name}" in README, page.name
+
+
+_TORCH_VERSION = re.compile(r"torch \d+\.\d+\.\d+(\+\w+)?")
+
+
+def _normalised(text: str) -> str:
+    """Trailing spaces dropped (rich pads lines; editors trim them) and the torch version left out."""
+    return "\n".join(line.rstrip() for line in _TORCH_VERSION.sub("torch X", text).splitlines())
+
+
+def _examples() -> list[tuple[str, str, str, int | None]]:
+    """(page, command, output, exit status or None) of every example shown in full."""
+    found = []
+    for path in [ROOT / "README.md", *DOCS]:
+        if path.name in TESTED_ELSEWHERE:
             continue
-        for chunk in re.split(r"^(?=\$ )", block, flags=re.M):
-            if not chunk.startswith("$ shapecalc "):
+        for block in re.findall(r"```console\n(.*?)```", path.read_text(), re.S):
+            if "..." in block.splitlines() or "abridged" in block:
                 continue
-            command, _, output = chunk.partition("\n")
-            words = command[2:].split()
-            if words[1] in ("out", "layer", "solve") and "#" not in command:
-                examples.append((command[2:], output))
-    return examples
+            chunks = [c for c in re.split(r"^(?=\$ )", block, flags=re.M) if c.startswith("$ ")]
+            for i, chunk in enumerate(chunks):
+                command, _, output = chunk.partition("\n")
+                if not command.startswith("$ shapecalc ") or "#" in command:
+                    continue
+                status = None
+                if i + 1 < len(chunks) and chunks[i + 1].startswith("$ echo $?"):
+                    status = int(chunks[i + 1].partition("\n")[2].strip())
+                found.append((path.name, command[2:], output, status))
+    return found
 
 
-EXAMPLES = _console_examples()
+EXAMPLES = _examples()
 
 
-def test_the_readme_has_verbatim_examples() -> None:
-    assert len(EXAMPLES) >= 6
+def test_the_docs_have_verbatim_examples() -> None:
+    pages = {page for page, *_ in EXAMPLES}
+    assert {"README.md", "out.md", "layer.md", "solve.md", "summary.md", "check.md"} <= pages
+    assert len(EXAMPLES) >= 20
 
 
-@pytest.mark.parametrize(("command", "output"), EXAMPLES, ids=[c for c, _ in EXAMPLES])
-def test_readme_example_output_is_real(command: str, output: str) -> None:
-    import shlex
-
-    result = CliRunner().invoke(cli, shlex.split(command)[1:])
-    assert result.output == output
+@pytest.mark.parametrize(
+    ("page", "command", "output", "status"), EXAMPLES, ids=[f"{p}: {c}" for p, c, _, _ in EXAMPLES]
+)
+def test_example_output_is_real(
+    page: str, command: str, output: str, status: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    words = shlex.split(command)[1:]
+    if words[0] in ("summary", "convolve") and "--no-verify" not in words:
+        pytest.importorskip("torch")
+    monkeypatch.chdir(ROOT)  # the examples run from the repository root
+    result = CliRunner().invoke(cli, words, env={"COLUMNS": None, "NO_COLOR": "1"})
+    assert _normalised(result.output) == _normalised(output)
+    if status is not None:
+        assert result.exit_code == status
+    else:
+        assert result.exit_code == 0, result.output

@@ -334,7 +334,7 @@ BROKEN_MESSAGES = {
     " not 0",
     "bad_value_in_block.yaml": "bad_value_in_block.yaml:10:5: layers[1].conv_bn_relu.layers[0] (conv2d): conv2d"
     " out_channels must be a positive int, not 'x' (in block 'conv_bn_relu' defined at line 3)",
-    "block_bomb.yaml": "block_bomb.yaml:3:10: layers[0] (b0): the spec expands to more than 1,000,000 layers",
+    "block_bomb.yaml": "block_bomb.yaml:3:10: layers[0] (b0): the spec expands to more than 20,000 layers",
     "block_cycle.yaml": "block_cycle.yaml:9:9: block cycle: a -> b -> a",
     "block_named_like_layer.yaml": "block_named_like_layer.yaml:3:3: the block name 'Conv2d' is the layer type"
     " conv2d: choose another name",
@@ -381,10 +381,10 @@ BROKEN_MESSAGES = {
     " a spec is plain YAML (no tags)",
     "recursive_alias.yaml": "recursive_alias.yaml:2:19: the alias *l refers to a node that contains it"
     " (a recursive alias)",
-    "repeat_huge.yaml": "repeat_huge.yaml:3:20: layers[0] (relu): the spec expands to more than 1,000,000 layers"
+    "repeat_huge.yaml": "repeat_huge.yaml:3:20: layers[0] (relu): the spec expands to more than 20,000 layers"
     " (repeat: 1,000,000,000)",
     "repeat_nested_huge.yaml": "repeat_nested_huge.yaml:4:15: layers[0] (sequential): the spec expands to more than"
-    " 1,000,000 layers (repeat: 10,000)",
+    " 20,000 layers (repeat: 10,000)",
     "repeat_zero.yaml": "repeat_zero.yaml:3:20: layers[0] (relu): repeat must be an int >= 1, not 0",
     "reserved_param.yaml": "reserved_param.yaml:4:14: 'repeat' cannot be a block parameter: name and repeat are"
     " reserved in every layer",
@@ -446,7 +446,7 @@ def test_python_tag_constructs_nothing(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_missing_file_and_directory(tmp_path: Path) -> None:
     assert error_of(tmp_path / "nope.yaml") == f"{tmp_path / 'nope.yaml'}: no such file"
-    assert error_of(tmp_path) == f"{tmp_path}: is a directory"
+    assert error_of(tmp_path) == f"{tmp_path}: is a directory, not a spec file"
     assert error_of(os.fspath(tmp_path / "nope" / "x.yaml")) == f"{tmp_path / 'nope' / 'x.yaml'}: no such file"
 
 

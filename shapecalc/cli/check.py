@@ -9,6 +9,7 @@ records instead. A one-line summary goes to stderr. Exit codes: 0 all passed,
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -91,6 +92,7 @@ def command(
     """
     from ..check import check_file, problem_from_error
     from ..errors import ShapecalcError
+    from ..shipped import looks_like_name, path_of
 
     if not verify:
         note_unused(ctx, "device", f"--device {device}", "without --verify")
@@ -98,6 +100,9 @@ def command(
     problems = []
     failed = 0
     for file in files:
+        if not os.path.exists(file) and looks_like_name(file):
+            shipped = path_of(file)  # a shipped architecture's name (an existing path always wins)
+            file = str(shipped) if shipped is not None else file
         not_updated = None
         if update_expect:
             from ..check import update_expect as rewrite

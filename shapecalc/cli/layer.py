@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import textwrap
 from typing import Any
 
@@ -19,20 +20,49 @@ def parse_value(text: str) -> Any:
     YAML 1.1 reads ``1e-5`` as a string (it wants ``1.0e-5``); a string that Python reads
     as a float is taken as that float, so ``eps=1e-5`` works as it reads.
     """
-    import yaml  # lazily: only this command needs it
+    from ..errors import SpecError
+    from ..spec.yamlnodes import compose  # the spec loader's composer: bounded depth, aliases and int literals
 
+    hint = "give an int, a number, true/false, a word or [a, b]"
+    if len(text) > MAX_VALUE_TEXT:
+        raise click.BadParameter(f"a value of {len(text):,} characters is too long (at most {MAX_VALUE_TEXT}); {hint}")
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise click.BadParameter(f"cannot read {text!r}: give an int, a number, true/false, a word or [a, b]") from None
+        node = compose(text, "<value>")
+    except SpecError as err:
+        raise click.BadParameter(f"cannot read {_short(text)}: {err.message}; {hint}") from None
+    budget = [MAX_VALUE_NODES]
+    value = None if node is None else _plain(node, text, budget)
     if isinstance(value, str) and any(c.isdigit() for c in value):
         try:
             return float(value)
         except ValueError:
             return value
-    if isinstance(value, dict):
-        raise click.BadParameter(f"{text!r} is a mapping; give an int, a number, true/false, a word or [a, b]")
     return value
+
+
+#: a layer argument is a scalar or a short list: longer text, or more values, is refused at once
+MAX_VALUE_TEXT = 1_000
+MAX_VALUE_NODES = 100
+
+
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:40] + "...")
+
+
+def _plain(node: Any, text: str, budget: list[int]) -> Any:
+    """A composed value as plain Python, refusing more than :data:`MAX_VALUE_NODES` values
+    (aliases count each time they are used: an alias bomb is refused, never expanded)."""
+    from ..spec.yamlnodes import YMap, YSeq
+
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise click.BadParameter(f"{_short(text)} holds more than {MAX_VALUE_NODES} values; a layer argument is a"
+                                 " scalar or a short list")  # fmt: skip
+    if isinstance(node, YMap):
+        raise click.BadParameter(f"{_short(text)} is a mapping; give an int, a number, true/false, a word or [a, b]")
+    if isinstance(node, YSeq):
+        return [_plain(item, text, budget) for item in node.items]
+    return node.value
 
 
 def parse_args(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -170,6 +200,8 @@ def _numel(shape: tuple[int, ...]) -> int:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # "inf", "-inf", "nan": JSON has no such numbers
     return value
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Any
 
@@ -20,10 +21,15 @@ class ShapeParam(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, ...]:
         if isinstance(value, tuple):
             return value
-        parts = str(value).replace(",", "x").lower().split("x")
-        if not all(p.strip().isdigit() and int(p) >= 1 for p in parts):
-            self.fail(f"{value!r}: give positive sizes like {self.example}", param, ctx)
-        return tuple(int(p) for p in parts)
+        text = str(value)
+        shown = repr(text if len(text) <= 40 else text[:40] + "...")
+        parts = [p.strip() for p in text.replace(",", "x").lower().split("x")]
+        # ASCII digits only (str.isdigit() takes '²', which int() refuses), and at most 19 of them:
+        # a size beyond int64 is nothing torch can hold, and int() of thousands of digits is refused
+        digits = [p.lstrip("0") or "0" for p in parts]
+        if not all(re.fullmatch(r"[0-9]{1,19}", d) and int(d) >= 1 for d in digits):
+            self.fail(f"{shown}: give positive sizes like {self.example}", param, ctx)
+        return tuple(int(d) for d in digits)
 
 
 #: a per-sample shape, no batch axis (``--input`` of every command; ``--batch`` gives the batch)

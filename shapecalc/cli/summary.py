@@ -74,6 +74,9 @@ def command(
     the layer formulas; then, unless --no-verify, the torch model is built from
     the spec and every number is checked against it (exit code 1 on any
     mismatch). The report goes to stdout, notes to stderr.
+
+    SPEC is a spec file or the name of a shipped architecture (shapecalc list);
+    an existing file always wins over a name.
     """
     from ..analysis import analyse
 
@@ -151,7 +154,9 @@ def _load(spec_file: str) -> Spec:
     from ..spec import load, loads
 
     if spec_file != "-":
-        return load(spec_file)
+        from ..shipped import resolve
+
+        return load(resolve(spec_file))
     from ..errors import Location, SpecError
 
     data = sys.stdin.buffer.read()

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import Location, SpecError
+from ..errors import Location
 from ..registry import did_you_mean
 from .blocks import BlockChecker
 from .entries import Entries
@@ -24,8 +24,20 @@ from .scope import Scope, fail
 from .values import Values, describe, is_int, is_null, kind_or_empty
 from .yamlnodes import YMap, YNode, YScalar, YSeq, compose, kind
 
-#: default limit on the number of layers (and structures) a spec may expand to
+#: the most layers (and structures) any spec may expand to
 MAX_LAYERS = 1_000_000
+#: a spec may expand to at most max(LAYERS_FLOOR, its size in bytes // BYTES_PER_LAYER) layers:
+#: 20,000 is several times the largest real network (a 1,001-layer ResNet has ~3,000 layers), and
+#: a written-out layer takes ~20 bytes or more (`- conv2d: {...}`), so a long file of real
+#: layers is never refused while a short one cannot ask for unbounded work (`repeat: 999999`).
+#: Checking a file of under 1 MB thus builds at most 62,500 layers (bench/README.md measures it).
+LAYERS_FLOOR = 20_000
+BYTES_PER_LAYER = 16
+
+
+def layer_limit(size: int) -> int:
+    """The most layers a spec of ``size`` bytes (or characters) may expand to."""
+    return min(MAX_LAYERS, max(LAYERS_FLOOR, size // BYTES_PER_LAYER))
 
 #: the top-level keys of a spec
 TOP_KEYS = ("name", "description", "input", "blocks", "layers", "expect")
@@ -35,36 +47,28 @@ EXPECT_KEYS = ("output", "params", "trainable", "buffers", "macs", "receptive_fi
 _SUPPRESS = re.compile(r"#\s*shapecalc:\s*ignore\b(?:\[([^\]\n]*)\])?")
 
 
-def load(path: str | os.PathLike[str], *, max_layers: int = MAX_LAYERS) -> Spec:
+def load(path: str | os.PathLike[str], *, max_layers: int | None = None) -> Spec:
     """Read and validate a spec file.
 
-    Raises :class:`~shapecalc.errors.SpecError` (or ``LayerConfigError``) with
-    ``FILE:LINE:COL`` for anything wrong, including a missing file, a directory
-    and bytes that are not UTF-8.
+    The file is read by the shared reader (:func:`shapecalc.reader.read_text`: a regular
+    file of at most ``MAX_SPEC_BYTES``). ``max_layers`` bounds the layers it may expand to
+    (default: :func:`layer_limit` of its size). Raises :class:`~shapecalc.errors.SpecError`
+    (or ``LayerConfigError``) with ``FILE:LINE:COL`` for anything wrong, including a missing
+    file, a directory, a device or FIFO, and bytes that are not UTF-8.
     """
+    from ..reader import read_text
+
     file = os.fspath(path)
-    try:
-        data = Path(file).read_bytes()
-    except (FileNotFoundError, NotADirectoryError):
-        raise SpecError(f"{file}: no such file") from None
-    except IsADirectoryError:
-        raise SpecError(f"{file}: is a directory") from None
-    except PermissionError:
-        raise SpecError(f"{file}: permission denied") from None
-    except OSError as e:
-        raise SpecError(f"{file}: cannot be read ({e.strerror})") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise SpecError(
-            f"file is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})",
-            location=Location(file, 1, 1),
-        ) from None
-    return loads(text, file, max_layers=max_layers)
+    return loads(read_text(file), file, max_layers=max_layers)
 
 
-def loads(text: str, file: str = "<string>", *, max_layers: int = MAX_LAYERS) -> Spec:
-    """Validate a spec given as text; ``file`` is the name used in locations."""
+def loads(text: str, file: str = "<string>", *, max_layers: int | None = None) -> Spec:
+    """Validate a spec given as text; ``file`` is the name used in locations.
+
+    ``max_layers`` defaults to :func:`layer_limit` of the text's length.
+    """
+    if max_layers is None:
+        max_layers = layer_limit(len(text))
     if text.startswith("\ufeff"):  # a UTF-8 byte order mark: not part of the YAML
         text = text[1:]
     # Loading builds a large acyclic tree (a 100k-layer spec is ~1M objects); the cyclic
