@@ -500,9 +500,10 @@ def _walk_layer(
     st.peak_elems = max(st.peak_elems, st.held_elems + _numel(shape) + out_elems)
     if res.torch_kwargs.get("track_running_stats"):
         st.int_buffers += 1
+    trainable = res.trainable if layer.trainable else 0  # a frozen layer (SPEC "Frozen layers")
     sums = st.sums
     sums[0] += res.params
-    sums[1] += res.trainable
+    sums[1] += trainable
     sums[2] += res.buffers
     sums[3] += res.macs
     row = Row(
@@ -515,7 +516,7 @@ def _walk_layer(
         input_shape=shape,
         output_shape=out,
         params=res.params,
-        trainable=res.trainable,
+        trainable=trainable,
         buffers=res.buffers,
         macs=res.macs,
         receptive=new_rf,

@@ -362,6 +362,8 @@ def _instantiate(node: PlanNode, nn: Any, pairs: list[tuple[Row, Any]]) -> Any:
     if node.kind == "layer":
         assert node.layer is not None
         module = layer_class(node.layer.type)(**node.kwargs)
+        if not node.layer.trainable:
+            module.requires_grad_(False)  # trainable: false (SPEC "Frozen layers")
     elif node.kind == "sequential":
         module = _sequential(nn, [(c.name, _instantiate(c, nn, pairs)) for c in node.children])
     elif node.kind == "residual":

@@ -386,12 +386,12 @@ BROKEN_MESSAGES = {
     "repeat_nested_huge.yaml": "repeat_nested_huge.yaml:4:15: layers[0] (sequential): the spec expands to more than"
     " 20,000 layers (repeat: 10,000)",
     "repeat_zero.yaml": "repeat_zero.yaml:3:20: layers[0] (relu): repeat must be an int >= 1, not 0",
-    "reserved_param.yaml": "reserved_param.yaml:4:14: 'repeat' cannot be a block parameter: name and repeat are"
-    " reserved in every layer",
+    "reserved_param.yaml": "reserved_param.yaml:4:14: 'repeat' cannot be a block parameter: name, repeat and"
+    " trainable are reserved in every layer",
     "residual_no_body.yaml": "residual_no_body.yaml:3:5: layers[0] (residual): residual needs body: a non-empty list"
     " of layers, not nothing",
     "structural_unknown_key.yaml": "structural_unknown_key.yaml:4:7: layers[0] (sequential): sequential has no key"
-    " 'layer' (did you mean 'layers'?); it takes layers, name, repeat",
+    " 'layer' (did you mean 'layers'?); it takes layers, name, repeat, trainable",
     "syntax_error.yaml": "syntax_error.yaml:5:1: YAML syntax error: did not find expected ',' or '}'"
     " (while parsing a flow mapping at line 3)",
     "two_documents.yaml": "two_documents.yaml:3:1: a spec is a single YAML document, but a second one starts here",
@@ -402,7 +402,7 @@ BROKEN_MESSAGES = {
     " no parameter 'kk' (did you mean 'k'?); it takes out, k",
     "unknown_layer.yaml": "unknown_layer.yaml:4:5: layers[1]: unknown layer type 'conv2dd' (did you mean 'conv2d'?)",
     "unknown_top_key.yaml": "unknown_top_key.yaml:2:1: unknown key 'layer' (did you mean 'layers'?); a spec has name,"
-    " description, input, blocks, layers, expect",
+    " description, input, blocks, layers, expect, module, module_args",
 }
 
 #: where libyaml and PyYAML's pure-Python parser word a syntax error differently
@@ -550,7 +550,7 @@ def test_error_types() -> None:
         (
             "input: [3]\nlayers: [relu]\nblocks:\n  b:\n    layers: [residual: {body: [relu], bdy: [relu]}]\n",
             "t.yaml:5:39: blocks.b.layers[0] (residual): residual has no key 'bdy' (did you mean 'body'?); it takes"
-            " body, shortcut, name, repeat",
+            " body, shortcut, name, repeat, trainable",
         ),
         (
             "input: [3]\nlayers: [concat: {name: c}]\n",

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("listing", "List the architectures shipped with shapecalc (usable by name)."),
     "convolve": ("convolve", "Convolve an image with a kernel, step by step, from scratch."),
     "filters": ("filters", "Show the learned filters of a convolution in a checkpoint (text or picture)."),
+    "import": ("importer", "Write the spec of a Python model (nn.Module) traced with torch.fx."),
 }
 
 
