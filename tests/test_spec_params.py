@@ -106,7 +106,7 @@ def test_parameter_errors() -> None:
         "net.yaml:2:33: the default of parameter 'depth' is '$k': defaults are plain values"
     )
     assert error(NET.replace("depth: 1}", "repeat: 1}")) == (
-        "net.yaml:2:26: 'repeat' cannot be a spec parameter: name and repeat are reserved in every layer"
+        "net.yaml:2:26: 'repeat' cannot be a spec parameter: name, repeat and trainable are reserved in every layer"
     )
     assert error(NET.replace("params: {width", "params: [width")[: NET.index("}")] + "]\nlayers: [relu]\n") == (
         "net.yaml:2:9: params must be a mapping (name: default, null = must be set), not a list"

@@ -103,7 +103,7 @@ def _verified(rows: list[Any], device: str, batch: int) -> tuple[list[Any], list
     """Each possible variant checked by torch, and the notes that say how it went."""
     import dataclasses
 
-    from ..verify import verify as run_verify
+    from ..verification import verify as run_verify
 
     out, notes, checked, version, where = [], [], 0, "", device
     for row in rows:

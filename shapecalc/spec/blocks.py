@@ -112,6 +112,8 @@ class BlockChecker:
             self.check_label(e.name_node, epath, block)
         if e.repeat_node is not None:
             self.check_strings(e.repeat_node, epath, block)
+        if e.trainable_node is not None:
+            self.check_strings(e.trainable_node, epath, block)
         if e.what == "layer":
             self.check_layer(e, epath, block, sc)
         elif e.what == "block":
@@ -224,7 +226,7 @@ def check_param_name(pname: str, owner: str, loc: Location) -> None:
     """
     if pname in RESERVED:
         what = "a block" if owner.startswith("block") else "a spec"
-        fail(f"{pname!r} cannot be {what} parameter: name and repeat are reserved in every layer", loc)
+        fail(f"{pname!r} cannot be {what} parameter: name, repeat and trainable are reserved in every layer", loc)
     if not (pname.isascii() and pname.isidentifier()):  # [A-Za-z_][A-Za-z0-9_]*, without a regex
         fail(f"the parameter name {pname!r} of {owner} is not a name (letters, digits, _): it is used as $name", loc)
 
