@@ -106,7 +106,7 @@ def add_training(
 
 
 def _fits(peak: int) -> bool:
-    from ..verify import available_memory
+    from ..verification import available_memory
 
     free = available_memory("cpu")
     return free is None or peak < free

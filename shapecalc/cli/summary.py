@@ -15,7 +15,7 @@ from .options import DEVICE, SHAPE, batch_option, echo_json, note_unused, print_
 if TYPE_CHECKING:
     from ..analysis import Analysis
     from ..spec.model import Spec
-    from ..verify import Verification
+    from ..verification import Verification
 
 #: what ``summary`` prints when it would verify but torch is missing
 INSTALL_TORCH = "pip install 'shapecalc-cnn[torch]'"
@@ -138,16 +138,8 @@ def command(
     if verify is None and torch_missing:
         notes.append(f"not verified: torch is not installed ({INSTALL_TORCH})")
     elif verify is not False:
-        import gc
+        from ..verification import verify as run_verify
 
-        import torch  # noqa: F401  (imported here only to freeze it, see below)
-
-        from ..verify import verify as run_verify
-
-        # A one-shot process: torch's ~10^6 objects never become garbage, so they are moved out
-        # of the cyclic collector's sight; each full collection while verifying and drawing
-        # would otherwise rescan them (~50 ms each, a third of what the command adds to torch).
-        gc.freeze()
         verification = run_verify(spec, analysis=analysis, device=device, batch=batch)
         notes.extend(verification.describe())
 

@@ -180,8 +180,6 @@ class Spec:
     expect: Expect | None = None
     #: ``# shapecalc: ignore[SC101]`` style suppressions: line -> codes (empty = all)
     suppressions: Mapping[int, frozenset[str]] = field(default_factory=dict)
-    #: the file's text, for tools that rewrite it (``check --update-expect``)
-    source: str = ""
     #: ``module:`` — the PyTorch model the spec describes (``PATH.py:NAME``, the path relative to
     #: the spec's folder, or ``package.module:NAME``); None when the spec names none
     module: str | None = None
