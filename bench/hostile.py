@@ -8,8 +8,9 @@ the layer limit lets it expand to (``spec.document.layer_limit``: 40,666 at 1 MB
 residuals and concats, expressions evaluated for every block use, aliases up to the YAML composer's
 limit, a 1 MB name. Each is checked as a whole process (``shapecalc check FILE``, interpreter
 start-up included) ``--runs`` times; the table shows the median wall time, CPU time (user + system:
-steadier than wall time on a busy machine) and peak RSS. Exit code 0 when every file is under
-both targets. Written to bench/results/hostile.json.
+steadier than wall time on a busy machine), that CPU time as a multiple of a trivial one-layer
+spec's (start-up only: the figure to compare across machines and loads) and peak RSS. Exit code 0
+when every file is under both targets. Written to bench/results/hostile.json.
 """
 
 from __future__ import annotations
@@ -157,7 +158,13 @@ def long_name(size: int) -> str:
     return head + "x" * (size - len(head) - 3) + "'\n"
 
 
+def trivial(size: int) -> str:
+    """The baseline: a one-layer spec, i.e. the process's start-up (interpreter, imports)."""
+    return "input: [3]\nlayers: [relu]\n"
+
+
 FILES: dict[str, Callable[[int], str]] = {
+    "trivial": trivial,
     "flat_relu": flat_relu,
     "flat_conv": flat_conv,
     "repeat_to_limit": repeat_to_limit,
@@ -197,9 +204,11 @@ def main(argv: list[str] | None = None) -> int:
             rss = max(s[2] for s in samples)
             rows.append({"file": name, "bytes": path.stat().st_size, "wall_s": wall, "cpu_s": cpu,
                          "max_rss_mib": rss, "exit_code": samples[0][3]})  # fmt: skip
-    print(f"{'file':<16} {'bytes':>9} {'wall':>7} {'cpu':>7} {'peak RSS':>9}  exit")
+    base = rows[0]["cpu_s"]
+    print(f"{'file':<16} {'bytes':>9} {'wall':>7} {'cpu':>7} {'/trivial':>8} {'peak RSS':>9}  exit")
     for r in rows:
-        print(f"{r['file']:<16} {r['bytes']:>9,} {r['wall_s']:>6.2f}s {r['cpu_s']:>6.2f}s"
+        r["cpu_ratio"] = r["cpu_s"] / base
+        print(f"{r['file']:<16} {r['bytes']:>9,} {r['wall_s']:>6.2f}s {r['cpu_s']:>6.2f}s {r['cpu_ratio']:>7.1f}x"
               f" {r['max_rss_mib']:>6.0f} MiB  {r['exit_code']}")  # fmt: skip
     worst_cpu = max(rows, key=lambda r: r["cpu_s"])
     worst_rss = max(rows, key=lambda r: r["max_rss_mib"])
