@@ -28,13 +28,13 @@ Definitions (also in the README):
 
 from __future__ import annotations
 
-import gc
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from .errors import LayerConfigError, Location, ShapecalcError, show_value
+from .gcpause import paused
 from .registry import LayerResult, Ratio, Shape
 from .spec.model import Concat, Gate, Layer, Node, Residual, Sequential, Spec, Split, block_note
 
@@ -99,6 +99,15 @@ class Row(NamedTuple):
 
 @dataclass(frozen=True)
 class Totals:
+    """The whole network's counts (per sample) and memory (for the analysis's batch and dtype).
+
+    ``params`` counts every parameter, ``trainable`` those with ``requires_grad``
+    (``non_trainable`` the rest); ``buffers`` the elements of registered buffers (norm
+    layers' running statistics and ``num_batches_tracked``); ``macs`` multiply-accumulates
+    of one forward pass of one sample. The ``*_bytes`` fields are for the batch in the
+    analysis's dtype (``num_batches_tracked`` is int64).
+    """
+
     params: int
     trainable: int
     buffers: int
@@ -121,6 +130,15 @@ class Totals:
 
 @dataclass(frozen=True)
 class Analysis:
+    """The result of :func:`analyse`: a spec walked layer by layer, without torch.
+
+    ``rows`` holds every leaf layer and every structural group in pre-order
+    (``layers`` only the leaves), each with its input/output shape (per sample),
+    counts, MACs and receptive field; ``totals`` the whole network's. ``input`` and
+    ``output`` are per-sample shapes; ``batch`` and ``dtype`` only scale the memory
+    figures. ``spec`` is the analysed spec.
+    """
+
     name: str
     input: Shape
     output: Shape
@@ -500,9 +518,10 @@ def _walk_layer(
     st.peak_elems = max(st.peak_elems, st.held_elems + _numel(shape) + out_elems)
     if res.torch_kwargs.get("track_running_stats"):
         st.int_buffers += 1
+    trainable = res.trainable if layer.trainable else 0  # a frozen layer (SPEC "Frozen layers")
     sums = st.sums
     sums[0] += res.params
-    sums[1] += res.trainable
+    sums[1] += trainable
     sums[2] += res.buffers
     sums[3] += res.macs
     row = Row(
@@ -515,7 +534,7 @@ def _walk_layer(
         input_shape=shape,
         output_shape=out,
         params=res.params,
-        trainable=res.trainable,
+        trainable=trainable,
         buffers=res.buffers,
         macs=res.macs,
         receptive=new_rf,
@@ -582,15 +601,8 @@ def analyse(
             _too_large(f"the input {show_value(in_shape)}", _numel(in_shape), batch, item),
             location=spec.input_location if input is None else None,
         )
-    # The walk builds rows for every layer (acyclic, like the loader's tree): pausing the cyclic
-    # garbage collector, which would rescan the growing heap, keeps a 100k-layer walk linear.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused():  # the walk builds acyclic rows for every layer: see shapecalc.gcpause
         return _analyse(spec, in_shape, batch, dtype)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _analyse(spec: Spec, in_shape: Shape, batch: int, dtype: str) -> Analysis:

@@ -50,9 +50,6 @@ WARNING_CODES: dict[str, str] = {
     "SC104": "padding 'same' with an even kernel: torch pads one more at the end than at the start",
 }
 
-#: the keys of ``expect:`` that ``check`` compares, in the order a new block is written
-EXPECT_KEYS = ("output", "params", "trainable", "buffers", "macs", "receptive_field")
-
 # layer families whose layers keep the shape and mix no positions: SC101/SC103 look through them
 _ELEMENTWISE_FAMILIES = frozenset({"activation", "normalisation", "regularisation"})
 
@@ -340,15 +337,6 @@ def _warn(file: str, layer: Layer, arg: str | None, code: str, message: str) -> 
     return Problem(file, line, col, "warning", code, _path(layer), message), layer.location.line
 
 
-def lint(spec: Spec, analysis: Analysis, file: str | None = None) -> list[Problem]:
-    """Every warning (SC101-SC104) in an analysed spec, before ``ignore`` and suppressions.
-
-    A warning that repeats at the same place (the copies of a ``repeat``) is
-    reported once, with the number of copies.
-    """
-    return [problem for problem, _ in _lint(spec, analysis, file)]
-
-
 def _lint(spec: Spec, analysis: Analysis, file: str | None) -> list[tuple[Problem, int]]:
     """Warnings, each with the line of its layer (a suppression comment may sit there too)."""
     file = spec.file if file is None else file
@@ -525,7 +513,7 @@ def _verify(spec: Spec, analysis: Analysis, file: str, device: str) -> list[Prob
     loc = spec.location
     if importlib.util.find_spec("torch") is None:
         return [Problem(file, 1, 1, "error", "SC020", None, MissingTorchError("--verify").message)]
-    from .verify import verify as run_verify
+    from .verification import verify as run_verify
 
     try:
         result = run_verify(spec, analysis=analysis, device=device)
@@ -666,6 +654,8 @@ def updated_source(path: str | os.PathLike[str]) -> tuple[str, str]:
     old = read_text(file)
     spec = loads(old, file)
     current = current_values(analyse(spec))
+    from .spec import EXPECT_KEYS  # the keys check compares, in the order a new block is written
+
     keys = list(spec.expect.values) if spec.expect is not None and spec.expect.values else list(EXPECT_KEYS)
     if current["receptive_field"] is None and spec.expect is None:
         keys.remove("receptive_field")  # nothing spatial to pin in a new block

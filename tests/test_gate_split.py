@@ -170,8 +170,8 @@ def test_a_float_written_1e_6_gets_the_hint_where_it_is() -> None:
 # --------------------------------------------------------------------------- against torch
 
 torch = pytest.importorskip("torch")
-from shapecalc.export import export  # noqa: E402
 from shapecalc.torch_build import to_torch  # noqa: E402
+from shapecalc.torch_source import export  # noqa: E402
 
 
 def test_gate_and_split_compute_what_they_say() -> None:

@@ -206,7 +206,7 @@ def test_torch_refuses_exactly_what_the_analysis_refuses() -> None:
 
 def test_verification_at_another_batch_checks_that_batch() -> None:
     pytest.importorskip("torch")
-    from shapecalc.verify import verify
+    from shapecalc.verification import verify
 
     spec = loads("input: [3, 1, 1]\nlayers:\n- batchnorm2d: {track_running_stats: false}\n", "t.yaml")
     with pytest.raises(ShapecalcError, match="at batch 1 gives 1"):
@@ -216,7 +216,7 @@ def test_verification_at_another_batch_checks_that_batch() -> None:
 
 def test_verification_compute_is_bounded_like_memory() -> None:
     pytest.importorskip("torch")
-    from shapecalc.verify import verify, work_needed
+    from shapecalc.verification import verify, work_needed
 
     spec = loads("input: [3, 8, 8]\nlayers:\n- conv2d: {out_channels: 4, kernel_size: 3}\n", "t.yaml")
     analysis = analyse(spec)
@@ -270,8 +270,8 @@ def test_non_finite_values_are_refused_where_torch_refuses_them(args: str, line:
 
 def test_values_torch_takes_export_to_code_that_runs(here: Path) -> None:
     torch = pytest.importorskip("torch")
-    from shapecalc.export import export
     from shapecalc.torch_build import to_torch
+    from shapecalc.torch_source import export
 
     spec = loads(
         "name: edges\ninput: [3, 8, 8]\nlayers:\n"

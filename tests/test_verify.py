@@ -16,7 +16,7 @@ from shapecalc.errors import ShapecalcError
 
 torch = pytest.importorskip("torch")
 
-from shapecalc.verify import FIELDS, NETWORK, Check, _materialise, resolve_device, verify  # noqa: E402
+from shapecalc.verification import FIELDS, NETWORK, Check, _materialise, resolve_device, verify  # noqa: E402
 
 ARCHITECTURES = sorted((Path(__file__).parent.parent / "architectures").glob("*.yaml"))
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,7 +15,7 @@ from .options import DEVICE, SHAPE, batch_option, echo_json, note_unused, print_
 if TYPE_CHECKING:
     from ..analysis import Analysis
     from ..spec.model import Spec
-    from ..verify import Verification
+    from ..verification import Verification
 
 #: what ``summary`` prints when it would verify but torch is missing
 INSTALL_TORCH = "pip install 'shapecalc-cnn[torch]'"
@@ -75,6 +76,8 @@ def command(
     compare_tools: bool = False,
     count: tuple[str, ...] = (),
     percent: bool = False,
+    train: bool = False,
+    optimizer: str = "adam",
     model_args: tuple[str, ...] = (),
 ) -> None:
     """Analyse the architecture in SPEC layer by layer (SPEC - reads standard input).
@@ -95,6 +98,8 @@ def command(
     from ..pymodel.ref import looks_like_ref
 
     costs = (fmt, depth, as_tools, count, percent, compare_tools)
+    if train and (looks_like_ref(spec_file)):
+        raise click.UsageError("--train works on a spec's layers, not on a Python model")
     if looks_like_ref(spec_file):
         from .pymodel import summary_of_model
 
@@ -133,20 +138,20 @@ def command(
     if verify is None and torch_missing:
         notes.append(f"not verified: torch is not installed ({INSTALL_TORCH})")
     elif verify is not False:
-        import gc
+        from ..verification import verify as run_verify
 
-        import torch  # noqa: F401  (imported here only to freeze it, see below)
-
-        from ..verify import verify as run_verify
-
-        # A one-shot process: torch's ~10^6 objects never become garbage, so they are moved out
-        # of the cyclic collector's sight; each full collection while verifying and drawing
-        # would otherwise rescan them (~50 ms each, a third of what the command adds to torch).
-        gc.freeze()
         verification = run_verify(spec, analysis=analysis, device=device, batch=batch)
         notes.extend(verification.describe())
 
-    _emit(analysis, verification, notes, *costs)
+    training = None
+    if train:
+
+        def training(views: Any, notes: list[str]) -> None:
+            from .cost_options import add_training
+
+            add_training(views, spec, analysis, optimizer, verification is not None, notes)
+
+    _emit(analysis, verification, notes, *costs, training)
     if verification is not None and not verification.ok:
         sys.exit(1)
 
@@ -161,11 +166,14 @@ def _emit(
     count: tuple[str, ...],
     percent: bool,
     compare_tools: bool,
+    training: Callable[[Any, list[str]], None] | None = None,
 ) -> None:
     """Print the report in ``fmt`` to stdout and the notes to stderr (a spec's or a Python model's)."""
     from ..render_costs import cost_views
 
     views = cost_views(analysis, as_tools=as_tools, count=count, percent=percent, compare_tools=compare_tools)
+    if training is not None:
+        training(views, notes)
     if fmt == "json":
         from ..render import to_json
 

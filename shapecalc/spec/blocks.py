@@ -93,7 +93,8 @@ class BlockChecker:
         for pname, vnode in node.items.items():
             kloc = node.keys[pname].loc
             if pname in RESERVED:
-                fail(f"{pname!r} cannot be a block parameter: name and repeat are reserved in every layer", kloc)
+                reserved = "name, repeat and trainable are reserved in every layer"
+                fail(f"{pname!r} cannot be a block parameter: {reserved}", kloc)
             if not (pname.isascii() and pname.isidentifier()):  # [A-Za-z_][A-Za-z0-9_]*, without a regex
                 fail(
                     f"the parameter name {pname!r} of block {bname!r} is not a name (letters, digits, _):"
@@ -116,6 +117,8 @@ class BlockChecker:
             self.check_label(e.name_node, epath, block)
         if e.repeat_node is not None:
             self.check_strings(e.repeat_node, epath, block)
+        if e.trainable_node is not None:
+            self.check_strings(e.trainable_node, epath, block)
         if e.what == "layer":
             self.check_layer(e, epath, block, sc)
         elif e.what == "block":

@@ -8,13 +8,13 @@ checked by :class:`~shapecalc.spec.blocks.BlockChecker`, ``layers:`` are built b
 
 from __future__ import annotations
 
-import gc
 import os
 import re
 from pathlib import Path
 from typing import Any
 
 from ..errors import Location
+from ..gcpause import paused
 from ..registry import did_you_mean
 from .blocks import BlockChecker
 from .entries import Entries
@@ -74,16 +74,8 @@ def loads(text: str, file: str = "<string>", *, max_layers: int | None = None) -
         max_layers = layer_limit(len(text))
     if text.startswith("\ufeff"):  # a UTF-8 byte order mark: not part of the YAML
         text = text[1:]
-    # Loading builds a large acyclic tree (a 100k-layer spec is ~1M objects); the cyclic
-    # garbage collector would keep rescanning it while it grows, and that doubles the time.
-    # Nothing built here forms a cycle, so collection is paused and restored.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused():  # loading builds a large acyclic tree: see shapecalc.gcpause
         return Reader(file, max_layers).read(text)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def suppressions(text: str) -> dict[int, frozenset[str]]:
@@ -153,7 +145,6 @@ class Reader:
             module_location=items["module"].loc if module is not None else None,
             has_layers="layers" in items,
             suppressions=suppressions(text),
-            source=text,
         )
 
     def root(self, text: str) -> YMap:

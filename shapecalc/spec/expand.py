@@ -16,7 +16,7 @@ from ..registry import LayerType
 from . import expr as X
 from .blocks import bad_arg, bad_param, missing_params
 from .entries import REQUIRED, Block, Entries, Entry
-from .model import Concat, Gate, Layer, Node, Residual, Sequential, Split
+from .model import Concat, Gate, Layer, Node, Residual, Sequential, Split, freeze
 from .scope import Bindings, Scope, fail, located
 from .values import Values, and_, is_int, is_null
 from .yamlnodes import YScalar, YSeq, kind
@@ -48,8 +48,12 @@ class Expander:
         repeat = self.repeat(e, epath, sc) if e.repeat_node is not None else 1
         ready = self.prepare(e, epath, sc)
         if repeat == 1:
-            return self.build(e, epath, ready, path, None, label, sc)
-        return self.repeated(e, epath, ready, repeat, path, label, sc)
+            node = self.build(e, epath, ready, path, None, label, sc)
+        else:
+            node = self.repeated(e, epath, ready, repeat, path, label, sc)
+        if e.trainable_node is not None and not self.trainable(e, epath, sc):
+            return freeze(node)
+        return node
 
     def prepare(self, e: Entry, epath: str, sc: Scope) -> Any:
         """What every copy of an entry shares: a layer's checked arguments (and their locations),
@@ -111,6 +115,14 @@ class Expander:
             return X.substitute_label(text, sc.env)
         except SpecError as err:
             raise located(err, node.loc, epath, sc) from None
+
+    def trainable(self, e: Entry, epath: str, sc: Scope) -> bool:
+        node = e.trainable_node
+        assert node is not None
+        value = self.values.value(node, epath, sc)
+        if not isinstance(value, bool):
+            fail(f"trainable must be true or false, not {X.show(value)}", node.loc, epath, sc)
+        return value
 
     def repeat(self, e: Entry, epath: str, sc: Scope) -> int:
         node = e.repeat_node

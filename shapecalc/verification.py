@@ -29,8 +29,10 @@ from fractions import Fraction
 from typing import Any
 
 from .analysis import DTYPE_BYTES, Analysis, Row, analyse
-from .errors import MissingTorchError, ShapecalcError
+from .errors import ShapecalcError
 from .spec.model import Spec
+from .torch_build import import_torch
+from .torch_internals import empty_like_on, no_dynamo_import
 
 #: share of the CPU's available memory a verification may plan to use
 CPU_MEMORY_FRACTION = 0.5
@@ -194,21 +196,13 @@ def _json(value: Any) -> Any:
 # --------------------------------------------------------------------------- devices and memory
 
 
-def _torch() -> Any:
-    try:
-        import torch
-    except ImportError:
-        raise MissingTorchError("verifying against PyTorch") from None
-    return torch
-
-
 def resolve_device(device: str = "auto") -> str:
     """The concrete device for ``auto|cpu|cuda|cuda:N|mps|meta``.
 
     ``auto`` picks cuda, then mps, then cpu. A device that is named but not
     available raises :class:`ShapecalcError` (one line, with what is available).
     """
-    torch = _torch()
+    torch = import_torch("verifying against PyTorch")
     name = device.strip().lower()
     cuda = torch.cuda.is_available()
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
@@ -247,7 +241,7 @@ def _cpu_available() -> int | None:
 
 def available_memory(device: str) -> int | None:
     """Bytes a verification may plan to use on ``device`` (a share of what is free); None if unknown."""
-    torch = _torch()
+    torch = import_torch("verifying against PyTorch")
     if device == "meta":
         return None
     if device.startswith("cuda"):
@@ -311,7 +305,7 @@ def verify(
     rules are checked at ``batch``). Raises :class:`MissingTorchError` without torch,
     :class:`ShapecalcError` for an unavailable device or a spec that does not fit together.
     """
-    torch = _torch()
+    torch = import_torch("verifying against PyTorch")
     if batch < 1:
         raise ShapecalcError(f"batch must be at least 1, not {batch}")
     if analysis is None:
@@ -373,10 +367,7 @@ def _first_line(exc: BaseException) -> str:
 
 def _materialise(torch: Any, module: Any, device: str) -> Any:
     """``to_empty`` on ``device``, then zeros everywhere and norm statistics reset (mean 0, var 1)."""
-    # What Module.to_empty does, but with torch.empty(shape) instead of empty_like(meta tensor):
-    # the latter goes through torch._refs' stride logic, which imports sympy (~0.3-1 s, more than
-    # building, running and checking resnet18 together).
-    module = module._apply(lambda t: torch.empty(t.shape, dtype=t.dtype, device=device))
+    module = empty_like_on(module, device)
     with torch.no_grad():
         for tensor in (*module.parameters(), *module.buffers()):
             tensor.zero_()
@@ -385,33 +376,6 @@ def _materialise(torch: Any, module: Any, device: str) -> Any:
             if reset is not None and getattr(mod, "track_running_stats", False):
                 reset()
     return module
-
-
-def _no_dynamo_import() -> Any:
-    """Let FlopCounterMode run without importing ``torch._dynamo``; returns the undo function.
-
-    torch wraps every dispatch mode's ``__torch_dispatch__`` in ``_disable_dynamo``, which imports
-    torch._dynamo (and sympy) on the first call: ~0.7 s, more than the whole verification of
-    resnet18. Outside torch.compile that wrapper does nothing, and it looks for a cached
-    ``__dynamo_disable`` attribute on the function before importing: pointing it at the function
-    itself skips the import for our pass only (undone afterwards, and left alone when dynamo is
-    already loaded or torch's internals differ from what is expected here).
-    """
-    import sys
-
-    from torch.utils import flop_counter
-
-    mode = getattr(flop_counter, "_FlopCounterMode", None)
-    raw = getattr(vars(mode).get("__torch_dispatch__") if mode is not None else None, "__wrapped__", None)
-    if raw is None or "torch._dynamo" in sys.modules or hasattr(raw, "__dynamo_disable"):
-        return lambda: None
-    setattr(raw, "__dynamo_disable", raw)  # the name torch looks up, unmangled
-
-    def restore() -> None:
-        if getattr(raw, "__dynamo_disable", None) is raw:
-            delattr(raw, "__dynamo_disable")
-
-    return restore
 
 
 class _Recorder:
@@ -457,9 +421,8 @@ def _run(spec: Spec, analysis: Analysis, torch: Any, device: str, batch: int) ->
     x = torch.zeros((batch, *analysis.input), device=device)
     failure: Check | None = None
     out_shape: tuple[int, ...] | None = None
-    restore = _no_dynamo_import()
     try:
-        with warnings.catch_warnings(), torch.inference_mode(), counter:
+        with warnings.catch_warnings(), torch.inference_mode(), no_dynamo_import(), counter:
             # torch's advice about the user's own choices (Softmax(dim=None), padding='same' with an
             # even kernel) is noise in a report about whether the numbers agree
             warnings.filterwarnings("ignore", message="Implicit dimension choice", category=UserWarning)
@@ -478,7 +441,6 @@ def _run(spec: Spec, analysis: Analysis, torch: Any, device: str, batch: int) ->
             False,
         )
     finally:
-        restore()
         for h in handles:
             h.remove()
 
