@@ -20,9 +20,9 @@ from shapecalc.analysis import analyse
 from shapecalc.check import Problem, check_file
 from shapecalc.cli import cli
 from shapecalc.errors import ShapecalcError
-from shapecalc.export import export
 from shapecalc.render import to_json
 from shapecalc.spec import loads
+from shapecalc.torch_source import export
 
 EXAMPLES = int(os.environ.get("SHAPECALC_FUZZ_EXAMPLES", "25"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -49,7 +49,7 @@ def test_mutated_specs_get_located_lines_or_pass(text: str) -> None:
     analysis = analyse(spec)
     assert to_json(analysis)["output"]
     if importlib.util.find_spec("torch") is not None:
-        from shapecalc.verify import verify
+        from shapecalc.verification import verify
 
         result = verify(spec, analysis=analysis, device="meta")
         assert result.ok, result.describe()
