@@ -91,6 +91,7 @@ def check_file(
     ignore: Iterable[str] = (),
     verify: bool = False,
     device: str = "cpu",
+    params: Mapping[str, Any] | None = None,
 ) -> list[Problem]:
     """Check one spec file and return its problems, sorted by position.
 
@@ -98,9 +99,12 @@ def check_file(
     with these codes (error codes cannot be ignored); ``verify`` also builds the
     model with torch on ``device`` and compares every number (``SC020``).
     A path that is missing, a directory or unreadable is an ``SC001`` problem.
+    ``params`` sets spec parameters (``check --set``); the spec is checked with its
+    defaults otherwise. ``expect:`` describes the defaults, so it is not compared
+    when a parameter is set.
     """
     file = os.fspath(path)
-    spec_or_problem = _load(file)
+    spec_or_problem = _load(file, params)
     if isinstance(spec_or_problem, Problem):
         return [spec_or_problem]
     spec = spec_or_problem
@@ -117,7 +121,7 @@ def check_file(
     except ShapecalcError as err:
         return [problem_from_error(err, file, "SC002")]
 
-    problems = expect_drift(spec, analysis, file)
+    problems = expect_drift(spec, analysis, file) if not params else []
     ignored = frozenset(ignore)
     for warning, layer_line in _lint(spec, analysis, file):
         if warning.code in ignored or _suppressed(spec, warning.code, (warning.line, layer_line)):
@@ -135,14 +139,14 @@ def check_file(
 # --------------------------------------------------------------------------- loading
 
 
-def _load(file: str) -> Spec | Problem:
+def _load(file: str, params: Mapping[str, Any] | None = None) -> Spec | Problem:
     """The loaded spec, or the one SC001 problem that stops the check."""
     from .reader import read_text
     from .spec import loads
 
     try:
         # the shared reader: regular files only (never /dev/zero or a FIFO), at most MAX_SPEC_BYTES
-        return loads(read_text(file), file)
+        return loads(read_text(file), file, params=params)
     except ShapecalcError as err:
         return problem_from_error(err, file, "SC001")
 

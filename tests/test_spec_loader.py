@@ -365,7 +365,7 @@ BROKEN_MESSAGES = {
     "expr_import.yaml": "expr_import.yaml:6:48: blocks.evil.layers[0] (conv2d): bad expression"
     " \"__import__('os').system('echo pwned') or $k\": unexpected '_' (names are written $name) at position 1",
     "expr_outside_block.yaml": "expr_outside_block.yaml:3:28: layers[0] (conv2d): '$out' uses $, which only works"
-    " inside a block's layers (for the block's parameters)",
+    " inside a block's layers (for the block's parameters) or in a spec with params:",
     "expr_unknown_param.yaml": "expr_unknown_param.yaml:6:51: blocks.cbr.layers[0] (conv2d): unknown parameter $kk"
     " in '$kk' (did you mean 'k'?); block 'cbr' has parameters: out, k",
     "missing_arg.yaml": "missing_arg.yaml:3:5: layers[0] (conv2d): conv2d needs kernel_size",
@@ -401,7 +401,7 @@ BROKEN_MESSAGES = {
     " no parameter 'kk' (did you mean 'k'?); it takes out, k",
     "unknown_layer.yaml": "unknown_layer.yaml:4:5: layers[1]: unknown layer type 'conv2dd' (did you mean 'conv2d'?)",
     "unknown_top_key.yaml": "unknown_top_key.yaml:2:1: unknown key 'layer' (did you mean 'layers'?); a spec has name,"
-    " description, input, blocks, layers, expect, module, module_args",
+    " description, input, params, blocks, layers, expect, module, module_args",
 }
 
 #: where libyaml and PyYAML's pure-Python parser word a syntax error differently
@@ -496,7 +496,8 @@ def test_error_types() -> None:
         ),
         (
             "input: [3]\nlayers: [relu: {name: a$x}]\n",
-            "t.yaml:2:23: layers[0] (relu): the name 'a$x' uses $, which only works inside a block's layers",
+            "t.yaml:2:23: layers[0] (relu): the name 'a$x' uses $, which only works inside a block's layers or in a"
+            " spec with params:",
         ),
         (
             "input: [3]\nlayers: [conv_bn_rel]\nblocks: {conv_bn_relu: {layers: [relu]}}\n",
@@ -509,7 +510,7 @@ def test_error_types() -> None:
         (
             "input: [3]\nlayers: [relu]\nblocks: {b: {params: {k: $x}, layers: [relu]}}\n",
             "t.yaml:3:26: blocks.b.params.k: '$x' uses $, which only works inside a block's layers (for the block's"
-            " parameters)",
+            " parameters) or in a spec with params:",
         ),
         (
             "input: [3]\nlayers: [relu]\nblocks: {b: {params: {2k: 1}, layers: [relu]}}\n",
@@ -638,12 +639,13 @@ blocks:
   outer:
     params: {n: 1}
     layers:
-      - inner: {k: $n, repeat: $n - 1}
+      - inner: {k: $n, repeat: $n - 2}
 layers:
   - outer
 """
+    # (repeat: 0 from a parameter is allowed: version 2 of the format; below 0 is not)
     assert loads_error(text) == (
-        "t.yaml:11:5: layers[0].outer.layers[0] (inner): repeat must be an int >= 1, not 0"
+        "t.yaml:11:5: layers[0].outer.layers[0] (inner): repeat must be an int >= 0 (0 removes the entry), not -1"
         " (in block 'outer' defined at line 6)"
     )
 

@@ -189,3 +189,5 @@ class Spec:
     module_location: Location | None = None
     #: False for a spec with ``module:`` and no ``layers`` (it describes the Python model alone)
     has_layers: bool = True
+    #: the values of the spec's parameters (``params:``, with those set from outside)
+    params: Mapping[str, Any] = field(default_factory=dict)
