@@ -124,8 +124,8 @@ def test_split_errors_say_what_would_sum() -> None:
         ("  - split: {sizes: [4], branches: [[], []]}", "3:20: layers[0] (split): split sizes has 1 values but there are 2 branches: give one size per branch"),  # noqa: E501
         ("  - split: {sizes: [2, 2]}", "3:5: layers[0] (split): split needs a non-empty list of branches, each a list of layers ([] is the identity), not nothing"),  # noqa: E501
         ("  - gate: {}", "3:5: layers[0] (gate): gate needs body: a non-empty list of layers, not nothing"),
-        ("  - gate: {body: [relu], shortcut: [relu]}", "3:26: layers[0] (gate): gate has no key 'shortcut'; it takes body, name, repeat"),  # noqa: E501
-        ("  - split: {sizez: [2, 2], branches: [[], []]}", "3:13: layers[0] (split): split has no key 'sizez' (did you mean 'sizes'?); it takes sizes, branches, name, repeat"),  # noqa: E501
+        ("  - gate: {body: [relu], shortcut: [relu]}", "3:26: layers[0] (gate): gate has no key 'shortcut'; it takes body, name, repeat, trainable"),  # noqa: E501
+        ("  - split: {sizez: [2, 2], branches: [[], []]}", "3:13: layers[0] (split): split has no key 'sizez' (did you mean 'sizes'?); it takes sizes, branches, name, repeat, trainable"),  # noqa: E501
     ],
 )  # fmt: skip
 def test_loader_errors(text: str, message: str) -> None:
