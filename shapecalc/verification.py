@@ -21,6 +21,7 @@ and FLOP count without allocating a byte, and the result says why.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -37,9 +38,10 @@ from .torch_internals import empty_like_on, no_dynamo_import
 CPU_MEMORY_FRACTION = 0.5
 #: share of a GPU's free memory a verification may plan to use
 GPU_MEMORY_FRACTION = 0.8
-#: the most work a real-device pass may plan: multiply-accumulates plus activation elements written,
-#: for the batch (2*10^10 is a few seconds on one CPU core; VGG-19 at 224x224 needs 1.96*10^10).
-#: Beyond it the pass runs on meta, as it does for memory: same shapes and counts, no arithmetic.
+#: the most work a real-device pass may plan (:func:`work_needed`: multiply-accumulates, pooling
+#: windows and activation elements written, for the batch): 2*10^10 is a few seconds on one CPU
+#: core (VGG-19 at 224x224 needs about 1.96*10^10). Beyond it the pass runs on meta, as it does
+#: for memory: the same shapes and counts, no arithmetic.
 COMPUTE_LIMIT = 2 * 10**10
 #: the numbers compared per row, in order
 FIELDS = ("output", "params", "trainable", "buffers", "macs")
@@ -254,10 +256,20 @@ def available_memory(device: str) -> int | None:
 
 
 def work_needed(analysis: Analysis, batch: int) -> int:
-    """Multiply-accumulates plus activation elements written, for a pass at ``batch``: the pass's compute."""
-    t = analysis.totals
-    activation_elems = t.activation_bytes // (analysis.batch * DTYPE_BYTES[analysis.dtype])
-    return (t.macs + activation_elems) * batch
+    """The pass's compute at ``batch``: per layer its multiply-accumulates, or for a windowed layer
+    without any (pooling, upsampling) its output times its window, plus the output elements written.
+
+    A 1000x1000 max pooling has no MACs but reads 10^6 inputs per output: counted here.
+    """
+    work = 0
+    for row in analysis.layers:
+        step = row.result.receptive if row.result is not None else None
+        out = row.activation
+        if row.macs or step is None or step.global_:
+            work += row.macs + out
+        else:
+            work += out * math.prod(step.kernel) + out
+    return work * batch
 
 
 def memory_needed(analysis: Analysis, batch: int) -> int:
@@ -313,7 +325,7 @@ def verify(
             reason = f"needs {_mib(needed)}, more than the {_mib(available)} {target} can spare"
         elif compute_limit is not None and work > compute_limit:
             reason = (
-                f"needs {work:,} multiply-accumulates and activation writes, over the compute limit"
+                f"needs {work:,} multiply-accumulates, window reads and activation writes, over the compute limit"
                 f" of {compute_limit:,}"
             )
     run_on = "meta" if reason else target

@@ -27,18 +27,21 @@ from .yamlnodes import YMap, YNode, YScalar, YSeq, compose, kind
 
 #: the most layers (and structures) any spec may expand to
 MAX_LAYERS = 1_000_000
-#: a spec may expand to at most max(LAYERS_FLOOR, its size in bytes // BYTES_PER_LAYER) layers:
-#: 20,000 is several times the largest real network (a 1,001-layer ResNet has ~3,000 layers), and
-#: a written-out layer takes ~20 bytes or more (`- conv2d: {...}`), so a long file of real
-#: layers is never refused while a short one cannot ask for unbounded work (`repeat: 999999`).
-#: Checking a file of under 1 MB thus builds at most 62,500 layers (bench/README.md measures it).
+#: A spec may expand to at most max(LAYERS_FLOOR, size // BYTES_PER_LAYER - LAYERS_OFFSET) layers,
+#: ``size`` being its length in bytes: 20,000 up to ~690 KB (several times the largest real network:
+#: a 1,001-layer ResNet has ~3,000), 40,666 at 1 MB, 152,572 at 2.7 MB (the bench's 100,000-layer
+#: ResNet-style spec expands to 142,608), 533,000 at the 8 MiB file limit. So a short file cannot ask
+#: for unbounded work (`relu: {repeat: 999999}`), a long file of written-out layers is never refused,
+#: and checking any file under 1 MB builds at most ~40,000 layers (bench/hostile.py measures it).
 LAYERS_FLOOR = 20_000
-BYTES_PER_LAYER = 16
+BYTES_PER_LAYER = 15
+LAYERS_OFFSET = 26_000
 
 
 def layer_limit(size: int) -> int:
-    """The most layers a spec of ``size`` bytes (or characters) may expand to."""
-    return min(MAX_LAYERS, max(LAYERS_FLOOR, size // BYTES_PER_LAYER))
+    """The most layers (and structures) a spec of ``size`` bytes (or characters) may expand to."""
+    return min(MAX_LAYERS, max(LAYERS_FLOOR, size // BYTES_PER_LAYER - LAYERS_OFFSET))
+
 
 #: the top-level keys of a spec
 TOP_KEYS = ("name", "description", "input", "params", "blocks", "layers", "expect", "module", "module_args")
