@@ -346,30 +346,7 @@ def _walk(
         kind, group = "split", None
     else:
         assert isinstance(node, Concat)
-        outs: list[Shape] = []
-        fields = []
-        held = _numel(in_shape)
-        st.held_elems += held
-        for branch in node.branches:
-            b_shape, b_rf = _walk(branch, in_shape, in_rf, depth + 1, st) if branch.items else (in_shape, in_rf)
-            outs.append(b_shape)
-            fields.append(b_rf)
-            st.held_elems += _numel(b_shape)
-            held += _numel(b_shape)
-        st.held_elems -= held
-        ref = outs[0]
-        for i, other in enumerate(outs[1:], 1):
-            if len(other) != len(ref) or other[1:] != ref[1:]:
-                raise ShapecalcError(
-                    f"concat branches must agree on every axis but channels: branch 0 gives {show_value(ref)},"
-                    f" branch {i} gives {show_value(other)}" + block_note(node),
-                    location=node.location,
-                    path=f"{node.path} (concat)",
-                )
-        shape = (sum(o[0] for o in outs), *ref[1:])
-        rf = _merge_rf(fields)
-        st.activation_elems += _numel(shape)
-        st.peak_elems = max(st.peak_elems, st.held_elems + held + _numel(shape))
+        shape, rf = _walk_branches(node, "concat", [in_shape] * len(node.branches), in_shape, in_rf, depth, st)
         kind, group = "concat", None
     params, trainable, buffers, macs = (now - then for now, then in zip(st.sums, before))
     if node.repeat_index is not None:
@@ -443,12 +420,29 @@ def _walk_split(
     node: Split, in_shape: Shape, in_rf: ReceptiveField | None, depth: int, st: _State
 ) -> tuple[Shape, ReceptiveField | None]:
     sizes = _split_sizes(node, in_shape)
+    parts = [(size, *in_shape[1:]) for size in sizes]
+    return _walk_branches(node, "split", parts, in_shape, in_rf, depth, st)
+
+
+def _walk_branches(
+    node: Concat | Split,
+    kind: str,
+    inputs: list[Shape],
+    in_shape: Shape,
+    in_rf: ReceptiveField | None,
+    depth: int,
+    st: _State,
+) -> tuple[Shape, ReceptiveField | None]:
+    """Branches that each see one input and whose outputs are concatenated along the channels.
+
+    Concat gives every branch the whole input, split one slice each; the memory accounting
+    (the input and every branch output held until the concatenation) is the same.
+    """
     outs: list[Shape] = []
     fields = []
     held = _numel(in_shape)
     st.held_elems += held
-    for branch, size in zip(node.branches, sizes, strict=True):
-        part = (size, *in_shape[1:])
+    for branch, part in zip(node.branches, inputs, strict=True):
         b_shape, b_rf = _walk(branch, part, in_rf, depth + 1, st) if branch.items else (part, in_rf)
         outs.append(b_shape)
         fields.append(b_rf)
@@ -459,10 +453,10 @@ def _walk_split(
     for i, other in enumerate(outs[1:], 1):
         if len(other) != len(ref) or other[1:] != ref[1:]:
             raise ShapecalcError(
-                f"split branches must agree on every axis but channels: branch 0 gives {show_value(ref)},"
+                f"{kind} branches must agree on every axis but channels: branch 0 gives {show_value(ref)},"
                 f" branch {i} gives {show_value(other)}" + block_note(node),
                 location=node.location,
-                path=f"{node.path} (split)",
+                path=f"{node.path} ({kind})",
             )
     shape = (sum(o[0] for o in outs), *ref[1:])
     st.activation_elems += _numel(shape)
