@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import Location, MissingTorchError, ShapecalcError, SpecError
 from .formulas import same_padding
+from .gcpause import paused
 
 if TYPE_CHECKING:  # the analysis is imported lazily: a missing path needs none of it
     from .analysis import Analysis, Row
@@ -103,7 +104,13 @@ def check_file(
     defaults otherwise. ``expect:`` describes the defaults, so it is not compared
     when a parameter is set.
     """
-    file = os.fspath(path)
+    with paused():  # loading, analysis and the warnings build one large acyclic tree: see shapecalc.gcpause
+        return _check(os.fspath(path), strict, ignore, verify, device, params)
+
+
+def _check(
+    file: str, strict: bool, ignore: Iterable[str], verify: bool, device: str, params: Mapping[str, Any] | None
+) -> list[Problem]:
     spec_or_problem = _load(file, params)
     if isinstance(spec_or_problem, Problem):
         return [spec_or_problem]

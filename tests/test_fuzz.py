@@ -76,7 +76,7 @@ def test_the_strategies_reach_every_class() -> None:
     try:
         loads("input: [3]\nlayers: [relu: {repeat: 999999}]\n")
     except ShapecalcError as err:
-        assert "20,000 layers" in err.message
+        assert "10,000 layers" in err.message
 
 
 def check_file_text(text: str) -> list[Problem]:

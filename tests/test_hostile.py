@@ -56,7 +56,7 @@ EXPECTED = {
     " (3 // 0) (in block 'down' defined at line 3)  [SC001]",
     "alias_bomb.yaml": "8:36: error: the document expands to more than 1,000,000 nodes through YAML aliases"
     " (at *e)  [SC001]",
-    "absurd_repeat.yaml": "3:20: error: layers[0] (relu): the spec expands to more than 20,000 layers"
+    "absurd_repeat.yaml": "3:20: error: layers[0] (relu): the spec expands to more than 10,000 layers"
     " (repeat: 1,000,000,000,000)  [SC001]",
     "deep_yaml.yaml": "2:1008: error: YAML syntax error: exceeded maximum nesting depth"
     " (while increasing flow level at line 2)  [SC001]",

@@ -22,6 +22,8 @@ from .yamlnodes import YMap, YNode, YScalar, YSeq, kind
 
 #: the keys of one block definition
 BLOCK_KEYS = ("params", "layers")
+#: the most parameters one ``params:`` mapping (of the spec or of a block) may declare
+MAX_PARAMS = 1_000
 
 
 class BlockChecker:
@@ -34,6 +36,8 @@ class BlockChecker:
         self.edges: dict[str, list[tuple[str, Location]]] = {}  # block name -> the blocks it uses
         #: the spec's own parameters (``params:`` at the top): a block's layers may use them too
         self.spec_params: Mapping[str, Any] = {}
+        #: entries written in the definitions, checked so far: they count toward the layer limit
+        self.written = 0
 
     def read(self, node: YNode) -> None:
         if is_null(node):
@@ -88,10 +92,10 @@ class BlockChecker:
             return {}
         if not isinstance(node, YMap):
             fail(
-                f"the params of block {bname!r} must be a mapping (name: default, null = required),"
-                f" not {kind(node)}",
+                f"the params of block {bname!r} must be a mapping (name: default, null = required), not {kind(node)}",
                 node.loc,
             )
+        check_params_count(node, f"block {bname!r}")
         out: dict[str, Any] = {}
         for pname, vnode in node.items.items():
             kloc = node.keys[pname].loc
@@ -107,6 +111,9 @@ class BlockChecker:
     def check_entry(self, node: YNode, path: str, block: Block) -> None:
         sc = Scope()
         e = self.entries.split(node, path, sc)
+        self.written += 1
+        if self.written > self.max_layers:  # each is checked before any use: the work is bounded as layers are
+            fail(f"the blocks define more than {self.max_layers:,} layers", e.loc, f"{path} ({e.shown})", sc)
         epath = f"{path} ({e.shown})"
         if e.name_node is not None:
             self.check_label(e.name_node, epath, block)
@@ -217,6 +224,13 @@ class BlockChecker:
                     on_trail.add(target)
                     stack.append(iter(self.edges[target]))
         return order
+
+
+def check_params_count(node: YMap, owner: str) -> None:
+    """At most :data:`MAX_PARAMS` parameters in one ``params:`` (``owner``: ``block 'b'`` or ``the spec``)."""
+    if len(node.items) > MAX_PARAMS:
+        key = list(node.keys.values())[MAX_PARAMS]
+        fail(f"{owner} declares {len(node.items):,} parameters, more than {MAX_PARAMS:,}", key.loc)
 
 
 def check_param_name(pname: str, owner: str, loc: Location) -> None:
