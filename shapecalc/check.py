@@ -535,8 +535,8 @@ def _verify(spec: Spec, analysis: Analysis, file: str, device: str) -> list[Prob
         row = analysis.rows[c.index] if c.index is not None else None
         where = row.location if row is not None and row.location is not None else loc
         path = f"{row.path} ({row.type})" if row is not None else None
-        if c.field == "forward":
-            message = f"torch refused to run it: {c.actual}"
+        if c.field == "forward":  # the model cannot run in torch, and the analysis lacks torch's rule
+            message = f"torch refuses to run it: {c.actual} (shapecalc's analysis misses this rule: please report it)"
         else:
             message = f"torch disagrees on {c.field}: shapecalc computes {_show(c.expected)}, torch {_show(c.actual)}"
         problems.append(Problem(file, where.line, where.col, "error", "SC020", path, message))

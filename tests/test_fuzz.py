@@ -51,7 +51,8 @@ def test_mutated_specs_get_located_lines_or_pass(text: str) -> None:
     if importlib.util.find_spec("torch") is not None:
         from shapecalc.verification import verify
 
-        result = verify(spec, analysis=analysis, device="meta")
+        # on the CPU (real kernels, which refuse more than meta's) when the work is small, else on meta
+        result = verify(spec, analysis=analysis, device="cpu", compute_limit=10**8, memory_limit=2**28)
         assert result.ok, result.describe()
 
 

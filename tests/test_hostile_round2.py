@@ -519,3 +519,61 @@ def test_export_to_a_missing_directory_is_one_line(here: Path) -> None:
     assert one_line_error(invoke("export", "s.yaml", "-o", "/missing/dir/x.py")) == (
         "/missing/dir/x.py: cannot write: No such file or directory"
     )
+
+
+# --------------------------------------------------------------------------- verification's verdicts
+
+
+def _without_batch_rule(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Plant a missing rule: the analysis forgets ``name``'s batch check (torch still has it)."""
+    import dataclasses
+
+    from shapecalc import registry
+
+    key = registry.normalise_name(name)
+    monkeypatch.setitem(registry.LAYERS, key, dataclasses.replace(registry.LAYERS[key], batch_check=None))
+
+
+def test_a_torch_refusal_is_not_called_a_bug_in_the_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("torch")
+    from shapecalc.verification import verify
+
+    _without_batch_rule(monkeypatch, "batchnorm2d")
+    spec = loads("input: [3, 1, 1]\nlayers: [batchnorm2d: {track_running_stats: false}]\n", "bn.yaml")
+    v = verify(spec, device="cpu")
+    assert not v.ok and v.refusal is not None and v.refusal.path == "layers[0]"
+    lines = v.describe()
+    assert lines[1] == (
+        "torch refuses to run layers[0]: ValueError: Expected more than 1 value per channel when training,"
+        " got input size torch.Size([1, 3, 1, 1])"
+    )
+    assert lines[2].startswith("the model cannot run in PyTorch as written; shapecalc's analysis accepted it")
+    assert not any("bug in shapecalc" in line for line in lines)
+
+
+def test_the_analysis_refuses_it_first_at_the_verified_batch(here: Path) -> None:
+    # the rule in place: check --verify never reaches torch; summary at batch 2 verifies it
+    write(here, "bn.yaml", "input: [3, 1, 1]\nlayers: [batchnorm2d: {track_running_stats: false}]\n")
+    assert check_lines("bn.yaml")[0].startswith("bn.yaml:2:10: error: layers[0] (batchnorm2d): ")
+    pytest.importorskip("torch")
+    result = invoke("summary", "bn.yaml", "--batch", "2", "--device", "cpu", "--format", "json")
+    assert result.exit_code == 0, result.output
+
+
+def test_a_device_out_of_memory_falls_back_to_meta(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = pytest.importorskip("torch")
+    from shapecalc.verification import verify
+
+    real = torch.zeros
+
+    def zeros(*args: Any, **kwargs: Any) -> Any:
+        if str(kwargs.get("device")) == "cpu":
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "zeros", zeros)
+    v = verify(loads("input: [3, 8, 8]\nlayers: [relu]\n"), device="cpu")
+    assert v.ok and v.device == "meta"
+    assert v.fallback_reason == (
+        "cpu cannot run it: RuntimeError: [enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"
+    )
