@@ -575,5 +575,6 @@ def test_a_device_out_of_memory_falls_back_to_meta(monkeypatch: pytest.MonkeyPat
     v = verify(loads("input: [3, 8, 8]\nlayers: [relu]\n"), device="cpu")
     assert v.ok and v.device == "meta"
     assert v.fallback_reason == (
-        "cpu cannot run it: RuntimeError: [enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"
+        "cpu cannot run it: RuntimeError: [enforce fail at alloc_cpu.cpp:117]"
+        " DefaultCPUAllocator: can't allocate memory"
     )
