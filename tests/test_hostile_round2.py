@@ -356,31 +356,73 @@ def test_update_expect_keeps_the_mode_and_follows_links(here: Path) -> None:
     assert sorted(os.listdir(here)) == ["link.yaml", "m.yaml"]  # no temporary file left
 
 
+@pytest.mark.parametrize(
+    "where",
+    ["replace", "write"],  # the rename fails, or the data never reaches the disk (a full disk on fsync)
+)
 def test_a_failed_write_leaves_the_file_whole(here: Path, monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+                                              capsys: pytest.CaptureFixture[str], where: str) -> None:  # fmt: skip
     text = "input: [3, 8, 8]\nlayers:\n- relu\nexpect: {params: 5}\n"
     write(here, "w.yaml", text)
 
-    def full_disk(src: str, dst: str) -> None:
+    def full_disk(*args: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(os, "replace", full_disk)
+    monkeypatch.setattr(os, "replace" if where == "replace" else "fsync", full_disk)
     assert check_main(["--update-expect", "w.yaml"]) == 1
     err = capsys.readouterr()
     assert (here / "w.yaml").read_text() == text
-    assert os.listdir(here) == ["w.yaml"]
+    assert os.listdir(here) == ["w.yaml"]  # the temporary file is gone too
+    # one line, at the expect: block it could not write (not 1:1), the file named once
     assert err.out.splitlines()[0] == (
-        "w.yaml:1:1: error: cannot write the updated expect: block (No space left on device);"
+        "w.yaml:4:1: error: cannot write the updated expect: block (No space left on device);"
         " the file is unchanged  [SC010]"
     )
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes read-only files")
-def test_update_expect_on_a_read_only_file_is_one_line(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    write(here, "ro.yaml", "input: [3, 8, 8]\nlayers:\n- relu\nexpect: {params: 5}\n")
-    os.chmod("ro.yaml", 0o444)
+@pytest.mark.parametrize("how", ["mode", "access"])  # no write bit for anyone (root too), or not ours to write
+def test_update_expect_on_a_read_only_file_is_one_line(
+    here: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], how: str
+) -> None:
+    text = "input: [3, 8, 8]\nlayers:\n- relu\nexpect: {params: 5}\n"
+    write(here, "ro.yaml", text)
+    if how == "mode":
+        os.chmod("ro.yaml", 0o444)
+    else:
+        monkeypatch.setattr(os, "access", lambda path, mode: mode != os.W_OK)
     assert check_main(["--update-expect", "ro.yaml"]) == 1
-    assert "ro.yaml: cannot write the updated expect: block (Permission denied)" in capsys.readouterr().out
+    reason = "the file is read-only" if how == "mode" else "Permission denied"
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"ro.yaml:4:1: error: cannot write the updated expect: block ({reason})  [SC010]"
+    )
+    assert (here / "ro.yaml").read_text() == text
+
+
+def test_update_expect_composes_each_text_once(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the file as it is and as rewritten, each composed once by the loader's composer; PyYAML's
+    # own composer and loader (another parser, another idea of the text) are never used
+    import yaml
+
+    from shapecalc.spec import document
+
+    texts: list[str] = []
+    real = document.compose
+
+    def counted(text: str, file: str) -> Any:
+        texts.append(text)
+        return real(text, file)
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("PyYAML parsed the spec a second time")
+
+    monkeypatch.setattr(document, "compose", counted)
+    monkeypatch.setattr(yaml, "compose", refuse)
+    monkeypatch.setattr(yaml, "load", refuse)
+    write(here, "once.yaml", "input: [3, 8, 8]\nlayers:\n- relu\nexpect: {params: 5}\n")
+    assert check_main(["--update-expect", "once.yaml"]) == 0
+    old, new = "input: [3, 8, 8]\nlayers:\n- relu\nexpect: {params: 5}\n", (here / "once.yaml").read_text()
+    assert new.endswith("expect: {params: 0}\n")
+    assert texts[:2] == [old, new]  # then check_file loads the new text, as it checks any file
 
 
 # --------------------------------------------------------------------------- 6. files that never end

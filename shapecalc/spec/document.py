@@ -117,7 +117,7 @@ class Reader:
         self.expander = Expander(entries, values, max_layers)
 
     def read(self, text: str) -> Spec:
-        root = self.root(text)
+        root = self.document = self.root(text)  # kept: --update-expect edits values at their offsets
         items = root.items
         name = Path(self.file).stem
         if "name" in items:

@@ -92,12 +92,16 @@ class _Positioned:
     ~4x as much to build. Treat them as read-only all the same.
     """
 
-    __slots__ = ("_loc", "col", "file", "line")
+    __slots__ = ("_loc", "col", "end", "file", "line", "start")
 
-    def __init__(self, file: str, line: int, col: int) -> None:
+    def __init__(self, file: str, line: int, col: int, start: int = 0, end: int = 0) -> None:
         self.file = file
         self.line = line
         self.col = col
+        #: character offsets of the node's text in the composed document (``--update-expect`` edits
+        #: values in place with them; a block list's end lies past the comments after it, as PyYAML's)
+        self.start = start
+        self.end = end
         self._loc: Location | None = None
 
     @property
@@ -114,12 +118,14 @@ class YScalar(_Positioned):
 
     __slots__ = ("text", "value")
 
-    def __init__(self, value: Any, text: str, file: str, line: int, col: int) -> None:
+    def __init__(self, value: Any, text: str, file: str, line: int, col: int, start: int = 0, end: int = 0) -> None:
         self.value = value
         self.text = text
         self.file = file
         self.line = line
         self.col = col
+        self.start = start
+        self.end = end
         self._loc = None  # assigned here, not via super().__init__: one call less per scalar
 
 
@@ -128,11 +134,13 @@ class YSeq(_Positioned):
 
     __slots__ = ("items",)
 
-    def __init__(self, items: tuple[YNode, ...], file: str, line: int, col: int) -> None:
+    def __init__(self, items: tuple[YNode, ...], file: str, line: int, col: int, start: int = 0, end: int = 0) -> None:
         self.items = items
         self.file = file
         self.line = line
         self.col = col
+        self.start = start
+        self.end = end
         self._loc = None  # not via super().__init__: one call less per node
 
 
@@ -141,12 +149,23 @@ class YMap(_Positioned):
 
     __slots__ = ("items", "keys")
 
-    def __init__(self, items: dict[str, YNode], keys: dict[str, YScalar], file: str, line: int, col: int) -> None:
+    def __init__(
+        self,
+        items: dict[str, YNode],
+        keys: dict[str, YScalar],
+        file: str,
+        line: int,
+        col: int,
+        start: int = 0,
+        end: int = 0,
+    ) -> None:
         self.items = items
         self.keys = keys
         self.file = file
         self.line = line
         self.col = col
+        self.start = start
+        self.end = end
         self._loc = None  # not via super().__init__: one call less per node
 
 
@@ -184,11 +203,13 @@ class _Open:
         "line",
         "merge_loc",
         "merges",
+        "start",
     )
 
-    def __init__(self, line: int, col: int, anchor: str | None, is_map: bool) -> None:
+    def __init__(self, line: int, col: int, anchor: str | None, is_map: bool, start: int) -> None:
         self.line = line
         self.col = col
+        self.start = start
         self.anchor = anchor
         self.is_map = is_map
         self.items: list[YNode] = []
@@ -292,7 +313,7 @@ class _Composer:
                     text, value = known  # the first copy of the text: a spec repeats its keys 100k times
                 else:
                     value = self.value(text, tag, event.implicit, mark)
-                scalar = YScalar(value, text, file, mark.line + 1, mark.column + 1)
+                scalar = YScalar(value, text, file, mark.line + 1, mark.column + 1, mark.index, event.end_mark.index)
                 if event.anchor is not None:
                     self.register(event.anchor, scalar, 1)
                 if not stack:
@@ -328,17 +349,17 @@ class _Composer:
                 if event.anchor is not None:
                     self.check_anchor(event.anchor, Location(file, line, col))
                     self.open_anchors.add(event.anchor)
-                stack.append(_Open(line, col, event.anchor, is_map))
+                stack.append(_Open(line, col, event.anchor, is_map, mark.index))
                 sizes.append(1)
             elif cls is SequenceEndEvent or cls is MappingEndEvent:
                 top = stack.pop()
                 size = sizes.pop()
                 if top.is_map and not top.merges:  # the common case: the mapping as composed, without a call
-                    node = YMap(top.entries, top.keys, file, top.line, top.col)
+                    node = YMap(top.entries, top.keys, file, top.line, top.col, top.start, event.end_mark.index)
                 elif top.is_map:
-                    node = self.finish_map(top)
+                    node = self.finish_map(top, event.end_mark.index)
                 else:
-                    node = YSeq(tuple(top.items), file, top.line, top.col)
+                    node = YSeq(tuple(top.items), file, top.line, top.col, top.start, event.end_mark.index)
                 if top.anchor is not None:
                     self.open_anchors.discard(top.anchor)
                     self.anchors[top.anchor] = (node, size)
@@ -464,9 +485,9 @@ class _Composer:
         top.keys[name] = key
         top.entries[name] = node
 
-    def finish_map(self, top: _Open) -> YMap:
+    def finish_map(self, top: _Open, end: int) -> YMap:
         if not top.merges:
-            return YMap(top.entries, top.keys, self.file, top.line, top.col)
+            return YMap(top.entries, top.keys, self.file, top.line, top.col, top.start, end)
         # as PyYAML: explicit keys win over merged ones; among merged mappings the first wins
         entries: dict[str, YNode] = {}
         keys: dict[str, YScalar] = {}
@@ -476,7 +497,7 @@ class _Composer:
             keys.update(src.keys)
         entries.update(top.entries)
         keys.update(top.keys)
-        return YMap(entries, keys, self.file, top.line, top.col)
+        return YMap(entries, keys, self.file, top.line, top.col, top.start, end)
 
 
 class _Merge(str):
