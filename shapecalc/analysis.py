@@ -561,6 +561,14 @@ def _torch_limits(layer: Layer, shape: Shape, res: LayerResult, out_elems: int, 
         raise _located(err, layer) from None
 
 
+def check_tensor_size(what: str, shape: Sequence[int], batch: int = 1, item_bytes: int = VERIFY_BYTES) -> None:
+    """Raise :class:`LayerConfigError` when torch could not hold ``shape`` at ``batch`` (the rule the
+    analysis applies to every tensor, for callers outside it: ``shapecalc layer``)."""
+    elems = _numel(shape)
+    if elems * batch > MAX_TENSOR_BYTES // item_bytes:
+        raise LayerConfigError(_too_large(f"{what} {show_value(tuple(shape))}", elems, batch, item_bytes))
+
+
 def _too_large(what: str, elems: int, batch: int, item_bytes: int) -> str:
     at = f" at batch {batch}" if batch != 1 else ""
     return (

@@ -620,3 +620,37 @@ def test_a_device_out_of_memory_falls_back_to_meta(monkeypatch: pytest.MonkeyPat
         "cpu cannot run it: RuntimeError: [enforce fail at alloc_cpu.cpp:117]"
         " DefaultCPUAllocator: can't allocate memory"
     )
+
+
+# --------------------------------------------------------------------------- 7. layer sizes torch cannot hold
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # 3 * 3037000500^2 = 27,670,116,111,000,750,000 elements, 4 bytes each: past 2^63 - 1 bytes
+        (
+            ["conv2d", "out_channels=4", "kernel_size=3", "--input", "3x3037000500x3037000500"],
+            "the input [3, 3037000500, 3037000500] would take 110,680,464,444,003,000,000 bytes",
+        ),
+        # 3 * 10^6 elements at batch 2^62: 1.2 * 10^7 * 2^62 bytes
+        (
+            ["conv2d", "out_channels=4", "kernel_size=3", "--input", "3x1000x1000", "--batch", "4611686018427387904"],
+            "the input [3, 1000, 1000] at batch 4611686018427387904 would take"
+            " 55,340,232,221,128,654,848,000,000 bytes",
+        ),
+        # the output, not the input: 2^40 channels out of 1x1 kernels over 2^22 positions
+        (
+            ["conv2d", "out_channels=1099511627776", "kernel_size=1", "bias=false", "--input", "1x2048x2048"],
+            "its output [1099511627776, 2048, 2048] would take 18,446,744,073,709,551,616 bytes",
+        ),
+        # a weight of 3037000500^2 elements
+        (
+            ["linear", "out_features=3037000500", "--input", "3037000500"],
+            "its weight [3037000500, 3037000500] would take 36,893,488,148,001,000,000 bytes",
+        ),
+    ],
+)
+def test_layer_refuses_sizes_torch_cannot_hold(args: list[str], message: str) -> None:
+    line = one_line_error(invoke("layer", *args))
+    assert line == f"{message}: torch cannot address a tensor over 9,223,372,036,854,775,807 bytes (2^63 - 1)"
