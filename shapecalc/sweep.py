@@ -275,12 +275,13 @@ def renderable(variants: Sequence[Variant], names: Sequence[str], title_text: st
     from rich.text import Text
 
     header, rows, notes = table_cells(variants, names)
-    table = Table(title=title_text, title_justify="left", box=box.HEAVY_HEAD)
+    # every cell is Text, never markup: the title holds the spec's name, cells its values and reasons
+    table = Table(title=Text(title_text), title_justify="left", box=box.HEAVY_HEAD)
     for h in header:
-        table.add_column(h, justify="right" if h in ("Params", "MACs", "RF", "Memory") else "left")
+        table.add_column(Text(h), justify="right" if h in ("Params", "MACs", "RF", "Memory") else "left")
     for row, v in zip(rows, variants):
-        if v.ok:
-            table.add_row(*row)
-        else:
-            table.add_row(*row[: len(names)], Text(row[len(names)], style="red"), *row[len(names) + 1 :])
+        cells = [Text(c) for c in row]
+        if not v.ok:
+            cells[len(names)].stylize("red")
+        table.add_row(*cells)
     return Group(table, *(Text(n) for n in notes))

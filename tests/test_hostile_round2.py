@@ -322,6 +322,57 @@ def test_a_file_name_with_markup_is_shown_as_written(here: Path) -> None:
     assert "[b]net[_b]  input [3, 8, 8]" in result.stdout
 
 
+_MARKUP_SPEC = """\
+name: "[/x]"
+description: "[bold red]D[/bold red]"
+input: [3, 8, 8]
+params: {c: 4}
+blocks:
+  unit:
+    params: {k: 3}
+    layers: [conv2d: {out_channels: $c, kernel_size: $k, padding: 1, name: "[/x]b"}]
+layers:
+  - conv2d: {out_channels: 4, kernel_size: 3, name: "[bold red]L[/bold red]"}
+  - unit: {k: 3, name: "[/y]"}
+  - residual: {body: [relu: {name: "[link=http://x]z[/link]"}]}
+  - flatten
+  - linear: {out_features: 2, name: "[/x]"}
+"""
+
+
+@pytest.mark.parametrize(
+    ("options", "shown"),
+    [
+        ([], ["[/x]  input [3, 8, 8]", "'[bold red]L[/bold red]'", "'[/y]'", "'[link=http://x]z[/link]'"]),
+        (["--format", "markdown"], ["'[bold red]L[/bold red]'", "'[/y]'"]),
+        (["--percent"], ["'[bold red]L[/bold red]'", "By layer type"]),
+        (["--compare-tools"], ["'[bold red]L[/bold red]'", "What the other tools report"]),
+        (["--as", "torchinfo", "--count", "bias"], ["'[bold red]L[/bold red]'"]),
+        (["--train"], ["'[bold red]L[/bold red]'", "Training step"]),
+        (["--sweep", "c=4,8"], ["[/x]: 2 variants of c"]),  # the sweep's title: the spec's name
+    ],
+)
+def test_markup_in_a_spec_through_every_view(here: Path, options: list[str], shown: list[str]) -> None:
+    write(here, "m[bold red]X.yaml", _MARKUP_SPEC)
+    result = invoke("summary", "m[bold red]X.yaml", "--no-verify", *options)
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    for text in shown:
+        assert text in result.stdout, (text, result.stdout)
+
+
+def test_markup_in_a_spec_through_check_and_export(here: Path) -> None:
+    write(here, "m[_x].yaml", _MARKUP_SPEC + "expect: {params: 1}\n")
+    result = invoke("check", "m[_x].yaml")
+    assert result.exit_code == 1 and result.exception is not None  # SystemExit: expect drifts
+    # 550 = conv 3->4 k3 (112) + conv 4->4 k3 (148) + linear 4*6*6 -> 2 (290)
+    assert result.stdout == "m[_x].yaml:15:18: error: expect.params: expected 1, found 550 (+549)  [SC010]\n"
+    exported = invoke("export", "m[_x].yaml")
+    assert exported.exit_code == 0, exported.output
+    compile(exported.stdout, "exported.py", "exec")  # the name "[/x]" made a valid class name
+    assert "class X(nn.Module):" in exported.stdout
+
+
 # --------------------------------------------------------------------------- 5. --update-expect
 
 
