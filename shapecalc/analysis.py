@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .errors import LayerConfigError, Location, ShapecalcError, show_value
+from .errors import SHOWN_ITEMS, LayerConfigError, Location, ShapecalcError, show_value
 from .gcpause import paused
 from .registry import LayerResult, Ratio, Shape
 from .spec.model import Concat, Gate, Layer, Node, Residual, Sequential, Spec, Split, block_note
@@ -403,7 +403,9 @@ def _split_sizes(node: Split, in_shape: Shape) -> tuple[int, ...]:
     total = sum(node.sizes)
     if total != channels:
         last = channels - sum(node.sizes[:-1])
-        if last >= 1:
+        if last >= 1 and len(node.sizes) > SHOWN_ITEMS:  # the list is shown cut: name the change
+            fix = f"; a last size of {last} instead of {node.sizes[-1]} would sum to {channels}"
+        elif last >= 1:
             fix = f"; {show_value((*node.sizes[:-1], last))} would sum to {channels}"
         else:
             fix = f": they must sum to {channels}"
