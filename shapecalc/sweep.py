@@ -23,6 +23,11 @@ from .errors import ShapecalcError
 
 #: the most variants one sweep may ask for: each is a whole load and analysis
 MAX_VARIANTS = 1_000
+#: the most text all variants may compose together (each variant is loaded from the text again)
+MAX_SWEEP_CHARS = 16 * 2**20
+#: the most layers all variants may expand to together: 1,000 variants of a 10,000-layer spec
+#: would be a quarter of an hour of work for one command
+MAX_SWEEP_LAYERS = 200_000
 
 
 class SweepError(ShapecalcError):
@@ -123,7 +128,13 @@ def run(
     from .spec import loads
     from .spec.document import UnknownParameterError
 
+    if len(values) * len(text) > MAX_SWEEP_CHARS:
+        raise SweepError(
+            f"--sweep: {len(values):,} variants of a {len(text):,}-character spec would read"
+            f" {len(values) * len(text):,} characters, more than {MAX_SWEEP_CHARS:,}; sweep fewer values at once"
+        )
     out: list[Variant] = []
+    layers = 0
     for given in values:
         try:
             spec = loads(text, spec_file, params=given)
@@ -134,6 +145,12 @@ def run(
             out.append(Variant(dict(given), error=str(exc)))
             continue
         out.append(Variant(dict(given), analysis))
+        layers += len(analysis.rows)
+        if layers > MAX_SWEEP_LAYERS:  # bounded: at most one variant's layers past the limit
+            raise SweepError(
+                f"--sweep: {len(out):,} of {len(values):,} variants already expand to {layers:,} layers, more than"
+                f" {MAX_SWEEP_LAYERS:,} for one sweep; sweep fewer values at once"
+            )
     return out
 
 

@@ -705,3 +705,31 @@ def test_a_device_out_of_memory_falls_back_to_meta(monkeypatch: pytest.MonkeyPat
 def test_layer_refuses_sizes_torch_cannot_hold(args: list[str], message: str) -> None:
     line = one_line_error(invoke("layer", *args))
     assert line == f"{message}: torch cannot address a tensor over 9,223,372,036,854,775,807 bytes (2^63 - 1)"
+
+
+# --------------------------------------------------------------------------- 1. work from command-line numbers
+
+
+def test_a_sweep_is_bounded_by_the_layers_it_expands_to(here: Path) -> None:
+    # 100 x 10 variants of a spec whose n repeats a conv 9,000+ times: refused once 200,000 layers
+    # are analysed: c varies fastest, so 10 variants at n = 9,000, 10 at 9,001 and 3 at 9,002, each with
+    # n conv rows and its repeat group's: 10 x 9,001 + 10 x 9,002 + 3 x 9,003 = 207,039
+    write(here, "sw.yaml", "input: [3, 8, 8]\nparams: {n: 1, c: 4}\nlayers:\n"
+          "- conv2d: {out_channels: $c, kernel_size: 3, padding: 1, repeat: $n}\n")  # fmt: skip
+    ns = ",".join(str(n) for n in range(9000, 9100))
+    cs = "c=1,2,3,4,5,6,7,8,9,10"
+    line = one_line_error(invoke("summary", "sw.yaml", "--no-verify", "--sweep", f"n={ns}", "--sweep", cs))
+    assert line == (
+        "--sweep: 23 of 1,000 variants already expand to 207,039 layers, more than 200,000 for one sweep;"
+        " sweep fewer values at once"
+    )
+
+
+def test_a_sweep_is_bounded_by_the_text_it_reads(here: Path) -> None:
+    write(here, "big.yaml", "# " + "x" * 30_000 + "\ninput: [3, 8, 8]\nparams: {c: 4}\nlayers: [relu]\n")
+    line = one_line_error(invoke("summary", "big.yaml", "--no-verify", "--sweep", "c=" + ",".join(["1"] * 600)))
+    assert line == (
+        # 2 + 30,000 + 1 + 17 + 15 + 15 characters, read once per variant
+        "--sweep: 600 variants of a 30,050-character spec would read 18,030,000 characters, more than 16,777,216;"
+        " sweep fewer values at once"
+    )
