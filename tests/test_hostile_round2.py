@@ -733,3 +733,33 @@ def test_a_sweep_is_bounded_by_the_text_it_reads(here: Path) -> None:
         "--sweep: 600 variants of a 30,050-character spec would read 18,030,000 characters, more than 16,777,216;"
         " sweep fewer values at once"
     )
+
+
+def test_a_python_file_nested_past_the_parser_is_one_line(here: Path) -> None:
+    # 100,000 unary minus signs: CPython's parser raises MemoryError (not a SyntaxError)
+    write(here, "deep.py", "x = " + "-" * 100_000 + "1\nSHAPECALC_MODELS = {}\n")
+    result = invoke("check", "deep.py")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.stdout == "deep.py:1:1: error: not valid Python: an expression nests too deeply to parse  [SC001]\n"
+    # the same text read as a spec: the message quotes 60 characters of it, not 100,000
+    write(here, "deep.yaml", "x = " + "-" * 100_000 + "1\n")
+    assert check_lines("deep.yaml") == [
+        "deep.yaml:1:1: error: a spec is a mapping with 'input' and 'layers', not the text"
+        " 'x = --------------------------------------------------------'... (100,005 characters)  [SC001]"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("module", "message"),
+    [  # found by bench/fuzz.py: a module: naming a function that is no model gave a traceback
+        (
+            "json:loads",
+            "json:loads: calling loads() failed: TypeError: loads() missing 1 required positional argument: 's'",
+        ),
+        ("os:sep", "os:sep: sep is 'str', not an nn.Module class or a function"),
+    ],
+)
+def test_a_module_that_is_no_model_is_one_line(here: Path, module: str, message: str) -> None:
+    pytest.importorskip("torch")
+    write(here, "mod.yaml", f"input: [3, 8, 8]\nlayers: [relu]\nmodule: '{module}'\n")
+    assert check_lines("mod.yaml") == [f"mod.yaml:3:9: error: module: {message}  [SC003]"]

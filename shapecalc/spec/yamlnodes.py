@@ -42,7 +42,7 @@ from yaml.events import (
 )
 from yaml.nodes import ScalarNode
 
-from ..errors import Location, SpecError
+from ..errors import Location, SpecError, show_text
 
 #: deepest nesting of lists/mappings accepted
 MAX_DEPTH = 200
@@ -184,7 +184,7 @@ def kind(node: YNode) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
-        return f"the text {v!r}"
+        return f"the text {show_text(v)}"
     return f"the number {v!r}"
 
 
