@@ -62,6 +62,7 @@ class BlockChecker:
                 where = layers.loc if layers is not None else kloc
                 what = kind_or_empty(layers) if layers is not None else "nothing"
                 fail(f"block {bname!r} needs a non-empty list of layers, not {what}", where)
+            self.count(len(layers.items), layers.items[-1], f"blocks.{bname}.layers")
             blocks[norm] = Block(bname, kloc, self.params(bname, bnode.items.get("params")), layers)
         for block in blocks.values():
             self.edges[block.name] = []
@@ -69,6 +70,13 @@ class BlockChecker:
         for name in self.check_cycles():
             block = blocks[normalise_name(name)]
             block.least = self.least_size(block.layers)
+
+    def count(self, entries: int, last: YNode, path: str) -> None:
+        """Count entries written in the definitions: each is checked before any use, so they count
+        toward the layer limit as expanded layers do (refused at the list that passes it)."""
+        self.written += entries
+        if self.written > self.max_layers:
+            fail(f"the blocks define more than {self.max_layers:,} layers", last.loc, path)
 
     def check_name(self, bname: str, kloc: Location) -> str:
         """The normalised name of a new block, if it is free."""
@@ -111,9 +119,6 @@ class BlockChecker:
     def check_entry(self, node: YNode, path: str, block: Block) -> None:
         sc = Scope()
         e = self.entries.split(node, path, sc)
-        self.written += 1
-        if self.written > self.max_layers:  # each is checked before any use: the work is bounded as layers are
-            fail(f"the blocks define more than {self.max_layers:,} layers", e.loc, f"{path} ({e.shown})", sc)
         epath = f"{path} ({e.shown})"
         if e.name_node is not None:
             self.check_label(e.name_node, epath, block)
@@ -132,7 +137,8 @@ class BlockChecker:
             self.edges[block.name].append((e.target.name, e.loc))
         else:
             for _, suffix, seq in self.entries.parts(e, epath, sc):
-                if seq is not None:
+                if seq is not None and seq.items:
+                    self.count(len(seq.items), seq.items[-1], path + suffix)
                     self.check_items(seq, path + suffix, block)
             sizes = e.rest.get("sizes") if e.what == "split" else None
             if sizes is not None:
