@@ -33,7 +33,14 @@ from ..analysis import DTYPE_BYTES, Analysis, ReceptiveField, Row, Totals, _merg
 from ..errors import Location, ShapecalcError, show_value
 from ..spec.model import Sequential, Spec
 from .layers import KnownLayer, known_layer
-from .ref import PythonModelError, exception_line, frame_location, innermost_user_frame, raised_by_us
+from .ref import (
+    PythonModelError,
+    exception_line,
+    forward_location,
+    frame_location,
+    innermost_user_frame,
+    raised_by_us,
+)
 
 # Functions (torch.*, torch.nn.functional.*, Tensor methods, operators; leading and trailing
 # underscores dropped) through which the receptive field passes unchanged: element by element,
@@ -349,6 +356,7 @@ def summarise(
         raise ShapecalcError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPE_BYTES)}")
     if not input_shape or any(s < 1 for s in input_shape):
         raise ShapecalcError(f"input shape {show_value(list(input_shape))} must be a non-empty list of positive sizes")
+    _one_input(model)
     st = _Pass(torch, model, tuple(input_shape), sites or {})
 
     class Flow(TorchFunctionMode):
@@ -388,6 +396,25 @@ def summarise(
         for m, training in modes:
             m.training = training
     return _finish(st, model, out, name, file, batch, dtype, counter.get_total_flops())
+
+
+def _one_input(model: Any) -> None:
+    """A ``forward`` that needs more than the one input tensor is named, at its ``def`` line."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: let the call say what it needs
+        return
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p.name for p in params if p.default is inspect.Parameter.empty and p.kind in positional]
+    required += [p.name for p in params if p.default is inspect.Parameter.empty and p.kind is p.KEYWORD_ONLY]
+    if len(required) > 1:
+        raise PythonModelError(
+            f"{type(model).__name__}.forward takes {len(required)} inputs ({', '.join(required)}); shapecalc runs"
+            " a model on one input tensor (--input)",
+            location=forward_location(model),
+        )
 
 
 def _located(st: _Pass, err: Exception) -> PythonModelError:
