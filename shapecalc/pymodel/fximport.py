@@ -738,7 +738,7 @@ def dump_spec(doc: dict[str, Any]) -> str:
     return yaml.dump(body, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=120, allow_unicode=True)
 
 
-def import_model(ref: Any, input_shape: tuple[int, ...]) -> str:
+def import_model(ref: Any, input_shape: tuple[int, ...], *, batch_axis_hint: bool = False) -> str:
     """The spec text (YAML) of the model ``ref`` names, checked to analyse to the model's own numbers.
 
     The spec's ``expect`` holds the Python model's output shape, parameters,
@@ -754,7 +754,14 @@ def import_model(ref: Any, input_shape: tuple[int, ...]) -> str:
 
     built = build(ref)
     # the hooked pass first: a shape mistake is then its located one-line error, not fx's
-    measured = summarise(built.module, input_shape, name=built.name, file=built.file, sites=built.sites).analysis
+    measured = summarise(
+        built.module,
+        input_shape,
+        name=built.name,
+        file=built.file,
+        sites=built.sites,
+        batch_axis_hint=batch_axis_hint,
+    ).analysis
     layers = trace_to_layers(built.module, input_shape, built.sites)
     t = measured.totals
     expect = {

@@ -29,8 +29,17 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..analysis import DTYPE_BYTES, Analysis, ReceptiveField, Row, Totals, _merge_rf, _step_rf
-from ..errors import Location, ShapecalcError, show_value
+from ..analysis import (
+    DTYPE_BYTES,
+    Analysis,
+    ReceptiveField,
+    Row,
+    Totals,
+    merge_receptive_fields,
+    step_receptive_field,
+    whole_input_field,
+)
+from ..errors import BatchAxisError, Location, ShapecalcError, show_value
 from ..spec.model import Sequential, Spec
 from .layers import KnownLayer, known_layer
 from .ref import (
@@ -167,8 +176,10 @@ class _Pass:
         self.peak = 0
         self.refs: dict[int, Any] = {}
         self.failed_op: str | None = None
+        self.failed: Exception | None = None
         self.counter: Any = None
         self.last_spatial: Row | None = None
+        self.lost: tuple[str, str | None] | None = None  # where the receptive field became unknown, why
         n = len(input_shape) - 1
         self.rf0 = ReceptiveField((1,) * n, (1,) * n, (0,) * n) if n else None
 
@@ -237,9 +248,14 @@ class _Pass:
             result = layer.infer(call.in_shape) if layer is not None else None
             if result is not None:
                 summary = result.summary
-                rf = _step_rf(call.in_rf, result, call.in_shape, self.input) if call.in_rf is not None else None
+                rf = step_receptive_field(call.in_rf, result, call.in_shape, self.input)
             else:
                 rf = None  # a module the registry does not describe: its effect on the field is unknown
+            if rf is None and call.in_rf is not None:
+                self._lost(
+                    call.name,
+                    None if result is not None else f"{type(module).__name__} is not a layer type shapecalc describes",
+                )
             if out is not None:
                 self.flow.set(out, rf, call.name)
                 self.activation += math.prod(out_shape)
@@ -277,9 +293,10 @@ class _Pass:
     def function(self, func: Any, args: Any, kwargs: Any) -> Any:
         try:
             out = func(*args, **kwargs)
-        except Exception:
+        except Exception as err:
             if self.failed_op is None:
                 self.failed_op = self._describe_op(func, args, kwargs)
+                self.failed = err  # torch's refusal, raised in C++ below our frame: not our bug
             raise
         outs = list(_tensors(out))
         if not outs:
@@ -301,6 +318,8 @@ class _Pass:
         parts = producer.split(" + ")
         producer = " + ".join([*parts[-2:], name]) if parts[-1] != name else producer
         rf = self._op_rf(name, outs[0], known)
+        if rf is None and all(k[0] is not None for _, k in known):
+            self._lost(f"{name} (after {known[0][1][1]})", f"shapecalc does not know how {name} moves positions")
         for t in outs:
             self.flow.set(t, rf, producer)
         return out
@@ -310,16 +329,18 @@ class _Pass:
             spatial = tuple(out.shape[2:])
             # an input broadcast over the positions (a gate's [N, C, 1, 1]) leaves the field alone
             full = [k[0] for t, k in known if tuple(t.shape[2:]) == spatial or not spatial] or [k[0] for _, k in known]
-            return None if any(f is None for f in full) else _merge_rf(full)
+            return merge_receptive_fields(full)
         if name in CONCAT or name in RESHAPE:
-            fields = [k[0] for _, k in known]
-            return None if any(f is None for f in fields) else _merge_rf(fields)
+            return merge_receptive_fields([k[0] for _, k in known])
         if name in GLOBAL:
             rf = known[0][1][0]
-            if rf is None:
-                return None
-            return ReceptiveField(tuple(max(r, n) for r, n in zip(rf.size, self.input[1:])), rf.stride, rf.padding)
+            return whole_input_field(rf, self.input) if rf is not None else None
         return None
+
+    def _lost(self, where: str, why: str | None) -> None:
+        """The receptive field became unknown here (the first place is what the totals name)."""
+        if self.lost is None and self.rf0 is not None:
+            self.lost = (where, why)
 
     def _describe_op(self, func: Any, args: Any, kwargs: Any) -> str:
         shapes = []
@@ -338,14 +359,41 @@ def summarise(
     sites: Mapping[int, Location] | None = None,
     batch: int = 1,
     dtype: str = "float32",
+    batch_axis_hint: bool = False,
 ) -> ModelSummary:
     """Run ``model`` once on zeros of ``[1, *input_shape]`` and return its analysis.
 
     The model runs where its parameters are (``meta`` for a model from
     :func:`~shapecalc.pymodel.build.build`). ``batch`` and ``dtype`` only change the
     memory figures. A shape error in the forward pass raises
-    :class:`PythonModelError`, located at the line of ``forward`` that failed.
+    :class:`PythonModelError`, located at the line of ``forward`` that failed; with
+    ``batch_axis_hint`` (an ``--input`` typed on the command line), a
+    :class:`~shapecalc.errors.BatchAxisError` instead when the pass fails and would
+    run without the shape's first axis (``--input 1x3x32x32``).
     """
+    try:
+        return _summarise(model, input_shape, name=name, file=file, sites=sites, batch=batch, dtype=dtype)
+    except PythonModelError as first:
+        if not batch_axis_hint or len(input_shape) < 2:
+            raise
+        try:
+            _summarise(model, input_shape[1:], name=name, file=file, sites=sites, batch=batch, dtype=dtype)
+        except ShapecalcError:
+            raise first from None  # not a batch axis either: the first error stands
+        raise BatchAxisError(tuple(input_shape)) from None
+
+
+def _summarise(
+    model: Any,
+    input_shape: tuple[int, ...],
+    *,
+    name: str,
+    file: str,
+    sites: Mapping[int, Location] | None,
+    batch: int,
+    dtype: str,
+) -> ModelSummary:
+    """:func:`summarise` without the batch-axis hint."""
     import torch
     from torch.overrides import TorchFunctionMode
     from torch.utils.flop_counter import FlopCounterMode
@@ -386,7 +434,7 @@ def summarise(
             try:
                 out = model(x)
             except Exception as err:  # the user's forward failed (ours keep their traceback, below)
-                if raised_by_us(err.__traceback__):
+                if raised_by_us(err.__traceback__) and err is not st.failed:
                     raise
                 raise _located(st, err) from None
     finally:
@@ -500,9 +548,8 @@ def _finish(st: _Pass, model: Any, out: Any, name: str, file: str, batch: int, d
         totals=totals,
         receptive_field=rf,
         spec=spec,
-        receptive_field_lost_at=next(
-            (r.path for r in rows if r.kind == "layer" and r.receptive is None and st.rf0 is not None), None
-        ),
+        receptive_field_lost_at=st.lost[0] if st.lost is not None else None,
+        receptive_field_lost_why=st.lost[1] if st.lost is not None else None,
     )
     return ModelSummary(analysis, tuple(_notes(st, model, rows, params)), str(torch.__version__).split("+")[0])
 
