@@ -373,9 +373,10 @@ class Broken(nn.Module):
         return self.fc(x.flatten(1))
 '''
 
+PAD = "\n" + " " * 65
 UPDATED = STALE.replace(
-    '"expect": {"params": 1,  # stale\n                                                                 "output": [7, 8, 8], "macs": 5}}',
-    '"expect": {"params": 112,  # stale\n                                                                 "output": [4, 8, 8], "macs": 6912}}',
+    '"expect": {"params": 1,  # stale' + PAD + '"output": [7, 8, 8], "macs": 5}}',
+    '"expect": {"params": 112,  # stale' + PAD + '"output": [4, 8, 8], "macs": 6912}}',
 ).replace(
     '"Wide": {"input": [3, 8, 8], "args": {"width": 6}}',
     '"Wide": {"input": [3, 8, 8], "args": {"width": 6}, "expect": {"output": [6, 8, 8], "params": 168,'
@@ -407,9 +408,9 @@ def test_update_expect_of_a_model_file_needs_its_literal_intact(tmp_path: Path) 
     """The guard: an edit that would change anything but the expect values is refused, the file unchanged."""
     pytest.importorskip("torch")
     from shapecalc.errors import ShapecalcError
-    from shapecalc.pymodel.checkpy import _same_but_expect
+    from shapecalc.pymodel.checkpy import _only_expect_values_changed
 
     old = STALE.encode("utf-8")
     with pytest.raises(ShapecalcError, match="cannot update SHAPECALC_MODELS in place"):
-        _same_but_expect("m.py", old, old.replace(b"width=8", b"width=9"), {"Net": {"params": 1}})
-    _same_but_expect("m.py", old, old, {"Net": {"params": 1}})  # the values it already has: fine
+        _only_expect_values_changed("m.py", old, old.replace(b"width=8", b"width=9"), {"Net": {"params": 1}})
+    _only_expect_values_changed("m.py", old, old, {"Net": {"params": 1}})  # the values it already has: fine

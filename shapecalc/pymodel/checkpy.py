@@ -221,10 +221,8 @@ def check_python_file(file: str) -> list[Problem] | None:
 
 
 def _literal(value: Any) -> str:
-    """A value as Python literal text: ``[10]``, ``620810``, ``None``."""
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_literal(v) for v in value) + "]"
-    return repr(value)
+    """A value of ``expect`` as Python literal text: ``[10]``, ``620810``, ``None``."""
+    return repr(list(value) if isinstance(value, tuple) else value)
 
 
 def _offsets(source: bytes) -> list[int]:
@@ -257,7 +255,8 @@ def updated_python_source(file: str) -> tuple[bytes, bytes]:
     starts = _offsets(old)
 
     def span(node: ast.expr) -> tuple[int, int]:
-        return starts[node.lineno] + node.col_offset, starts[node.end_lineno or node.lineno] + (node.end_col_offset or 0)
+        end = starts[node.end_lineno or node.lineno] + (node.end_col_offset or 0)
+        return starts[node.lineno] + node.col_offset, end
 
     edits: list[tuple[int, int, str]] = []
     wanted: dict[str, dict[str, Any]] = {}
@@ -284,11 +283,11 @@ def updated_python_source(file: str) -> tuple[bytes, bytes]:
     for start, end, text in sorted(edits, reverse=True):
         new = new[:start] + text.encode("utf-8") + new[end:]
     if new != old:
-        _same_but_expect(file, old, new, wanted)
+        _only_expect_values_changed(file, old, new, wanted)
     return old, new
 
 
-def _same_but_expect(file: str, old: bytes, new: bytes, wanted: Mapping[str, Mapping[str, Any]]) -> None:
+def _only_expect_values_changed(file: str, old: bytes, new: bytes, wanted: Mapping[str, Mapping[str, Any]]) -> None:
     """The last guard: the new file parses, holds exactly ``wanted`` and differs in nothing else."""
 
     def models(tree: ast.Module) -> Any:
