@@ -571,9 +571,8 @@ def trace_to_layers(
     importer = _Importer(gm, placeholders[0])
     try:
         _refuse_sharing(model, gm.graph.nodes, sites or {})
-        _CLASSES.clear()
-        _CLASSES.update({name: type(m).__name__ for name, m in model.named_modules() if name})
-        return _grouped(importer.chain(result, placeholders[0]))
+        classes = {name: type(m).__name__ for name, m in model.named_modules() if name}
+        return _grouped(importer.chain(result, placeholders[0]), classes)
     except Unsupported as err:
         raise PythonModelError(
             f"cannot be written as a spec: {err.what}", location=_node_location(err.node), path=str(err.node.name)
@@ -588,11 +587,9 @@ class _FlowList(list):
     """A list written on one line: ``input``."""
 
 
-#: qualified module name -> class name, for the grouping of one import (block names)
-_CLASSES: dict[str, str] = {}
 
 
-def _grouped(items: list[Item], prefix: str = "") -> list[Item]:
+def _grouped(items: list[Item], classes: Mapping[str, str], prefix: str = "") -> list[Item]:
     """Runs of consecutive items from the same submodule become a named ``sequential``.
 
     ``features.0`` .. ``features.11`` are written inside ``sequential: {name: features}``,
@@ -608,16 +605,16 @@ def _grouped(items: list[Item], prefix: str = "") -> list[Item]:
         run = items[i:j]
         several = j - i > 1 or _is_structure(items[i])
         if head and several and head != _module_of(items[i]):
-            inner = _grouped(run, head + ".")
+            inner = _grouped(run, classes, head + ".")
             if len(inner) == 1 and isinstance(inner[0], dict) and _is_structure(inner[0]):
                 kind, body = next(iter(inner[0].items()))
                 if isinstance(body, dict) and "name" not in body:
-                    out.append({kind: {"name": head, **body, "_class": _CLASSES.get(head, "")}})
+                    out.append({kind: {"name": head, **body, "_class": classes.get(head, "")}})
                     i = j
                     continue
-            out.append({"sequential": {"name": head, "layers": inner, "_class": _CLASSES.get(head, "")}})
+            out.append({"sequential": {"name": head, "layers": inner, "_class": classes.get(head, "")}})
         else:
-            out.extend(_nested(item) for item in run)
+            out.extend(_nested(item, classes) for item in run)
         i = j
     return out
 
@@ -626,22 +623,22 @@ def _is_structure(item: Item) -> bool:
     return isinstance(item, dict) and next(iter(item)) in ("residual", "concat", "gate", "split", "sequential")
 
 
-def _nested(item: Item) -> Item:
+def _nested(item: Item, classes: Mapping[str, str]) -> Item:
     """Group inside a structure's branches too."""
     if not _is_structure(item):
         return item
     kind, body = next(iter(item.items()))
     if kind == "concat" and isinstance(body, list):
-        return {kind: [_grouped(b, _common(b)) for b in body]}
+        return {kind: [_grouped(b, classes, _common(b)) for b in body]}
     if isinstance(body, dict):
-        return {kind: {k: _nested_value(k, v) for k, v in body.items()}}
+        return {kind: {k: _nested_value(k, v, classes) for k, v in body.items()}}
     return item
 
 
-def _nested_value(key: str, value: Any) -> Any:
+def _nested_value(key: str, value: Any, classes: Mapping[str, str]) -> Any:
     if key == "branches":  # a list of branches, each a list of items
-        return [_grouped(b, _common(b)) for b in value]
-    return _grouped(value, _common(value)) if key in ("layers", "body", "shortcut") else value
+        return [_grouped(b, classes, _common(b)) for b in value]
+    return _grouped(value, classes, _common(value)) if key in ("layers", "body", "shortcut") else value
 
 
 def _module_of(item: Item) -> str:
