@@ -229,8 +229,13 @@ def test_tied_weights_are_refused_at_the_call_that_uses_them() -> None:
         " cannot share them between layers"
     ]
     # a parameter-free module called twice is two layers, as it would be in a spec
-    spec = assert_reproduces(f"{SPLITS}:Chunked", (3, 8, 8))
-    assert spec.layers.items
+    spec = assert_reproduces(f"{SPLITS}:ActTwice", (3, 8, 8))
+    assert [(layer.type.name, layer.name) for layer in spec.layers.items] == [
+        ("conv2d", "conv1"),
+        ("relu", "act"),
+        ("conv2d", "conv2"),
+        ("relu", "act"),
+    ]
 
 
 def test_a_shape_mistake_is_the_located_summary_error_not_fx_s() -> None:
