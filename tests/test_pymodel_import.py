@@ -214,6 +214,11 @@ def test_what_a_spec_cannot_say_is_one_located_line(name: str, shape: str, line:
     assert result.stderr.splitlines() == [expected]
 
 
+def test_an_optional_argument_keeps_its_default() -> None:
+    spec = assert_reproduces(f"{SPLITS}:OptionalArgument", (3, 8, 8))
+    assert [layer.type.name for layer in spec.layers.items] == ["conv2d"]
+
+
 def test_tied_weights_are_refused_at_the_call_that_uses_them() -> None:
     """A spec's layer owns its parameters; SPEC.md has no way to share one between layers.
 

@@ -501,6 +501,22 @@ def _refuse_sharing(model: Any, nodes: Any, sites: Mapping[int, Location]) -> No
         )
 
 
+def _defaults(model: Any) -> dict[str, Any] | None:
+    """``forward``'s optional arguments at their defaults (``mask=None``): the one input is traced alone."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    fixed = {
+        p.name: p.default
+        for p in params[1:]
+        if p.default is not inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
+    return fixed or None
+
+
 def _is_parameter(model: Any, target: str) -> bool:
     try:
         model.get_parameter(target)
@@ -532,7 +548,7 @@ def trace_to_layers(
     model.eval()
     try:
         try:
-            graph = tracer.trace(model)
+            graph = tracer.trace(model, concrete_args=_defaults(model))
         except Exception as err:  # fx refused the user's forward (control flow on a traced value...)
             if raised_by_us(err.__traceback__):
                 raise
@@ -542,6 +558,11 @@ def trace_to_layers(
             ) from None
         gm = torch.fx.GraphModule(tracer.root, graph, type(model).__name__)
         placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+        # an optional argument traced at its default (concrete_args) stays a placeholder nobody uses
+        # (fx's guard that it keeps that value aside)
+        placeholders = placeholders[:1] + [
+            n for n in placeholders[1:] if any(_name(u) != "_assert_is_none" for u in n.users)
+        ]
         if len(placeholders) != 1:
             names = ", ".join(str(p.target) for p in placeholders)
             raise PythonModelError(
@@ -585,8 +606,6 @@ class _Flow(dict):
 
 class _FlowList(list):
     """A list written on one line: ``input``."""
-
-
 
 
 def _grouped(items: list[Item], classes: Mapping[str, str], prefix: str = "") -> list[Item]:
