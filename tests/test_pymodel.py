@@ -376,3 +376,20 @@ def test_a_batch_axis_in_input_gets_the_hint() -> None:
     wrong = invoke("summary", f"{SIMPLE}:SimpleCNN", "--input", "3x32x32x5")
     assert wrong.exit_code == 1 and len(wrong.stderr.splitlines()) == 1
     assert "gets [1, 3, 32, 32, 5] from the input" in wrong.stderr and "Traceback" not in wrong.output
+
+
+@pytest.mark.torchvision
+def test_convnext_receptive_field_through_torchvision_s_mirrored_layers() -> None:
+    """torchvision's LayerNorm2d, Permute and StochasticDepth are the registry's layernorm2d, permute and
+    stochastic_depth (tests/test_torchvision_layers.py): the field follows the permuted axes as for the spec."""
+    pytest.importorskip("torchvision")
+    from shapecalc.analysis import analyse
+    from shapecalc.shipped import path_of
+    from shapecalc.spec import load
+
+    result = summarise("torchvision.models:convnext_tiny", (3, 224, 224))
+    spec = analyse(load(str(path_of("convnext_tiny"))))
+    assert result.analysis.receptive_field == spec.receptive_field == 1688
+    assert result.analysis.receptive_field_lost_at is None
+    types = {row.type for row in result.analysis.rows if row.result is not None}
+    assert {"Permute", "LayerNorm2d", "StochasticDepth"} <= types  # the registry describes them
