@@ -53,14 +53,37 @@ class Variant:
         return self.analysis is not None
 
 
-def _yaml_value(text: str, option: str, source: str) -> Any:
-    import yaml
+#: a --set or --sweep value is YAML read by the spec loader's composer (bounded nesting, aliases
+#: and int literals), at most this many characters and values
+MAX_VALUE_TEXT = 10_000
+MAX_VALUE_NODES = 10_000
 
+
+def _yaml_value(text: str, option: str, source: str) -> Any:
+    from .errors import SpecError, show_text
+    from .spec.yamlnodes import YMap, YNode, YSeq, compose
+
+    shown = source if len(source) <= 60 else show_text(source)
+    if len(text) > MAX_VALUE_TEXT:
+        raise SweepError(f"{option} {shown}: the value has {len(text):,} characters, more than {MAX_VALUE_TEXT:,}")
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        problem = getattr(exc, "problem", None) or "not YAML"
-        raise SweepError(f"{option} {source}: the value is not YAML ({problem})") from None
+        node = compose(text, "<value>")
+    except SpecError as exc:
+        problem = exc.message.removeprefix("YAML syntax error: ")
+        raise SweepError(f"{option} {shown}: the value is not YAML ({problem})") from None
+    budget = [MAX_VALUE_NODES]
+
+    def plain(n: YNode) -> Any:  # aliases count each time they are used: a bomb is refused, not expanded
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise SweepError(f"{option} {shown}: the value holds more than {MAX_VALUE_NODES:,} values")
+        if isinstance(n, YMap):
+            return {k: plain(v) for k, v in n.items.items()}
+        if isinstance(n, YSeq):
+            return [plain(v) for v in n.items]
+        return n.value
+
+    return None if node is None else plain(node)
 
 
 def _name_and_text(assignment: str, option: str) -> tuple[str, str]:

@@ -29,6 +29,8 @@ from shapecalc.reader import read_text
 from shapecalc.spec import loads
 from shapecalc.spec.document import layer_limit
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 @pytest.fixture
 def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -764,3 +766,19 @@ def test_a_module_that_is_no_model_is_one_line(here: Path, module: str, message:
     pytest.importorskip("torch")
     write(here, "mod.yaml", f"input: [3, 8, 8]\nlayers: [relu]\nmodule: '{module}'\n")
     assert check_lines("mod.yaml") == [f"mod.yaml:3:9: error: module: {message}  [SC003]"]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [  # found by bench/fuzz.py: a 5,000-digit --set value raised Python's int-conversion ValueError
+        ("9" * 5000, "the value is not YAML (the number 99999999999999999999... is too large (5000 characters))"),
+        ("&a [*a]", "the value is not YAML (the alias *a refers to a node that contains it (a recursive alias))"),
+        ("[" * 300, "the value is not YAML (the YAML nests more than 200 levels deep)"),
+        ("x" * 10_001, "the value has 10,001 characters, more than 10,000"),
+    ],
+)
+def test_set_values_are_read_by_the_loaders_composer(value: str, message: str) -> None:
+    assignment = f"k={value}"
+    shown = assignment if len(assignment) <= 60 else f"{assignment[:60]!r}... ({len(assignment):,} characters)"
+    line = one_line_error(invoke("check", "--set", assignment, str(ROOT / "architectures" / "simple_cnn_params.yaml")))
+    assert line == f"--set {shown}: {message}"
