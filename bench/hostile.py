@@ -193,6 +193,11 @@ def distinct_names(size: int) -> str:
     return _fill("input: [3]\nlayers: [relu]\ndescription: [", lambda i: f"a{i},", "a]\n", size)
 
 
+def distinct_keys(size: int) -> str:
+    # one mapping of the shortest distinct keys (refused at the composer's 10,000 keys)
+    return _fill("input: [3]\nlayers: [relu]\ndescription: {", lambda i: f"k{i}: 1,", "z: 1}\n", size)
+
+
 def many_blocks(size: int) -> str:
     # block definitions are checked before any use: their layers count toward the layer limit
     item = "  b{}:\n    params: {{c: 4}}\n    layers: [conv2d: {{out_channels: $c, kernel_size: 3}}, relu]\n".format
@@ -245,6 +250,7 @@ FILES: dict[str, Callable[[int], str]] = {
     "aliases": aliases,
     "dense_values": dense_values,
     "distinct_names": distinct_names,
+    "distinct_keys": distinct_keys,
     "many_blocks": many_blocks,
     "block_chain": block_chain,
     "many_params": many_params,

@@ -72,6 +72,8 @@ EXPECTED = {
     " (at most one per 3 characters of the file): a spec this dense is not a network  [SC001]",
     "block_definitions.yaml": "10005:9: error: blocks.b.layers: the blocks define more than 10,000 layers  [SC001]",
     "too_many_params.yaml": "1003:3: error: the spec declares 1,001 parameters, more than 1,000  [SC001]",
+    "huge_mapping.yaml": "3:98905: error: a mapping holds more than 10,000 keys: no part of a spec needs that many"
+    "  [SC001]",
     "long_expression.yaml": "4:26: error: layers[0] (conv2d): bad expression '"
     + " + ".join(["$c"] * 40)
     + " + '... (1,002 characters): longer than an expression may be (1,000 characters)  [SC001]",

@@ -54,6 +54,9 @@ MAX_ALIAS_NODES = 1_000_000
 #: even read. A real spec spends more than 3 characters a value (`kernel_size: [3,3,3]` spends 3.4).
 VALUES_FLOOR = 20_000
 CHARS_PER_VALUE = 3
+#: the most keys one mapping may hold: a layer has a dozen arguments, a spec a few hundred blocks at
+#: most, params: 1,000; composing distinct keys costs ~5 µs each (a 1 MB mapping would cost a second)
+MAX_KEYS = 10_000
 #: longest int literal (digits, sign, underscores): bounds int() work
 MAX_INT_TEXT = 40
 
@@ -328,6 +331,8 @@ class _Composer:
                         add(scalar, 1, sizes)
                         continue
                     sizes[-1] += 1  # fast path: a key
+                    if len(top.keys) >= MAX_KEYS:
+                        self.too_many_keys(scalar)
                     top.key = scalar
                     top.key_is_merge = False
                 elif not top.key_is_merge and top.key.text not in top.keys:  # fast path: a key's value
@@ -481,9 +486,14 @@ class _Composer:
         name = key.text
         first = top.keys.get(name)
         if first is not None:
-            self.fail(f"duplicate key {name!r} (first at line {first.line})", key.loc)
+            self.fail(f"duplicate key {show_text(name)} (first at line {first.line})", key.loc)
+        if len(top.keys) >= MAX_KEYS:
+            self.too_many_keys(key)
         top.keys[name] = key
         top.entries[name] = node
+
+    def too_many_keys(self, key: YNode) -> NoReturn:
+        self.fail(f"a mapping holds more than {MAX_KEYS:,} keys: no part of a spec needs that many", key.loc)
 
     def finish_map(self, top: _Open, end: int) -> YMap:
         if not top.merges:
