@@ -17,6 +17,7 @@ from rich.table import Table
 from . import conventions as C
 from .analysis import Analysis
 from .costs import breakdown, breakdown_line, row_shares, share
+from .gcpause import paused
 from .render import Column, fmt_bytes, fmt_count, fmt_int
 from .training import TrainingMemory
 
@@ -136,7 +137,8 @@ def cost_views(
                 )
             )
     if json:
-        _add_json_shares(views, analysis)
+        with paused():  # a dict per row, all kept: see shapecalc.gcpause
+            _add_json_shares(views, analysis)
     if percent:
         shares = row_shares(analysis)
         views.columns += [
