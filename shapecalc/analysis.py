@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 from .errors import LayerConfigError, Location, ShapecalcError, show_value
 from .registry import LayerResult, Ratio, Shape
-from .spec.model import Concat, Layer, Node, Residual, Sequential, Spec, block_note
+from .spec.model import Concat, Gate, Layer, Node, Residual, Sequential, Spec, Split, block_note
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 #: torch refuses a tensor whose bytes do not fit an int64 ("Storage size calculation overflowed")
@@ -131,8 +131,8 @@ class Analysis:
     #: expect-style receptive field: max size at the last layer whose output has a spatial axis > 1
     receptive_field: int | None
     spec: Spec
-    #: the layer after which the receptive field is unknown (a window over an axis that is not
-    #: spatial any more, after a ``permute``); ``receptive_field`` is then None
+    #: the first layer whose receptive field is unknown (a window over, or a reshape of, axes a
+    #: ``permute`` moved); ``receptive_field`` is then None
     receptive_field_lost_at: str | None = None
 
     @property
@@ -155,7 +155,7 @@ class _State:
         #: (a group's totals are the difference across its subtree)
         self.sums = [0, 0, 0, 0]
         self.last_spatial_rf: ReceptiveField | None = None
-        #: the path of the layer after which the receptive field is unknown (see _step_tracked)
+        #: the path of the first layer whose receptive field is unknown (see _step_tracked)
         self.rf_lost_at: str | None = None
         #: (type, input shape, arguments) -> LayerResult: layer inference is pure (see _walk_layer)
         self.results: dict[tuple[object, ...], LayerResult] = {}
@@ -299,6 +299,27 @@ def _walk(
         shape, rf = body_shape, _merge_rf([body_rf, short_rf])
         st.activation_elems += _numel(shape)
         kind, group = "residual", None
+    elif isinstance(node, Gate):
+        st.held_elems += _numel(in_shape)
+        body_shape, _ = _walk(node.body, in_shape, in_rf, depth + 1, st)
+        st.held_elems -= _numel(in_shape)
+        if not _broadcasts(body_shape, in_shape):
+            raise ShapecalcError(
+                f"gate body gives {show_value(body_shape)}, which does not broadcast to the input"
+                f" {show_value(in_shape)}: each axis must be 1 or equal to the input's"
+                f"{_gate_hint(in_shape, body_shape)}" + block_note(node),
+                location=node.location,
+                path=f"{node.path} (gate)",
+            )
+        # the result has x's shape; its field is x's (the body's global context is left out, or every
+        # squeeze-excitation network would report a field of the whole input)
+        shape, rf = in_shape, in_rf
+        st.activation_elems += _numel(shape)
+        st.peak_elems = max(st.peak_elems, st.held_elems + _numel(in_shape) + _numel(body_shape) + _numel(shape))
+        kind, group = "gate", None
+    elif isinstance(node, Split):
+        shape, rf = _walk_split(node, in_shape, in_rf, depth, st)
+        kind, group = "split", None
     else:
         assert isinstance(node, Concat)
         outs: list[Shape] = []
@@ -343,6 +364,80 @@ def _walk(
     if rf is not None and _has_spatial(shape, rf):
         st.last_spatial_rf = rf
     return shape, rf
+
+
+def _broadcasts(part: Shape, whole: Shape) -> bool:
+    """``part`` broadcasts to ``whole`` with the same number of axes (the batch axes then line up)."""
+    return len(part) == len(whole) and all(p in (1, w) for p, w in zip(part, whole, strict=True))
+
+
+def _gate_hint(in_shape: Shape, body: Shape) -> str:
+    if len(body) != len(in_shape):
+        return f" (the body must keep the {len(in_shape)} axes of the input)"
+    # a squeeze-excitation body gives one value per channel
+    return f"; {show_value((in_shape[0], *([1] * (len(in_shape) - 1))))} would fit"
+
+
+def _split_sizes(node: Split, in_shape: Shape) -> tuple[int, ...]:
+    channels = in_shape[0]
+    n = len(node.branches)
+    path = f"{node.path} (split)"
+    if node.sizes is None:
+        if channels % n:
+            base, extra = divmod(channels, n)
+            example = [base + 1] * extra + [base] * (n - extra)
+            raise ShapecalcError(
+                f"split into {n} equal parts needs the channels divisible by {n}, but the input"
+                f" {show_value(in_shape)} has {channels}; give sizes, e.g. {show_value(example)}" + block_note(node),
+                location=node.location,
+                path=path,
+            )
+        return (channels // n,) * n
+    total = sum(node.sizes)
+    if total != channels:
+        last = channels - sum(node.sizes[:-1])
+        if last >= 1:
+            fix = f"; {show_value((*node.sizes[:-1], last))} would sum to {channels}"
+        else:
+            fix = f": they must sum to {channels}"
+        raise ShapecalcError(
+            f"split sizes {show_value(node.sizes)} sum to {total}, but the input {show_value(in_shape)} has"
+            f" {channels} channels{fix}" + block_note(node),
+            location=node.sizes_location or node.location,
+            path=path,
+        )
+    return node.sizes
+
+
+def _walk_split(
+    node: Split, in_shape: Shape, in_rf: ReceptiveField | None, depth: int, st: _State
+) -> tuple[Shape, ReceptiveField | None]:
+    sizes = _split_sizes(node, in_shape)
+    outs: list[Shape] = []
+    fields = []
+    held = _numel(in_shape)
+    st.held_elems += held
+    for branch, size in zip(node.branches, sizes, strict=True):
+        part = (size, *in_shape[1:])
+        b_shape, b_rf = _walk(branch, part, in_rf, depth + 1, st) if branch.items else (part, in_rf)
+        outs.append(b_shape)
+        fields.append(b_rf)
+        st.held_elems += _numel(b_shape)
+        held += _numel(b_shape)
+    st.held_elems -= held
+    ref = outs[0]
+    for i, other in enumerate(outs[1:], 1):
+        if len(other) != len(ref) or other[1:] != ref[1:]:
+            raise ShapecalcError(
+                f"split branches must agree on every axis but channels: branch 0 gives {show_value(ref)},"
+                f" branch {i} gives {show_value(other)}" + block_note(node),
+                location=node.location,
+                path=f"{node.path} (split)",
+            )
+    shape = (sum(o[0] for o in outs), *ref[1:])
+    st.activation_elems += _numel(shape)
+    st.peak_elems = max(st.peak_elems, st.held_elems + held + _numel(shape))
+    return shape, _merge_rf(fields)
 
 
 def _shortcut_hint(in_shape: Shape, body: Shape) -> str:

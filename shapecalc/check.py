@@ -36,7 +36,9 @@ if TYPE_CHECKING:  # the analysis is imported lazily: a missing path needs none 
 ERROR_CODES: dict[str, str] = {
     "SC001": "the spec cannot be read or loaded (path, encoding, YAML, structure, types, blocks, expressions)",
     "SC002": "the layers do not fit together (the analysis refuses a layer, a residual or a concat)",
+    "SC003": "a Python model (a .py file's SHAPECALC_MODELS) cannot be imported or built, or torch is missing",
     "SC010": "a value in the spec's expect: block differs from what the spec computes to",
+    "SC011": "the spec's layers and the Python model its module: names disagree (totals, or a parametrised layer)",
     "SC020": "--verify: the torch model built from the spec disagrees with the analysis, or torch is missing",
 }
 
@@ -105,6 +107,11 @@ def check_file(
     if isinstance(spec_or_problem, Problem):
         return [spec_or_problem]
     spec = spec_or_problem
+    if spec.module is not None and not spec.has_layers:
+        # the spec describes a Python model alone: its expect is held to the model (imports it)
+        from .pymodel.agree import check_module_spec
+
+        return sorted(check_module_spec(spec, None, file), key=lambda p: (p.line, p.col))
 
     from .analysis import analyse
 
@@ -121,6 +128,10 @@ def check_file(
         problems.append(replace(warning, severity="error") if strict else warning)
     if verify:
         problems += _verify(spec, analysis, file, device)
+    if spec.module is not None:
+        from .pymodel.agree import check_module_spec
+
+        problems += check_module_spec(spec, analysis, file)
     return sorted(problems, key=lambda p: (p.line, p.col))
 
 
@@ -188,9 +199,18 @@ def expect_drift(spec: Spec, analysis: Analysis, file: str | None = None) -> lis
     if spec.expect is None:
         return []
     file = spec.file if file is None else file
-    found_values = current_values(analysis)
     problems = []
-    for key, expected in spec.expect.values.items():
+    for key, message in expect_problems(spec.expect.values, analysis):
+        loc = spec.expect.locations.get(key, spec.expect.location)
+        problems.append(Problem(file, loc.line, loc.col, "error", "SC010", f"expect.{key}", message))
+    return problems
+
+
+def expect_problems(expect: Mapping[str, Any], analysis: Analysis) -> list[tuple[str, str]]:
+    """(key, message) for each ``expect`` value the analysis does not reproduce (a spec's or a Python model's)."""
+    found_values = current_values(analysis)
+    out = []
+    for key, expected in expect.items():
         if key not in found_values:  # the loader refuses unknown keys; nothing to compare
             continue
         found = found_values[key]
@@ -199,9 +219,8 @@ def expect_drift(spec: Spec, analysis: Analysis, file: str | None = None) -> lis
         message = f"expected {_show(expected)}, found {_show(found)}"
         if isinstance(expected, int) and isinstance(found, int) and not isinstance(expected, bool):
             message += f" ({found - expected:+,})"
-        loc = spec.expect.locations.get(key, spec.expect.location)
-        problems.append(Problem(file, loc.line, loc.col, "error", "SC010", f"expect.{key}", message))
-    return problems
+        out.append((key, message))
+    return out
 
 
 # --------------------------------------------------------------------------- warnings
@@ -234,7 +253,7 @@ def _chains(spec: Spec, analysis: Analysis) -> list[_Chain]:
     branches is a chain of its own. Leaf rows of the analysis come in the same
     depth-first order as this walk, which pairs each layer with its row.
     """
-    from .spec.model import Concat, Layer, Residual, Sequential
+    from .spec.model import Concat, Gate, Layer, Residual, Sequential, Split
 
     rows = iter(analysis.layers)
     chains: list[_Chain] = []
@@ -252,8 +271,11 @@ def _chains(spec: Spec, analysis: Analysis) -> list[_Chain]:
                 for part in (item.body, item.shortcut):
                     if part is not None:
                         walk(part, _new(chains))
+            elif isinstance(item, Gate):
+                chain.append(_BARRIER)
+                walk(item.body, _new(chains))
             else:
-                assert isinstance(item, Concat)
+                assert isinstance(item, Concat | Split)
                 chain.append(_BARRIER)
                 for branch in item.branches:
                     walk(branch, _new(chains))

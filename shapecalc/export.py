@@ -67,6 +67,30 @@ class Concat(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([branch(x) for branch in self.branches], dim=1)
 ''',
+    "Gate": '''
+class Gate(nn.Module):
+    """``out = x * body(x)``: the body's output broadcast over x (squeeze-excitation)."""
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.body(x)
+''',
+    "Split": '''
+class Split(nn.Module):
+    """``x`` cut along dim 1 into ``sizes``, one part per branch; the outputs concatenated along dim 1."""
+
+    def __init__(self, sizes: list[int], *branches: nn.Module) -> None:
+        super().__init__()
+        self.sizes = list(sizes)
+        self.branches = nn.ModuleList(branches)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = torch.split(x, self.sizes, dim=1)
+        return torch.cat([branch(part) for branch, part in zip(self.branches, parts, strict=True)], dim=1)
+''',
     # the layer types torch.nn lacks: the same code as shapecalc.torch_layers (a test checks they agree)
     "LayerNorm2d": '''
 class LayerNorm2d(nn.LayerNorm):
@@ -272,6 +296,13 @@ def _expr(node: PlanNode, used: set[str]) -> Expr:
     if node.kind == "residual":
         used.add("Residual")
         return _Call("Residual", tuple((c.name, _expr(c, used)) for c in node.children))
+    if node.kind == "gate":
+        used.add("Gate")
+        return _Call("Gate", tuple((c.name, _expr(c, used)) for c in node.children))
+    if node.kind == "split":
+        used.add("Split")
+        sizes: tuple[tuple[str | None, Expr], ...] = ((None, _literal(node.kwargs["sizes"])),)
+        return _Call("Split", sizes + tuple((None, _expr(c, used)) for c in node.children))
     used.add("Concat")
     return _Call("Concat", tuple((None, _expr(c, used)) for c in node.children))
 

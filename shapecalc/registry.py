@@ -456,7 +456,7 @@ def _scale_factor(lt: LayerType, a: Arg, v: Any) -> Any:
         return v
     if isinstance(v, list | tuple) and v and all(ok(x) for x in v):
         return tuple(v)
-    raise _fail(lt, a, "a finite positive number or a list of them", v)
+    raise _fail_number(lt, a, "a finite positive number or a list of them", v)
 
 
 def _zeropad(lt: LayerType, a: Arg, v: Any) -> int | tuple[int, ...]:
@@ -1208,10 +1208,6 @@ def _infer_pad(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRes
                 f" padding (it wraps around once)",
                 arg="padding",
             )
-        elif mode in ("reflection", "circular") and min(before, 0) + min(after, 0) <= -size:
-            raise LayerConfigError(
-                f"padding {show_value(p)} crops all {size} of {where}", arg="padding"
-            )
         out[axis] = size + before + after
         if out[axis] < 1:
             raise LayerConfigError(
@@ -1344,6 +1340,13 @@ def _infer_mean(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRe
     if len(set(axes)) != len(axes):
         raise LayerConfigError(f"dim {show_value(dims)} names an axis twice", arg="dim")
     keep = args["keepdim"]
+    if not keep and len(axes) == len(shape):
+        # torch would give one number per sample, a shape no layer (and no spec) can take
+        raise LayerConfigError(
+            f"dim {show_value(dims)} averages every axis of the input {show_value(shape)}, leaving no axis"
+            " per sample; keep one, or set keepdim: true",
+            arg="dim",
+        )
     out = tuple(1 if i in axes else s for i, s in enumerate(shape) if keep or i not in axes)
     moved = tuple((i,) for i in range(len(shape)) if keep or i not in axes)
     return LayerResult(

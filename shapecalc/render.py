@@ -406,6 +406,16 @@ def summary_table(
     return SummaryTable(analysis, depth=depth, verified=verified, columns=columns)
 
 
+
+def _rf_total(analysis: Analysis) -> tuple[str, str, str]:
+    """The totals' receptive field row: the size, n/a (no spatial axis), or unknown (axes a permute moved)."""
+    if analysis.receptive_field_lost_at is not None:
+        lost = analysis.receptive_field_lost_at
+        return ("Receptive field", "—", f"unknown from {lost} on: it slides over or reshapes axes a permute moved")
+    if analysis.receptive_field is None:
+        return ("Receptive field", "n/a", "")
+    return ("Receptive field", str(analysis.receptive_field), "")
+
 def totals_rows(analysis: Analysis) -> list[tuple[str, str, str]]:
     """(label, value, note) of the totals: parameters, buffers, MACs and memory for the batch and dtype."""
     t = analysis.totals
@@ -416,7 +426,7 @@ def totals_rows(analysis: Analysis) -> list[tuple[str, str, str]]:
         ("Buffers", fmt_int(t.buffers), "running statistics, num_batches_tracked" if t.buffers else ""),
         ("MACs", fmt_int(t.macs), f"{fmt_count(t.macs)} per sample; FLOPs = 2 x MACs = {fmt_count(2 * t.macs)}"),
         ("Output", fmt_shape(analysis.output), "per sample"),
-        ("Receptive field", str(analysis.receptive_field) if analysis.receptive_field is not None else "n/a", ""),
+        _rf_total(analysis),
         (f"Memory ({analysis.dtype}, batch {analysis.batch})", "", ""),
         ("  parameters", fmt_bytes(t.param_bytes), ""),
         ("  buffers", fmt_bytes(t.buffer_bytes), ""),
@@ -560,6 +570,7 @@ def _to_json(
             "total_bytes": t.total_bytes,
         },
         "receptive_field": analysis.receptive_field,
+        "receptive_field_lost_at": analysis.receptive_field_lost_at,
         "layers": [row_json(r) for r in analysis.rows if r.kind == "layer"],
         "groups": [row_json(r) for r in analysis.rows if r.kind == "group"],
         "verification": dict(verification) if verification is not None else None,

@@ -29,8 +29,10 @@ from .analysis import Analysis, Row, analyse
 from .errors import MissingTorchError
 from .registry import LayerType
 from .spec.model import Concat as ConcatNode
+from .spec.model import Gate as GateNode
 from .spec.model import Layer, Node, Sequential, Spec
 from .spec.model import Residual as ResidualNode
+from .spec.model import Split as SplitNode
 
 #: Attribute names a child module must not take: ``nn.Module.add_module`` refuses a
 #: name that is already an attribute of the container (``forward``, ``to``, ``eval``),
@@ -78,7 +80,8 @@ def identifier(text: str, fallback: str = "layer") -> str:
 class PlanNode:
     """One module of the model to build: a leaf layer or a container.
 
-    ``kind`` is ``layer``, ``sequential``, ``residual`` or ``concat``. ``children``
+    ``kind`` is ``layer``, ``sequential``, ``residual``, ``concat``, ``gate`` or ``split``
+    (whose ``kwargs`` hold its ``sizes``, equal parts worked out). ``children``
     are a sequential's items, a residual's ``(body,)`` or ``(body, shortcut)``, or a
     concat's branches (an empty sequential is the identity). ``row`` is the analysis
     row the module is checked against; ``None`` for a structure the analysis gives
@@ -146,6 +149,10 @@ def _default_name(node: Node) -> str:
         return "residual"
     if isinstance(node, ConcatNode):
         return "concat"
+    if isinstance(node, GateNode):
+        return "gate"
+    if isinstance(node, SplitNode):
+        return "split"
     if node.kind == "repeat" and node.items:
         return f"{_default_name(node.items[0])}_x{len(node.items)}"
     return node.block or node.kind
@@ -212,9 +219,15 @@ def _plan_node(node: Node, name: str, rows: _Rows) -> PlanNode:
         if node.shortcut is not None:
             parts.append(_plan_node(node.shortcut, "shortcut", rows))
         return PlanNode("residual", name, node.path, group, tuple(parts))
-    assert isinstance(node, ConcatNode)
+    if isinstance(node, GateNode):
+        return PlanNode("gate", name, node.path, group, (_plan_node(node.body, "body", rows),))
     # an empty branch is an empty nn.Sequential: the identity
     branches = tuple(_plan_node(branch, str(i), rows) for i, branch in enumerate(node.branches))
+    if isinstance(node, SplitNode):
+        assert group is not None  # the analysis gives every split a row
+        sizes = node.sizes or (group.input_shape[0] // len(branches),) * len(branches)
+        return PlanNode("split", name, node.path, group, branches, kwargs={"sizes": list(sizes)})
+    assert isinstance(node, ConcatNode)
     return PlanNode("concat", name, node.path, group, branches)
 
 
@@ -256,7 +269,29 @@ def _structural_classes() -> dict[str, type]:
         def forward(self, x: Any) -> Any:
             return torch.cat([branch(x) for branch in self.branches], dim=1)
 
-    classes: dict[str, type] = {"Residual": Residual, "Concat": Concat}
+    class Gate(base):
+        """``out = x * body(x)``: the body's output broadcast over x (squeeze-excitation)."""
+
+        def __init__(self, body: Any) -> None:
+            super().__init__()
+            self.body = body
+
+        def forward(self, x: Any) -> Any:
+            return x * self.body(x)
+
+    class Split(base):
+        """``x`` cut along dim 1 into ``sizes``, one part per branch; the outputs concatenated along dim 1."""
+
+        def __init__(self, sizes: list[int], *branches: Any) -> None:
+            super().__init__()
+            self.sizes = list(sizes)
+            self.branches = nn.ModuleList(branches)
+
+        def forward(self, x: Any) -> Any:
+            parts = torch.split(x, self.sizes, dim=1)
+            return torch.cat([branch(part) for branch, part in zip(self.branches, parts)], dim=1)
+
+    classes: dict[str, type] = {"Residual": Residual, "Concat": Concat, "Gate": Gate, "Split": Split}
     for name, cls in classes.items():
         # so pickle and repr find them as shapecalc.torch_build.Residual (via __getattr__ below)
         cls.__module__ = __name__
@@ -265,7 +300,7 @@ def _structural_classes() -> dict[str, type]:
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Residual", "Concat"):
+    if name in ("Residual", "Concat", "Gate", "Split"):
         return _structural_classes()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -332,6 +367,11 @@ def _instantiate(node: PlanNode, nn: Any, pairs: list[tuple[Row, Any]]) -> Any:
     elif node.kind == "residual":
         parts = [_instantiate(c, nn, pairs) for c in node.children]
         module = _structural_classes()["Residual"](*parts)
+    elif node.kind == "gate":
+        module = _structural_classes()["Gate"](*[_instantiate(c, nn, pairs) for c in node.children])
+    elif node.kind == "split":
+        parts = [_instantiate(c, nn, pairs) for c in node.children]
+        module = _structural_classes()["Split"](node.kwargs["sizes"], *parts)
     else:
         module = _structural_classes()["Concat"](*[_instantiate(c, nn, pairs) for c in node.children])
     if node.row is not None:

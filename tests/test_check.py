@@ -679,7 +679,8 @@ def test_hook_manifest_and_own_config_are_valid() -> None:
     hooks = {h["id"]: h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
     assert hooks["shapecalc-check"]["entry"] == "shapecalc check"
     assert hooks["shapecalc-check-verify"]["entry"] == "shapecalc check --verify"
-    assert all(h["language"] == "python" and h["files"] == r"^architectures/.*\.ya?ml$" for h in hooks.values())
+    specs = [h for h in hooks.values() if h["id"] != "shapecalc-check-models"]
+    assert all(h["language"] == "python" and h["files"] == r"^architectures/.*\.ya?ml$" for h in specs)
 
 
 def test_shipped_architectures_pass_their_own_hook(capsys: pytest.CaptureFixture[str]) -> None:

@@ -402,7 +402,7 @@ BROKEN_MESSAGES = {
     " no parameter 'kk' (did you mean 'k'?); it takes out, k",
     "unknown_layer.yaml": "unknown_layer.yaml:4:5: layers[1]: unknown layer type 'conv2dd' (did you mean 'conv2d'?)",
     "unknown_top_key.yaml": "unknown_top_key.yaml:2:1: unknown key 'layer' (did you mean 'layers'?); a spec has name,"
-    " description, input, blocks, layers, expect",
+    " description, input, blocks, layers, expect, module, module_args",
 }
 
 #: where libyaml and PyYAML's pure-Python parser word a syntax error differently

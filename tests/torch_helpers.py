@@ -12,7 +12,7 @@ from typing import Any
 
 from shapecalc import registry
 from shapecalc.errors import Location
-from shapecalc.spec.model import Concat, Layer, Node, Residual, Sequential, Spec
+from shapecalc.spec.model import Concat, Gate, Layer, Node, Residual, Sequential, Spec, Split
 
 LOC = Location("t.yaml", 1, 1)
 
@@ -38,6 +38,14 @@ def node(item: Any, path: str) -> Node:
     if "concat" in item:
         branches = tuple(seq(b, f"{path}.concat[{i}]", "branch") for i, b in enumerate(item["concat"]))
         return Concat(branches=branches, path=path, location=LOC, name=item.get("name"))
+    if "gate" in item:
+        body = seq(item["gate"]["body"], f"{path}.gate.body", "body")
+        return Gate(body=body, path=path, location=LOC, name=item.get("name"))
+    if "split" in item:
+        sp = item["split"]
+        branches = tuple(seq(b, f"{path}.split[{i}]", "branch") for i, b in enumerate(sp["branches"]))
+        sizes = tuple(sp["sizes"]) if sp.get("sizes") is not None else None
+        return Split(branches=branches, sizes=sizes, path=path, location=LOC, name=item.get("name"))
     layers = item["sequential"]
     return seq(layers, f"{path}.sequential.layers", "sequential", name=item.get("name"))
 
@@ -238,7 +246,7 @@ def _leaf_v2(draw: Any, st: Any, shape: tuple[int, ...], divisors: list[int]) ->
     if name == "softplus":
         return (name, {"beta": draw(small), "threshold": draw(small)})
     if name == "hardtanh":
-        return (name, {"min_val": draw(st.sampled_from([-2.0, float("-inf")])), "max_val": draw(small) + 3})
+        return (name, {"min_val": -2.0, "max_val": draw(small) + 3})  # -inf: once export prints it (h7)
     if name in ("celu", "hardshrink"):
         return (name, {"alpha" if name == "celu" else "lambd": draw(st.sampled_from([0.5, 2.0]))})
     if name == "threshold":
@@ -283,7 +291,9 @@ def draw_items(draw: Any, st: Any, shape: tuple[int, ...], depth: int, n: int) -
     items: list[Any] = []
     for _ in range(n):
         what = draw(
-            st.sampled_from(["leaf", "leaf", "leaf", "residual", "concat", "sequential"] if depth < 2 else ["leaf"])
+            st.sampled_from(
+                ["leaf", "leaf", "leaf", "residual", "concat", "sequential", "gate", "split"] if depth < 2 else ["leaf"]
+            )
         )
         if what == "leaf":
             item = _leaf(draw, st, shape)
@@ -292,6 +302,39 @@ def draw_items(draw: Any, st: Any, shape: tuple[int, ...], depth: int, n: int) -
                 continue
             if draw(st.booleans()) and isinstance(item, tuple):
                 item = (item[0], {**item[1], "name": draw(st.sampled_from(["conv1", "bn", "x y", "forward", "1x1"]))})
+        elif what == "gate":
+            body, b_out = draw_items(draw, st, shape, depth + 1, draw(st.integers(1, 3)))
+            # the body must broadcast to the input: same rank, each axis 1 or the input's
+            if not body or len(b_out) != len(shape) or any(b not in (1, x) for b, x in zip(b_out, shape, strict=True)):
+                continue
+            item, out = {"gate": {"body": body}}, shape
+        elif what == "split":
+            n = draw(st.integers(1, 3))
+            if shape[0] < n:
+                continue
+            if draw(st.booleans()) and shape[0] % n == 0:
+                sizes = None
+                parts = [shape[0] // n] * n
+            else:
+                cut = st.integers(1, max(1, shape[0] - 1))
+                cuts = sorted(draw(st.lists(cut, min_size=n - 1, max_size=n - 1, unique=True))) if n > 1 else []
+                parts = [b - a for a, b in zip([0, *cuts], [*cuts, shape[0]], strict=True)]
+                sizes = parts
+            branches, outs = [], []
+            for size in parts:
+                part = (size, *shape[1:])
+                if draw(st.booleans()):
+                    branch, b_out = [], part
+                else:
+                    branch, b_out = draw_items(draw, st, part, depth + 1, draw(st.integers(1, 2)))
+                branches.append(branch)
+                outs.append(b_out)
+            if any(len(o) != len(outs[0]) or o[1:] != outs[0][1:] for o in outs):
+                continue
+            out = (sum(o[0] for o in outs), *outs[0][1:])
+            if any(s > MAX_SIDE for s in out[1:]) or out[0] > 32:
+                continue
+            item = {"split": {"sizes": sizes, "branches": branches}}
         elif what == "sequential":
             inner, out = draw_items(draw, st, shape, depth + 1, draw(st.integers(1, 3)))
             if not inner:
@@ -337,7 +380,7 @@ def draw_items(draw: Any, st: Any, shape: tuple[int, ...], depth: int, n: int) -
 
 
 def spec_strategy() -> Any:
-    """hypothesis: random valid spec trees (every layer type, residual, concat, 1-d to 3-d)."""
+    """hypothesis: random valid spec trees (every layer type, residual, concat, gate, split, 1-d to 3-d)."""
     from hypothesis import strategies as st
 
     @st.composite

@@ -26,8 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "summary": ("summary", "Analyse a YAML architecture spec layer by layer (verified with torch)."),
     "check": ("check", "Check spec files (pre-commit hook): errors, expect drift, warnings."),
     "export": ("export", "Print PyTorch source code equivalent to a spec."),
+    "list": ("listing", "List the architectures shipped with shapecalc (usable by name)."),
     "convolve": ("convolve", "Convolve an image with a kernel, step by step, from scratch."),
     "filters": ("filters", "Show the learned filters of a convolution in a checkpoint (text or picture)."),
+    "import": ("importer", "Write the spec of a Python model (nn.Module) traced with torch.fx."),
 }
 
 

@@ -9,6 +9,7 @@ records instead. A one-line summary goes to stderr. Exit codes: 0 all passed,
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -43,6 +44,7 @@ def _plural(n: int, word: str) -> str:
     callback=_codes,
     help="Warning codes to silence, comma-separated (SC101,SC103); may be repeated.",
 )
+@click.option("-v", "--verbose", is_flag=True, help="Also say which .py files were skipped (no SHAPECALC_MODELS).")
 @click.option("--strict", is_flag=True, help="Warnings fail the check too (reported as errors).")
 @click.option("--verify", is_flag=True, help="Also build each model with torch and verify every number (needs torch).")
 @click.option(
@@ -71,14 +73,17 @@ def command(
     device: str,
     update_expect: bool,
     fmt: str,
+    verbose: bool,
 ) -> None:
     """Check architecture spec files: errors, drift from expect:, warnings.
 
     \b
     Errors (always fail):
       SC001  the spec cannot be read or loaded
-      SC002  the layers do not fit together
+      SC002  the layers do not fit together (a Python model's forward fails)
+      SC003  a Python model cannot be imported or built, or torch is missing
       SC010  an expect: value differs from the computed one
+      SC011  the layers and the Python model of module: disagree
       SC020  --verify: torch disagrees (or torch is missing)
     Warnings (fail only with --strict):
       SC101  conv bias directly followed by batch norm (wasted)
@@ -86,11 +91,16 @@ def command(
       SC103  odd-kernel conv changes the size between size-keeping convs
       SC104  even kernel with padding 'same' (asymmetric)
 
+    A .py file is checked when it declares SHAPECALC_MODELS (a plain literal,
+    read before anything is imported); other .py files are skipped. See
+    docs/python-models.md.
+
     Silence a warning with --ignore SC101 or, on the layer's line in the spec,
     a comment "# shapecalc: ignore[SC101]" ("# shapecalc: ignore" silences all).
     """
     from ..check import check_file, problem_from_error
     from ..errors import ShapecalcError
+    from ..shipped import looks_like_name, path_of
 
     if not verify:
         note_unused(ctx, "device", f"--device {device}", "without --verify")
@@ -98,6 +108,20 @@ def command(
     problems = []
     failed = 0
     for file in files:
+        if file.endswith(".py"):
+            from ..pymodel.checkpy import check_python_file
+
+            found_py = check_python_file(file)
+            if found_py is None:
+                if verbose:
+                    click.echo(f"{file}: skipped: no SHAPECALC_MODELS in it", err=True)
+                continue
+            problems += found_py
+            failed += any(p.severity == "error" for p in found_py)
+            continue
+        if not os.path.exists(file) and looks_like_name(file):
+            shipped = path_of(file)  # a shipped architecture's name (an existing path always wins)
+            file = str(shipped) if shipped is not None else file
         not_updated = None
         if update_expect:
             from ..check import update_expect as rewrite
@@ -133,7 +157,7 @@ def command(
         summary = (
             f"shapecalc check: {n} checked, {failed} failed: {_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
         )
-        if not update_expect and any(p.code == "SC010" for p in problems):
+        if not update_expect and any(p.code == "SC010" and not p.file.endswith(".py") for p in problems):
             summary += " (--update-expect accepts the current values)"
     click.echo(summary, err=True)
     ctx.exit(1 if errors else 0)

@@ -18,13 +18,15 @@ def command(spec_file: str, output: str | None) -> None:
 
     An nn.Module class named after the spec, with the same module names as
     shapecalc.to_torch (their state dicts are interchangeable), ruff-clean.
-    Needs no torch to run.
+    Needs no torch to run. SPEC is a spec file or the name of a shipped
+    architecture (shapecalc list); an existing file always wins over a name.
     """
     from ..errors import ShapecalcError
     from ..export import class_name, export
+    from ..shipped import resolve
     from ..spec import load
 
-    spec = load(spec_file)
+    spec = load(resolve(spec_file))
     code = export(spec)
     if output is None:
         click.echo(code, nl=False)

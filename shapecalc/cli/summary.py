@@ -12,6 +12,7 @@ from .cost_options import cost_options
 from .options import DEVICE, SHAPE, batch_option, echo_json, note_unused, print_renderable
 
 if TYPE_CHECKING:
+    from ..analysis import Analysis
     from ..spec.model import Spec
     from ..verify import Verification
 
@@ -20,7 +21,7 @@ INSTALL_TORCH = "pip install 'shapecalc-cnn[torch]'"
 
 
 @click.command("summary")
-@click.argument("spec_file", metavar="SPEC", type=click.Path(dir_okay=True, path_type=str))
+@click.argument("spec_file", metavar="SPEC|MODEL", type=click.Path(dir_okay=True, path_type=str))
 @click.option("--input", "input_shape", type=SHAPE, help="Per-sample input shape, e.g. 3x64x64 (overrides the spec).")
 @batch_option
 @click.option(
@@ -52,6 +53,13 @@ INSTALL_TORCH = "pip install 'shapecalc-cnn[torch]'"
     help="Where to verify: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps or meta.",
 )
 @cost_options
+@click.option(
+    "--arg",
+    "model_args",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="For a Python MODEL: a constructor argument (a plain YAML value); may be repeated.",
+)
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -67,6 +75,7 @@ def command(
     compare_tools: bool = False,
     count: tuple[str, ...] = (),
     percent: bool = False,
+    model_args: tuple[str, ...] = (),
 ) -> None:
     """Analyse the architecture in SPEC layer by layer (SPEC - reads standard input).
 
@@ -74,10 +83,35 @@ def command(
     the layer formulas; then, unless --no-verify, the torch model is built from
     the spec and every number is checked against it (exit code 1 on any
     mismatch). The report goes to stdout, notes to stderr.
+
+    SPEC is a spec file or the name of a shipped architecture (shapecalc list);
+    an existing file always wins over a name.
+
+    SPEC may also be a Python model, MODEL: path/to/file.py:Name or
+    package.module:Name (an nn.Module class or a function returning one), with
+    --input and --arg; it is built on the meta device and run once with hooks
+    (needs torch; see docs/python-models.md).
     """
+    from ..pymodel.ref import looks_like_ref
+
+    costs = (fmt, depth, as_tools, count, percent, compare_tools)
+    if looks_like_ref(spec_file):
+        from .pymodel import summary_of_model
+
+        model_analysis, model_notes = summary_of_model(spec_file, input_shape, model_args, batch=batch, dtype=dtype)
+        _emit(model_analysis, None, model_notes, *costs)
+        return
+    if model_args:
+        raise click.UsageError("--arg is for a Python model (path/file.py:Name), not a spec")
     from ..analysis import analyse
 
     spec = _load(spec_file)
+    if spec.module is not None and not spec.has_layers:  # the spec only names a Python model
+        from .pymodel import summary_of_spec_module
+
+        model_analysis, model_notes = summary_of_spec_module(spec, input_shape, batch=batch, dtype=dtype)
+        _emit(model_analysis, None, model_notes, *costs)
+        return
     if input_shape is not None and len(input_shape) == len(spec.input) + 1:
         from ..errors import BatchAxisError
 
@@ -112,6 +146,23 @@ def command(
         verification = run_verify(spec, analysis=analysis, device=device, batch=batch)
         notes.extend(verification.describe())
 
+    _emit(analysis, verification, notes, *costs)
+    if verification is not None and not verification.ok:
+        sys.exit(1)
+
+
+def _emit(
+    analysis: Analysis,
+    verification: Verification | None,
+    notes: list[str],
+    fmt: str,
+    depth: int | None,
+    as_tools: tuple[str, ...],
+    count: tuple[str, ...],
+    percent: bool,
+    compare_tools: bool,
+) -> None:
+    """Print the report in ``fmt`` to stdout and the notes to stderr (a spec's or a Python model's)."""
     from ..render_costs import cost_views
 
     views = cost_views(analysis, as_tools=as_tools, count=count, percent=percent, compare_tools=compare_tools)
@@ -138,8 +189,6 @@ def command(
         )
     for note in notes:
         click.echo(note, err=True)
-    if verification is not None and not verification.ok:
-        sys.exit(1)
 
 
 def _marks(verification: Verification | None) -> dict[str, bool] | None:
@@ -151,7 +200,9 @@ def _load(spec_file: str) -> Spec:
     from ..spec import load, loads
 
     if spec_file != "-":
-        return load(spec_file)
+        from ..shipped import resolve
+
+        return load(resolve(spec_file))
     from ..errors import Location, SpecError
 
     data = sys.stdin.buffer.read()

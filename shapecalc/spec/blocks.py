@@ -129,6 +129,9 @@ class BlockChecker:
             for _, suffix, seq in self.entries.parts(e, epath, sc):
                 if seq is not None:
                     self.check_items(seq, path + suffix, block)
+            sizes = e.rest.get("sizes") if e.what == "split" else None
+            if sizes is not None:
+                self.check_strings(sizes, epath, block)
 
     def check_layer(self, e: Entry, epath: str, block: Block, sc: Scope) -> None:
         lt: LayerType = e.target

@@ -40,7 +40,7 @@ def layer_limit(size: int) -> int:
     return min(MAX_LAYERS, max(LAYERS_FLOOR, size // BYTES_PER_LAYER))
 
 #: the top-level keys of a spec
-TOP_KEYS = ("name", "description", "input", "blocks", "layers", "expect")
+TOP_KEYS = ("name", "description", "input", "blocks", "layers", "expect", "module", "module_args")
 #: the keys of ``expect:``
 EXPECT_KEYS = ("output", "params", "trainable", "buffers", "macs", "receptive_field")
 
@@ -121,12 +121,20 @@ class Reader:
         shape = read_shape(items["input"], "input", max_axes=4)
         if "blocks" in items:
             self.blocks.read(items["blocks"])
-        if "layers" not in items:
-            fail("the spec has no 'layers': give the list of layers", root.loc)
-        layers = items["layers"]
-        if not isinstance(layers, YSeq) or not layers.items:
-            fail(f"layers must be a non-empty list of layers, not {kind_or_empty(layers)}", layers.loc)
-        top = Sequential(self.expander.items(layers, "layers", Scope()), "layers", layers.loc, kind="layers")
+        module = read_module(items["module"]) if "module" in items else None
+        module_args = read_module_args(items["module_args"]) if "module_args" in items else {}
+        if "module_args" in items and module is None:
+            fail("module_args needs module: the Python model they are passed to", root.keys["module_args"].loc)
+        if "layers" not in items and module is not None:
+            # the spec describes the Python model alone: its input and expect
+            top = Sequential((), "layers", root.loc, kind="layers")
+        else:
+            if "layers" not in items:
+                fail("the spec has no 'layers': give the list of layers", root.loc)
+            layers = items["layers"]
+            if not isinstance(layers, YSeq) or not layers.items:
+                fail(f"layers must be a non-empty list of layers, not {kind_or_empty(layers)}", layers.loc)
+            top = Sequential(self.expander.items(layers, "layers", Scope()), "layers", layers.loc, kind="layers")
         expect = read_expect(items["expect"], root.keys["expect"].loc) if "expect" in items else None
         return Spec(
             name=name,
@@ -137,6 +145,10 @@ class Reader:
             input_location=items["input"].loc,
             description=description,
             expect=expect,
+            module=module,
+            module_args=module_args,
+            module_location=items["module"].loc if module is not None else None,
+            has_layers="layers" in items,
             suppressions=suppressions(text),
             source=text,
         )
@@ -182,6 +194,35 @@ def read_shape(node: YNode, what: str, max_axes: int | None = None) -> tuple[int
             fail(f"{what}[{i}] must be a positive int, not {describe(item)}", item.loc)
         out.append(int(v))
     return tuple(out)
+
+
+def read_module(node: YNode) -> str:
+    """``module:``: ``PATH.py:NAME`` or ``package.module:NAME`` (checked here, imported only by its users)."""
+    text = read_text(node, "module")
+    name = r"[A-Za-z_][A-Za-z0-9_]*"
+    if not re.fullmatch(rf"(?:.+\.py|{name}(?:\.{name})*):{name}(?:\.{name})*", text):
+        fail(f"module must be PATH.py:NAME or package.module:NAME (a class or a function), not {text!r}", node.loc)
+    return text
+
+
+def _plain(node: YNode, path: str) -> Any:
+    if isinstance(node, YScalar):
+        return node.value
+    if isinstance(node, YSeq):
+        return [_plain(item, f"{path}[{i}]") for i, item in enumerate(node.items)]
+    return {key: _plain(value, f"{path}.{key}") for key, value in node.items.items()}
+
+
+def read_module_args(node: YNode) -> dict[str, Any]:
+    """``module_args:``: keyword arguments for the module, plain YAML values."""
+    if is_null(node):
+        return {}
+    if not isinstance(node, YMap):
+        fail(f"module_args must be a mapping of keyword arguments, not {kind(node)}", node.loc)
+    for key in node.items:
+        if not key.isidentifier():
+            fail(f"module_args key {key!r} is not a Python keyword argument name", node.keys[key].loc)
+    return {key: _plain(value, key) for key, value in node.items.items()}
 
 
 def read_expect(node: YNode, key_loc: Location) -> Expect:

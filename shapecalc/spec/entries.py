@@ -20,7 +20,13 @@ from .yamlnodes import YMap, YNode, YScalar, YSeq, kind
 #: keys every entry may have, besides its arguments: they are read by the loader, not the layer
 RESERVED = ("name", "repeat")
 #: the keys of each structural type
-STRUCTURES = {"sequential": ("layers",), "residual": ("body", "shortcut"), "concat": ("branches",)}
+STRUCTURES = {
+    "sequential": ("layers",),
+    "residual": ("body", "shortcut"),
+    "concat": ("branches",),
+    "gate": ("body",),
+    "split": ("sizes", "branches"),
+}
 
 #: a block parameter without default
 REQUIRED: Any = object()
@@ -119,7 +125,7 @@ class Entries:
     @staticmethod
     def fill(e: Entry, args: YNode, path: str, sc: Scope) -> None:
         """Sort the arguments of ``e`` into reserved keys and the rest."""
-        if isinstance(args, YSeq) and e.what == "concat":
+        if isinstance(args, YSeq) and e.what in ("concat", "split"):
             e.seq = args
             return
         if not isinstance(args, YMap):
@@ -160,7 +166,13 @@ class Entries:
         """The layer lists of a structural entry: (kind, path suffix, list or None); checked once."""
         if e.layout is None:  # the lists do not depend on the scope
             self.check_keys(e, path, sc)
-            read = {"concat": concat_parts, "sequential": sequential_parts, "residual": residual_parts}[e.what]
+            read = {
+                "concat": concat_parts,
+                "sequential": sequential_parts,
+                "residual": residual_parts,
+                "gate": gate_parts,
+                "split": split_parts,
+            }[e.what]
             e.layout = read(e, path, sc)
         return e.layout
 
@@ -183,7 +195,7 @@ def concat_parts(e: Entry, path: str, sc: Scope) -> list[tuple[str, str, YSeq | 
     if not isinstance(seq, YSeq) or not seq.items:
         found = "nothing" if seq is None else kind_or_empty(seq)
         fail(
-            f"concat needs a non-empty list of branches, each a list of layers ([] is the identity), not {found}",
+            f"{e.what} needs a non-empty list of branches, each a list of layers ([] is the identity), not {found}",
             e.loc if seq is None else seq.loc,
             path,
             sc,
@@ -192,13 +204,22 @@ def concat_parts(e: Entry, path: str, sc: Scope) -> list[tuple[str, str, YSeq | 
     for j, branch in enumerate(seq.items):
         if not isinstance(branch, YSeq):
             fail(
-                f"concat branch {j} must be a list of layers ([] for the identity), not {kind(branch)}",
+                f"{e.what} branch {j} must be a list of layers ([] for the identity), not {kind(branch)}",
                 branch.loc,
                 path,
                 sc,
             )
-        out.append(("branch", f".concat[{j}]", branch))
+        out.append(("branch", f".{e.what}[{j}]", branch))
     return out
+
+
+def split_parts(e: Entry, path: str, sc: Scope) -> list[tuple[str, str, YSeq | None]]:
+    # the branches as concat's; ``sizes`` is a value, read where the split is built (it may use $)
+    return concat_parts(e, path, sc)
+
+
+def gate_parts(e: Entry, path: str, sc: Scope) -> list[tuple[str, str, YSeq | None]]:
+    return [("body", ".gate.body", layer_list(e, "body", path, sc))]
 
 
 def sequential_parts(e: Entry, path: str, sc: Scope) -> list[tuple[str, str, YSeq | None]]:

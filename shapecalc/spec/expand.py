@@ -16,9 +16,9 @@ from ..registry import LayerType
 from . import expr as X
 from .blocks import bad_arg, bad_param, missing_params
 from .entries import REQUIRED, Block, Entries, Entry
-from .model import Concat, Layer, Node, Residual, Sequential
+from .model import Concat, Gate, Layer, Node, Residual, Sequential, Split
 from .scope import Bindings, Scope, fail, located
-from .values import Values, and_, is_int
+from .values import Values, and_, is_int, is_null
 from .yamlnodes import YScalar, YSeq, kind
 
 #: nested layer lists (structures and block uses) deeper than this are refused
@@ -238,8 +238,38 @@ class Expander:
             body, shortcut = subs
             assert body is not None
             return Residual(body, shortcut, path, sc.where(e.loc), name=label, trace=sc.trace, repeat_index=index)
+        if e.what == "gate":
+            (body,) = subs
+            assert body is not None
+            return Gate(body, path, sc.where(e.loc), name=label, trace=sc.trace, repeat_index=index)
         branches = tuple(s for s in subs if s is not None)
+        if e.what == "split":
+            sizes, sizes_loc = self.split_sizes(e, len(branches), epath, sc)
+            where = sc.where(e.loc)
+            return Split(branches, sizes, path, where, label, sc.trace, index, sizes_loc)
         return Concat(branches, path, sc.where(e.loc), name=label, trace=sc.trace, repeat_index=index)
+
+    def split_sizes(
+        self, e: Entry, branches: int, epath: str, sc: Scope
+    ) -> tuple[tuple[int, ...] | None, Location | None]:
+        """A split's ``sizes``: positive ints, one per branch (their sum is checked against the channels
+        by the analysis); None when left out (equal parts)."""
+        node = e.rest.get("sizes")
+        if node is None or is_null(node):
+            return None, None
+        value = self.values.value(node, epath, sc)
+        if not isinstance(value, list) or not value or not all(is_int(v) and v >= 1 for v in value):
+            fail(
+                f"split sizes must be a list of positive ints, one per branch, not {X.show(value)}", node.loc, epath, sc
+            )
+        if len(value) != branches:
+            fail(
+                f"split sizes has {len(value)} values but there are {branches} branches: give one size per branch",
+                node.loc,
+                epath,
+                sc,
+            )
+        return tuple(int(v) for v in value), sc.where(node.loc)
 
 
 def check_depth(sc: Scope, loc: Location, path: str) -> None:

@@ -89,7 +89,41 @@ class Concat:
     repeat_index: tuple[int, int] | None = None
 
 
-Node = Union[Layer, Sequential, Residual, Concat]  # noqa: UP007 - a runtime alias, Python 3.10 safe
+@dataclass(frozen=True, eq=False)
+class Gate:
+    """``out = x * body(x)``: the body's output broadcast over ``x`` (squeeze-excitation)."""
+
+    body: Sequential
+    path: str
+    location: Location
+    name: str | None = None
+    trace: tuple[str, ...] = ()
+    #: for one copy inside a ``repeat``: its 1-based index and the count
+    repeat_index: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """``x`` cut along the channel axis, one part per branch, the branch outputs concatenated.
+
+    ``sizes`` holds the channels of each part as the spec gives them; ``None`` means equal
+    parts (the analysis works them out, as it knows the channels). An empty branch passes
+    its part through.
+    """
+
+    branches: tuple[Sequential, ...]
+    sizes: tuple[int, ...] | None
+    path: str
+    location: Location
+    name: str | None = None
+    trace: tuple[str, ...] = ()
+    #: for one copy inside a ``repeat``: its 1-based index and the count
+    repeat_index: tuple[int, int] | None = None
+    #: where ``sizes`` is written, for its errors
+    sizes_location: Location | None = None
+
+
+Node = Union[Layer, Sequential, Residual, Concat, Gate, Split]  # noqa: UP007 - a runtime alias, Python 3.10 safe
 
 
 def block_note(node: Node) -> str:
@@ -127,3 +161,12 @@ class Spec:
     suppressions: Mapping[int, frozenset[str]] = field(default_factory=dict)
     #: the file's text, for tools that rewrite it (``check --update-expect``)
     source: str = ""
+    #: ``module:`` — the PyTorch model the spec describes (``PATH.py:NAME``, the path relative to
+    #: the spec's folder, or ``package.module:NAME``); None when the spec names none
+    module: str | None = None
+    #: ``module_args:`` — keyword arguments for it, plain values
+    module_args: Mapping[str, Any] = field(default_factory=dict)
+    #: where the ``module:`` value is
+    module_location: Location | None = None
+    #: False for a spec with ``module:`` and no ``layers`` (it describes the Python model alone)
+    has_layers: bool = True

@@ -1,0 +1,47 @@
+"""The command-line side of Python models: a reference and options in, an analysis out."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import MissingTorchError, ShapecalcError
+
+
+def need_torch(what: str) -> None:
+    """Raise the one-line error of a command that needs torch, when torch is missing."""
+    if importlib.util.find_spec("torch") is None:
+        raise MissingTorchError(what)
+
+
+def summary_of_model(
+    text: str, input_shape: tuple[int, ...] | None, arg_pairs: Sequence[str], *, batch: int, dtype: str
+) -> tuple[Any, list[str]]:
+    """``shapecalc summary MODEL``: the analysis of a Python model and the notes about it."""
+    need_torch(f"summary of a Python model ({text})")
+    if input_shape is None:
+        raise ShapecalcError(f"{text}: a Python model needs --input (the per-sample shape, e.g. 3x32x32)")
+    from ..pymodel import summarise_ref
+    from ..pymodel.ref import parse_args, parse_ref
+
+    ref = parse_ref(text, parse_args(arg_pairs))
+    result = summarise_ref(ref, input_shape, batch=batch, dtype=dtype)
+    notes = [f"measured with torch {result.torch_version} on meta (no memory allocated), eval mode", *result.notes]
+    return result.analysis, notes
+
+
+def summary_of_spec_module(
+    spec: Any, input_shape: tuple[int, ...] | None, *, batch: int, dtype: str
+) -> tuple[Any, list[str]]:
+    """``shapecalc summary spec.yaml`` for a spec with ``module:`` and no ``layers``: the Python model's summary."""
+    import os
+
+    need_torch(f"summary of the Python model {spec.module} (module: in {spec.file})")
+    from ..pymodel import summarise_ref
+    from ..pymodel.ref import parse_ref
+
+    ref = parse_ref(spec.module, spec.module_args, base=os.path.dirname(spec.file) or ".")
+    result = summarise_ref(ref, input_shape or spec.input, batch=batch, dtype=dtype)
+    notes = [f"measured with torch {result.torch_version} on meta (no memory allocated), eval mode", *result.notes]
+    return result.analysis, notes

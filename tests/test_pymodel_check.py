@@ -1,0 +1,331 @@
+"""``shapecalc check`` of Python model files (SHAPECALC_MODELS) and their pre-commit hook."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from shapecalc.cli import cli
+from shapecalc.pymodel.checkpy import read_declarations
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GOOD = '''\
+from torch import nn
+
+SHAPECALC_MODELS = {
+    "Net": {"input": [3, 8, 8], "args": {"width": 4}, "expect": {"output": [4, 8, 8], "params": 112, "macs": 6912}},
+}
+
+
+class Net(nn.Module):
+    def __init__(self, width=8):
+        super().__init__()
+        self.conv = nn.Conv2d(3, width, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)
+'''
+
+BROKEN = '''\
+import torch
+from torch import nn
+
+SHAPECALC_MODELS = {"Classifier": {"input": [3, 32, 32], "expect": {"output": [10]}}}
+
+
+class Classifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.last = nn.MaxPool2d(2)
+        self.fc = nn.Linear(1024, 10)
+
+    def forward(self, x):
+        x = torch.flatten(self.last(self.conv(x)), 1)
+        return self.fc(x)
+'''
+
+BROKEN_LINE = (
+    "models/broken.py:16:16: error: Classifier.fc: Linear(in_features=1024, out_features=10, bias=True)"
+    " (built at models/broken.py:12) gets [1, 2048] from last + flatten: in_features should be 2048  [SC002]"
+)
+
+PLAIN = "import this_is_never_imported  # noqa\n"
+
+
+def run(*args: str, cwd: Path) -> tuple[int, str, str]:
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(cli, ["check", *args])
+    finally:
+        os.chdir(old)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "models").mkdir(parents=True)
+    (tmp_path / "models" / "good.py").write_text(GOOD)
+    (tmp_path / "models" / "broken.py").write_text(BROKEN)
+    (tmp_path / "models" / "plain.py").write_text(PLAIN)
+    return tmp_path
+
+
+def test_declarations_are_read_without_importing(tmp_path: Path) -> None:
+    p = project(tmp_path)
+    assert read_declarations(str(p / "models" / "plain.py")) is None
+    (d,) = read_declarations(str(p / "models" / "good.py"))  # type: ignore[misc]
+    assert (d.name, d.input, dict(d.args), d.line) == ("Net", (3, 8, 8), {"width": 4}, 4)
+    assert d.expect_at["params"] == (4, 97)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("SHAPECALC_MODELS = {'Net': {'input': [3, 8, 8], 'exepct': {}}}\n", "has an unknown key 'exepct'"),
+        ("SHAPECALC_MODELS = {'Net': {'input': [3, 0]}}\n", "needs input: a list of positive sizes"),
+        ("SHAPECALC_MODELS = {'Net': {'input': [3], 'expect': {'flops': 1}}}\n", "expect has an unknown key 'flops'"),
+        ("SHAPECALC_MODELS = dict(Net={'input': [3]})\n", "must be a plain literal"),
+        ("SHAPECALC_MODELS = {}\n", "must be a non-empty dict"),
+    ],
+)
+def test_malformed_declarations_are_sc001_without_running_anything(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "m.py").write_text("raise SystemExit('never run')\n" + text)
+    code, out, _err = run("m.py", cwd=tmp_path)
+    assert code == 1
+    assert out.startswith("m.py:2:") and message in out and out.rstrip().endswith("[SC001]")
+
+
+def test_check_python_files(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    p = project(tmp_path)
+    code, out, err = run("-v", "models/good.py", "models/broken.py", "models/plain.py", cwd=p)
+    assert code == 1
+    assert out.splitlines() == [BROKEN_LINE]
+    assert err.splitlines() == [
+        "models/plain.py: skipped: no SHAPECALC_MODELS in it",
+        "shapecalc check: 3 files checked, 1 failed: 1 error, 0 warnings",
+    ]
+    (p / "models" / "good.py").write_text(GOOD.replace('"params": 112', '"params": 100'))
+    code, out, _ = run("models/good.py", cwd=p)
+    assert (code, out.splitlines()) == (
+        1,
+        ["models/good.py:4:97: error: Net: expect.params: expected 100, found 112 (+12)  [SC010]"],
+    )
+
+
+def test_without_torch_python_files_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    p = project(tmp_path)
+    code, out, _ = run("models/good.py", "models/plain.py", cwd=p)
+    assert code == 1
+    assert out.splitlines() == [
+        "models/good.py:4:5: error: Net: checking a Python model needs PyTorch, which is not installed:"
+        " pip install 'shapecalc-cnn[torch]' (or pip install torch)  [SC003]"
+    ]
+
+
+def test_check_of_specs_never_imports_torch_or_the_model_code(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text("input: [3, 8, 8]\nlayers: [relu]\n")
+    (tmp_path / "m.py").write_text(PLAIN)
+    code = (
+        "import sys\nfrom shapecalc.cli.check import main\n"
+        f"rc = main([{str(tmp_path / 's.yaml')!r}, {str(tmp_path / 'm.py')!r}])\n"
+        "assert rc == 0, rc\nassert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --------------------------------------------------------------------------- the pre-commit hook, for real
+
+
+def _git(*args: str, cwd: Path) -> None:
+    env = {
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+        "HOME": str(cwd),
+        "PATH": os.environ.get("PATH", ""),
+    }
+    subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True)
+
+
+def _snapshot(root: Path, dest: Path) -> Path:
+    """This checkout's files on disk (tracked and untracked, not ignored) as a one-commit repository."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        if (root / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / name, dest / name)
+    _git("init", "-q", cwd=dest)
+    _git("add", "-A", cwd=dest)
+    _git("commit", "-q", "-m", "snapshot", cwd=dest)
+    return dest
+
+
+@pytest.mark.slow
+def test_pre_commit_try_repo_python_models(tmp_path: Path) -> None:
+    """The published hook for model files, installed by pre-commit with torch in its own venv."""
+    pytest.importorskip("pre_commit")
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs git and a git checkout of shapecalc")
+    hook_repo = _snapshot(ROOT, tmp_path / "hook-repo")
+    p = project(tmp_path / "project")
+    _git("init", "-q", cwd=p)
+    _git("add", "-A", cwd=p)
+    # the hook installs torch>=2.1; on a machine whose pip config already constrains versions, keep
+    # those and pick the CPU build this test suite runs with (no download of a CUDA build)
+    import torch
+
+    constraints = tmp_path / "constraints.txt"
+    inherited = os.environ.get("PIP_CONSTRAINT") or ""
+    lines = [f"-c {c}" for c in inherited.split() if c] + [f"torch=={torch.__version__.split('+')[0]}"]
+    if Path("/etc/xdg/pip/constraints.txt").exists():
+        lines.append("-c /etc/xdg/pip/constraints.txt")
+    constraints.write_text("\n".join(lines) + "\n")
+    env = {
+        **os.environ,
+        "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
+        "NO_COLOR": "1",
+        "PIP_CONSTRAINT": str(constraints),
+    }
+
+    def try_repo(*files: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "pre_commit", "try-repo", str(hook_repo), "shapecalc-check-models", "--files"]
+        return subprocess.run([*cmd, *files], cwd=p, env=env, capture_output=True, text=True, check=False)
+
+    both = try_repo("models/good.py", "models/broken.py", "models/plain.py")
+    output = both.stdout + both.stderr
+    assert both.returncode == 1, output
+    assert BROKEN_LINE in output.splitlines()
+    assert "shapecalc check: 3 files checked, 1 failed: 1 error, 0 warnings" in output.splitlines()
+    assert "Traceback" not in output and "good.py:" not in output
+
+    good = try_repo("models/good.py", "models/plain.py")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "Passed" in good.stdout
+
+
+# --------------------------------------------------------------------------- specs with module:
+
+SIMPLE_SPEC = (ROOT / "architectures" / "simple_cnn.yaml").read_text()
+
+
+def module_project(tmp_path: Path) -> Path:
+    shutil.copy(Path(__file__).parent / "fixtures" / "pymodels" / "simple_cnn.py", tmp_path / "simple_cnn.py")
+    (tmp_path / "alone.yaml").write_text(
+        "module: simple_cnn.py:SimpleCNN\nmodule_args: {num_classes: 10}\ninput: [3, 32, 32]\n"
+        "expect: {output: [10], params: 620810, buffers: 451, macs: 10848768}\n"
+    )
+    (tmp_path / "drift.yaml").write_text(
+        "module: simple_cnn.py:SimpleCNN\ninput: [3, 32, 32]\nexpect: {output: [10], params: 610794}\n"
+    )
+    (tmp_path / "agree.yaml").write_text("module: simple_cnn.py:SimpleCNN\n" + SIMPLE_SPEC)
+    return tmp_path
+
+
+def test_spec_with_module_and_no_layers_is_held_to_its_expect(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    p = module_project(tmp_path)
+    code, out, _ = run("alone.yaml", "drift.yaml", cwd=p)
+    assert (code, out.splitlines()) == (
+        1,
+        ["drift.yaml:3:32: error: expect.params: expected 610,794, found 620,810 (+10,016)  [SC010]"],
+    )
+    summary = CliRunner().invoke(cli, ["summary", str(p / "alone.yaml"), "--format", "json"])
+    assert summary.exit_code == 0, summary.output
+    assert '"params": 620810' in summary.stdout
+
+
+def test_spec_with_module_and_layers_must_agree(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    p = module_project(tmp_path)
+    assert run("agree.yaml", cwd=p)[0] == 0
+    text = (p / "agree.yaml").read_text()
+    old = "conv2d: {out_channels: 64, kernel_size: 3, padding: 1}"
+    assert old in text
+    (p / "disagree.yaml").write_text(text.replace(old, old.replace("kernel_size: 3", "kernel_size: 5")))
+    line = next(n for n, t in enumerate(text.splitlines(), 1) if old in t)
+    col = text.splitlines()[line - 1].index("conv2d") + 1
+    built = next(n for n, t in enumerate((p / "simple_cnn.py").read_text().splitlines(), 1) if "nn.Conv2d(32, 64" in t)
+    code, out, _ = run("disagree.yaml", cwd=p)
+    assert code == 1
+    assert (
+        f"disagree.yaml:{line}:{col}: error: layers[0].sequential.layers[4]: the spec has conv2d with parameters"
+        " [64, 32, 5, 5], [64]; simple_cnn.py:SimpleCNN has features.4: conv2d with parameters [64, 32, 3, 3], [64]"
+        f" (built at simple_cnn.py:{built})  [SC011]"
+    ) in out.splitlines()
+    assert "error: module: params: the layers give 424,202, simple_cnn.py:SimpleCNN gives 620,810  [SC011]" in out
+
+
+def test_module_key_is_checked_by_the_loader_without_importing(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("module: not a reference\ninput: [3]\n")
+    (tmp_path / "args.yaml").write_text("module_args: {a: 1}\ninput: [3]\nlayers: [relu]\n")
+    code, out, _ = run("bad.yaml", "args.yaml", cwd=tmp_path)
+    assert code == 1
+    assert out.splitlines() == [
+        "bad.yaml:1:9: error: module must be PATH.py:NAME or package.module:NAME (a class or a function),"
+        " not 'not a reference'  [SC001]",
+        "args.yaml:1:1: error: module_args needs module: the Python model they are passed to  [SC001]",
+    ]
+
+
+LAYER_SCALE = '''\
+import torch
+from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.gamma = nn.Parameter(torch.full((4, 1, 1), 1e-6))
+
+    def forward(self, x):
+        return self.gamma * self.conv(x)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = Block()
+
+    def forward(self, x):
+        return self.block(x)
+'''
+
+
+def test_a_parameter_a_block_owns_agrees_with_layer_scale(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    (tmp_path / "scaled.py").write_text(LAYER_SCALE)
+    spec = "module: scaled.py:Net\ninput: [4, 8, 8]\nlayers:\n"
+    spec += "  - conv2d: {out_channels: 4, kernel_size: 3, padding: 1}\n"
+    (tmp_path / "ok.yaml").write_text(spec + "  - layer_scale\n")
+    (tmp_path / "missing.yaml").write_text(spec)
+    code, out, _ = run("ok.yaml", cwd=tmp_path)
+    assert (code, out) == (0, "")
+    code, out, _ = run("missing.yaml", cwd=tmp_path)
+    assert code == 1
+    assert out.splitlines() == [
+        "missing.yaml:1:9: error: module: params: the layers give 148, scaled.py:Net gives 152  [SC011]",
+        "missing.yaml:1:9: error: module: the layers have nothing for scaled.py:Net's block.gamma: parameter with"
+        " parameters [4, 1, 1] (built at scaled.py:9)  [SC011]",
+    ]
