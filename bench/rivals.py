@@ -289,12 +289,16 @@ def main(argv: list[str] | None = None) -> int:
         "batch": 1,
         "architectures": {},
     }
+    if args.specs and args.out.exists():
+        # measuring some specs: the others' figures stay as they were recorded
+        doc["architectures"] = json.loads(args.out.read_text())["architectures"]
     for path in paths:
         entry = measure_spec(path)
         doc["architectures"][str(path.relative_to(ROOT))] = entry
+        # written after every spec: a long run interrupted keeps what it measured
+        args.out.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
         s = entry["spec"]
         print(f"{path.stem:16} ours {entry['macs']:>14,}  " + "  ".join(f"{t} {s[t]['total']:,}" for t in TOOLS))
-    args.out.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     print(f"wrote {args.out}")
     return 0
 

@@ -36,7 +36,7 @@ PYTHON = sys.executable
 _SCRIPT = Path(PYTHON).parent / "shapecalc"
 SHAPECALC = [str(_SCRIPT)] if _SCRIPT.exists() else [PYTHON, "-m", "shapecalc"]
 
-NAMES = ("startup", "check", "summary", "scaling", "giant")
+NAMES = ("startup", "check", "summary", "scaling", "flat", "meta", "giant")
 
 # torchinfo on the model shapecalc builds, in a fresh process: what a torchinfo user runs
 TORCHINFO = """\
@@ -314,6 +314,62 @@ def bench_scaling(runs: int, quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
+def bench_flat(runs: int, quick: bool) -> list[dict[str, Any]]:
+    """A flat spec (bench/specs.py flat_spec): load + analyse per layer, and the whole summary as JSON and markdown."""
+    sizes = (1_000, 10_000) if quick else (1_000, 10_000, 100_000)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="shapecalc-bench-") as tmp:
+        for n in sizes:
+            text = specs.flat_spec(n)
+            path = specs.write(Path(tmp), f"flat_{n}.yaml", text)
+            repeats = max(1, min(runs, 3 if n >= 100_000 else runs))
+            load_s, analyse_s, layers = _time_in_process(text, str(path), repeats)
+            total = load_s + analyse_s
+            row: dict[str, Any] = {
+                "what": f"flat: {n:,} conv2d (load + analyse, no torch)",
+                "layers": layers,
+                "yaml_bytes": len(text.encode()),
+                "load_s": round(load_s, 4),
+                "analyse_s": round(analyse_s, 4),
+                "in_process_s": round(total, 4),
+                "us_per_layer": round(total / layers * 1e6, 2),
+            }
+            for fmt in ("json", "markdown"):
+                argv = [*SHAPECALC, "summary", str(path), "--no-verify", "--format", fmt]
+                row[fmt] = measure({fmt: argv}, repeats, own_rss=True)[fmt].to_json()
+            rows.append(row)
+    for prev, row in itertools.pairwise(rows):
+        row["per_layer_growth"] = round(row["us_per_layer"] / prev["us_per_layer"], 3)
+    linear = all(r.get("per_layer_growth", 1.0) <= 1.25 for r in rows)
+    for r in rows:
+        r["target"] = "per-layer time flat; 100k: summary --format json/markdown < 3 s each"
+        timings = (r["json"], r["markdown"])
+        fast = r["layers"] < 100_000 or all(t["median_s"] < 3 and t["exit_codes"] == [0] for t in timings)
+        r["met"] = linear and fast
+    return rows
+
+
+def bench_meta(runs: int) -> list[dict[str, Any]]:
+    """Verification of a 10,000-layer spec on ``meta`` against the same on the CPU."""
+    with tempfile.TemporaryDirectory(prefix="shapecalc-bench-") as tmp:
+        path = specs.write(Path(tmp), "scale_10000.yaml", specs.scaling_spec(10_000))
+        base = [*SHAPECALC, "summary", str(path), "--format", "json", "--device"]
+        t = measure({"meta": [*base, "meta"], "cpu": [*base, "cpu"]}, max(1, min(runs, 3)))
+    ratio = t["meta"].median / t["cpu"].median
+    ok = t["meta"].exit_codes == [0] and t["cpu"].exit_codes == [0]
+    return [
+        {
+            "what": "meta: summary of 10k layers verified on meta / on cpu",
+            "command": t["meta"].to_json(),
+            "baseline": t["cpu"].to_json(),
+            "ratio": round(ratio, 3),
+            "target": "< 1 (meta faster)",
+            "met": ok and ratio < 1,
+            "note": _failure(t["meta"]) or _failure(t["cpu"]),
+        }
+    ]
+
+
 def bench_giant(runs: int) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="shapecalc-bench-") as tmp:
         path = specs.write(Path(tmp), "giant.yaml", specs.giant_spec())
@@ -394,7 +450,13 @@ def print_table(results: dict[str, Any]) -> None:
                 table.add_row(e["what"], "-", "-", "-", "-", "skipped", e["skipped"])
                 continue
             met = "[green]yes[/]" if e.get("met") else "[red]NO[/]"
-            if name == "scaling":
+            if name == "flat":
+                cmd = f"{_fmt_s(e['in_process_s'])} ({e['us_per_layer']} µs/layer)"
+                base = f"json {_fmt_s(e['json']['median_s'])}, md {_fmt_s(e['markdown']['median_s'])}"
+                ratio = f"x{e['per_layer_growth']}" if "per_layer_growth" in e else ""
+                note = f"load {_fmt_s(e['load_s'])}, analyse {_fmt_s(e['analyse_s'])}"
+                table.add_row(e["what"], cmd, base, ratio, e["target"], met, note)
+            elif name == "scaling":
                 cmd = f"{_fmt_s(e['in_process_s'])} ({e['us_per_layer']} µs/layer)"
                 base = f"process {_fmt_s(e['process']['median_s'])}"
                 ratio = f"x{e['per_layer_growth']}" if "per_layer_growth" in e else ""
@@ -445,6 +507,10 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = bench_summary(runs)
         elif name == "scaling":
             results[name] = bench_scaling(runs, args.quick)
+        elif name == "flat":
+            results[name] = bench_flat(runs, args.quick)
+        elif name == "meta":
+            results[name] = bench_meta(runs)
         else:
             results[name] = bench_giant(runs)
 

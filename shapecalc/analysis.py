@@ -28,13 +28,13 @@ Definitions (also in the README):
 from __future__ import annotations
 
 import dataclasses
-import gc
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from .errors import LayerConfigError, Location, ShapecalcError, show_value
+from .gcpause import paused
 from .registry import LayerResult, Ratio, Shape
 from .spec.model import Concat, Gate, Layer, Node, Residual, Sequential, Spec, Split, block_note
 
@@ -99,6 +99,15 @@ class Row(NamedTuple):
 
 @dataclass(frozen=True)
 class Totals:
+    """The whole network's counts (per sample) and memory (for the analysis's batch and dtype).
+
+    ``params`` counts every parameter, ``trainable`` those with ``requires_grad``
+    (``non_trainable`` the rest); ``buffers`` the elements of registered buffers (norm
+    layers' running statistics and ``num_batches_tracked``); ``macs`` multiply-accumulates
+    of one forward pass of one sample. The ``*_bytes`` fields are for the batch in the
+    analysis's dtype (``num_batches_tracked`` is int64).
+    """
+
     params: int
     trainable: int
     buffers: int
@@ -121,6 +130,15 @@ class Totals:
 
 @dataclass(frozen=True)
 class Analysis:
+    """The result of :func:`analyse`: a spec walked layer by layer, without torch.
+
+    ``rows`` holds every leaf layer and every structural group in pre-order
+    (``layers`` only the leaves), each with its input/output shape (per sample),
+    counts, MACs and receptive field; ``totals`` the whole network's. ``input`` and
+    ``output`` are per-sample shapes; ``batch`` and ``dtype`` only scale the memory
+    figures. ``spec`` is the analysed spec.
+    """
+
     name: str
     input: Shape
     output: Shape
@@ -300,9 +318,7 @@ def _walk(
         st.activation_elems += _numel(shape)
         kind, group = "residual", None
     elif isinstance(node, Gate):
-        st.held_elems += _numel(in_shape)
         body_shape, _ = _walk(node.body, in_shape, in_rf, depth + 1, st)
-        st.held_elems -= _numel(in_shape)
         if not _broadcasts(body_shape, in_shape):
             raise ShapecalcError(
                 f"gate body gives {show_value(body_shape)}, which does not broadcast to the input"
@@ -315,31 +331,13 @@ def _walk(
         # squeeze-excitation network would report a field of the whole input)
         shape, rf = in_shape, in_rf
         st.activation_elems += _numel(shape)
-        st.peak_elems = max(st.peak_elems, st.held_elems + _numel(in_shape) + _numel(body_shape) + _numel(shape))
         kind, group = "gate", None
     elif isinstance(node, Split):
         shape, rf = _walk_split(node, in_shape, in_rf, depth, st)
         kind, group = "split", None
     else:
         assert isinstance(node, Concat)
-        outs: list[Shape] = []
-        fields = []
-        for branch in node.branches:
-            b_shape, b_rf = _walk(branch, in_shape, in_rf, depth + 1, st) if branch.items else (in_shape, in_rf)
-            outs.append(b_shape)
-            fields.append(b_rf)
-        ref = outs[0]
-        for i, other in enumerate(outs[1:], 1):
-            if len(other) != len(ref) or other[1:] != ref[1:]:
-                raise ShapecalcError(
-                    f"concat branches must agree on every axis but channels: branch 0 gives {show_value(ref)},"
-                    f" branch {i} gives {show_value(other)}" + block_note(node),
-                    location=node.location,
-                    path=f"{node.path} (concat)",
-                )
-        shape = (sum(o[0] for o in outs), *ref[1:])
-        rf = _merge_rf(fields)
-        st.activation_elems += _numel(shape)
+        shape, rf = _walk_branches(node, "concat", [in_shape] * len(node.branches), in_shape, in_rf, depth, st)
         kind, group = "concat", None
     params, trainable, buffers, macs = (now - then for now, then in zip(st.sums, before))
     if node.repeat_index is not None:
@@ -413,30 +411,41 @@ def _walk_split(
     node: Split, in_shape: Shape, in_rf: ReceptiveField | None, depth: int, st: _State
 ) -> tuple[Shape, ReceptiveField | None]:
     sizes = _split_sizes(node, in_shape)
+    parts = [(size, *in_shape[1:]) for size in sizes]
+    return _walk_branches(node, "split", parts, in_shape, in_rf, depth, st)
+
+
+def _walk_branches(
+    node: Concat | Split,
+    kind: str,
+    inputs: list[Shape],
+    in_shape: Shape,
+    in_rf: ReceptiveField | None,
+    depth: int,
+    st: _State,
+) -> tuple[Shape, ReceptiveField | None]:
+    """Branches that each see one input and whose outputs are concatenated along the channels.
+
+    Concat gives every branch the whole input, split one slice each; the shape rules are the
+    same (what they hold in memory is ``peak.py``'s).
+    """
     outs: list[Shape] = []
     fields = []
-    held = _numel(in_shape)
-    st.held_elems += held
-    for branch, size in zip(node.branches, sizes, strict=True):
-        part = (size, *in_shape[1:])
+    for branch, part in zip(node.branches, inputs, strict=True):
         b_shape, b_rf = _walk(branch, part, in_rf, depth + 1, st) if branch.items else (part, in_rf)
         outs.append(b_shape)
         fields.append(b_rf)
-        st.held_elems += _numel(b_shape)
-        held += _numel(b_shape)
-    st.held_elems -= held
     ref = outs[0]
     for i, other in enumerate(outs[1:], 1):
         if len(other) != len(ref) or other[1:] != ref[1:]:
             raise ShapecalcError(
-                f"split branches must agree on every axis but channels: branch 0 gives {show_value(ref)},"
+                f"{kind} branches must agree on every axis but channels: branch 0 gives {show_value(ref)},"
                 f" branch {i} gives {show_value(other)}" + block_note(node),
                 location=node.location,
-                path=f"{node.path} (split)",
+                path=f"{node.path} ({kind})",
             )
     shape = (sum(o[0] for o in outs), *ref[1:])
     st.activation_elems += _numel(shape)
-    st.peak_elems = max(st.peak_elems, st.held_elems + held + _numel(shape))
     return shape, _merge_rf(fields)
 
 
@@ -487,9 +496,10 @@ def _walk_layer(
     st.activation_elems += out_elems
     if res.torch_kwargs.get("track_running_stats"):
         st.int_buffers += 1
+    trainable = res.trainable if layer.trainable else 0  # a frozen layer (SPEC "Frozen layers")
     sums = st.sums
     sums[0] += res.params
-    sums[1] += res.trainable
+    sums[1] += trainable
     sums[2] += res.buffers
     sums[3] += res.macs
     row = Row(
@@ -502,7 +512,7 @@ def _walk_layer(
         input_shape=shape,
         output_shape=out,
         params=res.params,
-        trainable=res.trainable,
+        trainable=trainable,
         buffers=res.buffers,
         macs=res.macs,
         receptive=new_rf,
@@ -569,15 +579,8 @@ def analyse(
             _too_large(f"the input {show_value(in_shape)}", _numel(in_shape), batch, item),
             location=spec.input_location if input is None else None,
         )
-    # The walk builds rows for every layer (acyclic, like the loader's tree): pausing the cyclic
-    # garbage collector, which would rescan the growing heap, keeps a 100k-layer walk linear.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused():  # the walk builds acyclic rows for every layer: see shapecalc.gcpause
         return _analyse(spec, in_shape, batch, dtype)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _analyse(spec: Spec, in_shape: Shape, batch: int, dtype: str) -> Analysis:
@@ -621,5 +624,5 @@ def _analyse(spec: Spec, in_shape: Shape, batch: int, dtype: str) -> Analysis:
     )
     from .peak import inference_peak  # here: it walks the module tree built from the rows
 
-    peak = inference_peak(analysis) * batch * nbytes
+    peak = inference_peak(analysis)
     return dataclasses.replace(analysis, totals=dataclasses.replace(totals, peak_bytes=peak))

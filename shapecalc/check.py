@@ -50,9 +50,6 @@ WARNING_CODES: dict[str, str] = {
     "SC104": "padding 'same' with an even kernel: torch pads one more at the end than at the start",
 }
 
-#: the keys of ``expect:`` that ``check`` compares, in the order a new block is written
-EXPECT_KEYS = ("output", "params", "trainable", "buffers", "macs", "receptive_field")
-
 # layer families whose layers keep the shape and mix no positions: SC101/SC103 look through them
 _ELEMENTWISE_FAMILIES = frozenset({"activation", "normalisation", "regularisation"})
 
@@ -94,6 +91,7 @@ def check_file(
     ignore: Iterable[str] = (),
     verify: bool = False,
     device: str = "cpu",
+    params: Mapping[str, Any] | None = None,
 ) -> list[Problem]:
     """Check one spec file and return its problems, sorted by position.
 
@@ -101,9 +99,12 @@ def check_file(
     with these codes (error codes cannot be ignored); ``verify`` also builds the
     model with torch on ``device`` and compares every number (``SC020``).
     A path that is missing, a directory or unreadable is an ``SC001`` problem.
+    ``params`` sets spec parameters (``check --set``); the spec is checked with its
+    defaults otherwise. ``expect:`` describes the defaults, so it is not compared
+    when a parameter is set.
     """
     file = os.fspath(path)
-    spec_or_problem = _load(file)
+    spec_or_problem = _load(file, params)
     if isinstance(spec_or_problem, Problem):
         return [spec_or_problem]
     spec = spec_or_problem
@@ -120,7 +121,7 @@ def check_file(
     except ShapecalcError as err:
         return [problem_from_error(err, file, "SC002")]
 
-    problems = expect_drift(spec, analysis, file)
+    problems = expect_drift(spec, analysis, file) if not params else []
     ignored = frozenset(ignore)
     for warning, layer_line in _lint(spec, analysis, file):
         if warning.code in ignored or _suppressed(spec, warning.code, (warning.line, layer_line)):
@@ -138,14 +139,14 @@ def check_file(
 # --------------------------------------------------------------------------- loading
 
 
-def _load(file: str) -> Spec | Problem:
+def _load(file: str, params: Mapping[str, Any] | None = None) -> Spec | Problem:
     """The loaded spec, or the one SC001 problem that stops the check."""
     from .reader import read_text
     from .spec import loads
 
     try:
         # the shared reader: regular files only (never /dev/zero or a FIFO), at most MAX_SPEC_BYTES
-        return loads(read_text(file), file)
+        return loads(read_text(file), file, params=params)
     except ShapecalcError as err:
         return problem_from_error(err, file, "SC001")
 
@@ -340,15 +341,6 @@ def _warn(file: str, layer: Layer, arg: str | None, code: str, message: str) -> 
     return Problem(file, line, col, "warning", code, _path(layer), message), layer.location.line
 
 
-def lint(spec: Spec, analysis: Analysis, file: str | None = None) -> list[Problem]:
-    """Every warning (SC101-SC104) in an analysed spec, before ``ignore`` and suppressions.
-
-    A warning that repeats at the same place (the copies of a ``repeat``) is
-    reported once, with the number of copies.
-    """
-    return [problem for problem, _ in _lint(spec, analysis, file)]
-
-
 def _lint(spec: Spec, analysis: Analysis, file: str | None) -> list[tuple[Problem, int]]:
     """Warnings, each with the line of its layer (a suppression comment may sit there too)."""
     file = spec.file if file is None else file
@@ -525,7 +517,7 @@ def _verify(spec: Spec, analysis: Analysis, file: str, device: str) -> list[Prob
     loc = spec.location
     if importlib.util.find_spec("torch") is None:
         return [Problem(file, 1, 1, "error", "SC020", None, MissingTorchError("--verify").message)]
-    from .verify import verify as run_verify
+    from .verification import verify as run_verify
 
     try:
         result = run_verify(spec, analysis=analysis, device=device)
@@ -666,6 +658,8 @@ def updated_source(path: str | os.PathLike[str]) -> tuple[str, str]:
     old = read_text(file)
     spec = loads(old, file)
     current = current_values(analyse(spec))
+    from .spec import EXPECT_KEYS  # the keys check compares, in the order a new block is written
+
     keys = list(spec.expect.values) if spec.expect is not None and spec.expect.values else list(EXPECT_KEYS)
     if current["receptive_field"] is None and spec.expect is None:
         keys.remove("receptive_field")  # nothing spatial to pin in a new block

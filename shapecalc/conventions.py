@@ -42,6 +42,14 @@ def _kwargs(row: Row) -> Mapping[str, Any]:
     return row.result.torch_kwargs if row.result is not None else {}
 
 
+def _weight_bias(row: Row) -> int:
+    """Elements of the parameter tensors whose name holds ``weight`` or ``bias`` (torchinfo's test:
+    a layer scale's ``scale`` is not counted)."""
+    if row.result is None:
+        return 0
+    return sum(math.prod(shape) for name, shape in row.result.tensors if "weight" in name or "bias" in name)
+
+
 def _positions(row: Row) -> int:
     """Output positions: the output's spatial elements (1 for a flat output)."""
     return _numel(row.output_shape[1:])
@@ -122,9 +130,11 @@ QUANTITIES: dict[str, Quantity] = {
         lambda r: _numel(r.output_shape) if _has(r, "bias") and r.type != "layernorm" else 0,
         "one addition per output element when the layer has a bias",
     ),
-    "params": Quantity(lambda r: r.params, "the layer's parameters (once per sample)"),
+    "params": Quantity(
+        _weight_bias, "the layer's parameters named weight or bias (once per sample; a layer scale's scale is not)"
+    ),
     "param_positions": Quantity(
-        lambda r: r.params * _positions(r), "parameters (weight and bias) times the output positions"
+        lambda r: _weight_bias(r) * _positions(r), "parameters (weight and bias) times the output positions"
     ),
     "in": Quantity(lambda r: _numel(r.input_shape), "input elements"),
     "out": Quantity(lambda r: _numel(r.output_shape), "output elements"),
@@ -284,6 +294,7 @@ CONVENTIONS: dict[str, Convention] = {
                 **_per_dims(("instancenorm",), _r((4, "in"), "affine_in")),
                 "groupnorm": _r((4, "in"), "affine_in"),
                 "layernorm": _r((4, "in"), "affine_in"),
+                "layernorm2d": _r((4, "in"), "affine_in"),  # it calls F.layer_norm
                 "adaptive_avgpool2d": _r("in"),
                 "upsample": _r("fvcore_upsample"),
             },

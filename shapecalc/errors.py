@@ -51,17 +51,6 @@ class ShapecalcError(Exception):
         parts.append(self.message)
         return ": ".join(parts)
 
-    def located(self, location: Location | None, path: str | None) -> ShapecalcError:
-        """Return a copy of this error with location/path filled in where missing."""
-        err = type(self).__new__(type(self))
-        err.__dict__.update(self.__dict__)
-        Exception.__init__(err, self.message)
-        if err.location is None:
-            err.location = location
-        if not err.path:
-            err.path = path
-        return err
-
 
 class LayerConfigError(ShapecalcError):
     """A layer configuration that cannot work (torch would refuse it).

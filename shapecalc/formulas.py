@@ -11,6 +11,9 @@ import math
 
 from .errors import LayerConfigError
 
+#: what an axis is computed as: a convolution, a transposed convolution or a pooling window
+MODES = ("conv", "transpose", "pool")
+
 
 def effective_kernel(kernel: int, dilation: int = 1) -> int:
     """The span of a dilated kernel: ``d*(k-1) + 1``."""

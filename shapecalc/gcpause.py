@@ -5,7 +5,9 @@ acyclic objects (rows, tuples, dicts) that all stay alive. Every few thousand al
 the collector runs, and its periodic full collections rescan the whole growing heap: a
 100,000-layer table spent 2.9 s of 3.6 s in those rescans, and none of them frees
 anything. Paused, the work is linear again; the collector's previous state is restored on
-exit, so the caller's process is left as it was.
+exit, so the caller's process is left as it was. The loader (``spec.loads``), the analysis
+and the renderers use it; the only other place that touches the collector is the console
+script's ``gc.freeze()`` at exit (:mod:`shapecalc.__main__`).
 """
 
 from __future__ import annotations

@@ -6,41 +6,113 @@ by identity:
 
 - the caller holds the network's input for the whole pass;
 - a container holds the input of the child it is running (``nn.Sequential`` keeps its
-  loop variable, a residual or concat its ``x``), so the input of every enclosing
-  container stays alive while its children run;
-- a residual also holds its body's output while the shortcut runs, then the add makes a
-  new tensor while both are alive; a concat holds every branch output until ``cat``;
+  loop variable; a residual, gate, concat or split its ``x``), so the input of every
+  enclosing container stays alive while its children run;
+- a residual holds its body's output while the shortcut runs, then the add makes a new
+  tensor while both are alive; a gate (``x * body(x)``) holds the body's output while
+  the product is made; a concat or split holds every branch output until ``cat``;
+- a split's parts are views of its input (``torch.split``): they allocate nothing;
 - a layer's output is a new tensor, except for the layers that return their input or a
-  view of it (flatten, unflatten, permute, identity, dropout and stochastic depth when
-  evaluated, and activations with ``inplace: true``).
+  view of it: identity, dropout and stochastic depth when evaluated, activations with
+  ``inplace: true``, permute, and flatten/unflatten of a tensor whose layout allows a
+  view. A permuted tensor (and what an element-wise layer makes from it, which keeps
+  its strides) does not: flattening it copies, as ``torch.reshape`` does; so does
+  flattening a split's part when the batch is larger than one (the part is a slice of
+  every sample).
+
+A few layers run as several operators in torch and hold temporaries of their own while
+they run (:data:`TEMPORARIES`: softsign, tanhshrink, softmin, local response norm,
+adaptive max pooling's int64 indices, a convolution's padded copy of its input when its
+padding is not zeros done by the kernel): they count at that layer.
 
 This is the peak of live tensors between operators, what torch's profiler reports as the
-memory of each operator in order (``tests/test_peak.py`` measures it). Buffers a kernel
+memory of each operator in order (``tests/test_peak.py`` measures it, on every shipped
+spec and on random specs of every layer type and structure). Buffers a kernel
 allocates and frees inside one operator (an im2col buffer, max-pool indices, BatchNorm's
 saved statistics) depend on torch's backend and are not part of it; the verification's
-memory estimate (:func:`shapecalc.verify.memory_needed`) adds a bound for them.
+memory estimate (:func:`shapecalc.verification.memory_needed`) adds a bound for them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import count
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .gcpause import paused
-from .spec.model import Concat, Layer, Node, Residual, Sequential
+from .spec.model import Concat, Gate, Layer, Node, Residual, Sequential, Split
 
 if TYPE_CHECKING:
     from .analysis import Analysis, Row
 
 #: layers whose output is their input, or a view of it: no new memory
 ALIASING = frozenset(
-    {"flatten", "unflatten", "permute", "identity", "dropout", "dropout1d", "dropout2d", "dropout3d",
-     "alpha_dropout", "feature_alpha_dropout", "stochastic_depth"}
+    {"identity", "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
+     "stochastic_depth", "permute", "flatten", "unflatten"}
+)  # fmt: skip
+#: views that need a tensor laid out in order (``reshape``): they copy a permuted one
+RESHAPING = frozenset({"flatten", "unflatten"})
+#: layers whose new output keeps the strides of a permuted input (element-wise kernels and our
+#: own modules that compute element-wise on the input as given), measured with torch 2.13/2.14
+KEEPS_STRIDES = frozenset(
+    {"relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid",
+     "mish", "softplus", "softsign", "hardtanh", "selu", "celu", "tanhshrink", "hardshrink", "softshrink",
+     "threshold", "prelu", "glu", "layer_scale", "layernorm2d"}
 )  # fmt: skip
 
-Tensor = tuple[int, int]  # (identity, elements per sample)
+
+#: what a layer holds besides its input and output while it runs, in bytes, from its row, the item
+#: size and the batch. Measured with torch's profiler (tests/test_peak.py); from torch's Python
+#: functions: softsign ``x / (x.abs() + 1)``, tanhshrink ``x - x.tanh()``, softmin
+#: ``softmax(-x)``, local_response_norm (x*x, padded, pooled: two at once) and the 0-dim tensor a
+#: Python number becomes (8 bytes); adaptive max pooling returns int64 indices, then drops them;
+#: a convolution pads a copy of its input first unless its padding is zeros done by the kernel.
+TEMPORARIES: dict[str, Callable[[Row, int, int], int]] = {
+    "softsign": lambda r, item, b: _numel(r.input_shape) * item * b + 8,
+    "tanhshrink": lambda r, item, b: _numel(r.input_shape) * item * b,
+    "softmin": lambda r, item, b: _numel(r.input_shape) * item * b,
+    "local_response_norm": lambda r, item, b: 2 * _numel(r.input_shape) * item * b + 8,
+    **{f"adaptive_maxpool{n}d": lambda r, item, b: _numel(r.output_shape) * 8 * b for n in (1, 2, 3)},
+    **{f"conv{n}d": lambda r, item, b: _padded_input(r) * item * b for n in (1, 2, 3)},
+}
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    return math.prod(shape)
+
+
+def _padded_input(row: Row) -> int:
+    """Elements of the padded copy a convolution makes of its input (per sample), or 0.
+
+    ``nn.ConvNd`` pads with ``F.pad`` before the convolution when ``padding_mode`` is not
+    zeros. (With zeros and ``padding='same'`` over an odd total, torch pads one side inside
+    the convolution operator: that copy is the operator's own workspace, not counted here.)
+    """
+    assert row.result is not None
+    kw = row.result.torch_kwargs
+    spatial = row.input_shape[1:]
+    n = len(spatial)
+
+    def per_axis(v: object) -> tuple[int, ...]:
+        return tuple(v) if isinstance(v, (tuple, list)) else (int(v),) * n  # type: ignore[call-overload]
+
+    pad = kw["padding"]
+    if pad == "same":
+        total = [d * (k - 1) for d, k in zip(per_axis(kw["dilation"]), per_axis(kw["kernel_size"]))]
+    elif pad == "valid":
+        total = [0] * n
+    else:
+        total = [2 * p for p in per_axis(pad)]
+    if kw["padding_mode"] == "zeros":
+        return 0
+    return row.input_shape[0] * math.prod(s + t for s, t in zip(spatial, total))
+
+
+class Tensor(NamedTuple):
+    id: int
+    size: int  # bytes
+    strided: bool = False  # laid out out of order: a flatten copies it
 
 
 class _Live:
@@ -53,78 +125,126 @@ class _Live:
         self.peak = 0
 
     def hold(self, t: Tensor) -> None:
-        if self.refs.get(t[0], 0) == 0:
-            self.size[t[0]] = t[1]
-            self.total += t[1]
-        self.refs[t[0]] = self.refs.get(t[0], 0) + 1
+        if self.refs.get(t.id, 0) == 0:
+            self.size[t.id] = t.size
+            self.total += t.size
+        self.refs[t.id] = self.refs.get(t.id, 0) + 1
 
     def release(self, t: Tensor) -> None:
-        self.refs[t[0]] -= 1
-        if self.refs[t[0]] == 0:
-            self.total -= self.size.pop(t[0])
-            del self.refs[t[0]]
+        self.refs[t.id] -= 1
+        if self.refs[t.id] == 0:
+            self.total -= self.size.pop(t.id)
+            del self.refs[t.id]
 
-    def at(self, *tensors: Tensor) -> None:
-        """An operator runs with these tensors alive besides the held ones."""
-        now, seen = self.total, set()
-        for i, n in tensors:
-            if i not in self.refs and i not in seen:
-                now += n
-                seen.add(i)
+    def at(self, *tensors: Tensor, extra: int = 0) -> None:
+        """An operator runs with these tensors (and ``extra`` bytes of its own) alive besides the held ones."""
+        now, seen = self.total + extra, set()
+        for t in tensors:
+            if t.id not in self.refs and t.id not in seen:
+                now += t.size
+                seen.add(t.id)
         if now > self.peak:
             self.peak = now
 
 
-def inference_peak(analysis: Analysis) -> int:
-    """Elements (per sample) of the largest set of tensors alive at once in a forward pass."""
+def inference_peak(analysis: Analysis, *, batch: int | None = None, item_bytes: int | None = None) -> int:
+    """Bytes of the largest set of tensors alive at once in a forward pass.
+
+    At the analysis's batch and dtype unless ``batch`` or ``item_bytes`` say otherwise
+    (the verification runs float32 at a batch of its own).
+    """
+    from .analysis import DTYPE_BYTES
+
+    b = analysis.batch if batch is None else batch
+    size = DTYPE_BYTES[analysis.dtype] if item_bytes is None else item_bytes
     with paused():
-        rows = iter(analysis.rows)
-        ids = count(1)
-        live = _Live()
-        x: Tensor = (next(ids), math.prod(analysis.input))
-        live.hold(x)  # the caller's
-        live.at(x)
+        walk = _Walk(analysis, b, size)
+        x = walk.new(analysis.input)
+        walk.live.hold(x)  # the caller's
+        walk.live.at(x)
         cur = x
         for item in analysis.spec.layers.items:  # the root nn.Sequential (no row of its own)
-            cur = _run(item, cur, live, ids, rows)
-    return live.peak
+            cur = walk.run(item, cur)
+    return walk.live.peak
 
 
-def _run(node: Node, x: Tensor, live: _Live, ids: Iterator[int], rows: Iterator[Row]) -> Tensor:
-    # the analysis made one row per node, in this order (pre-order; an empty concat branch has none)
-    row = next(rows)
-    if isinstance(node, Layer):
-        if node.type.name in ALIASING or node.args.get("inplace") is True:
-            out = x
-        else:
-            out = (next(ids), math.prod(row.output_shape))
-        live.at(x, out)
-        return out
-    live.hold(x)  # this container's frame keeps its input until it returns
-    try:
-        if isinstance(node, Sequential):
-            cur = x
-            for item in node.items:
-                cur = _run(item, cur, live, ids, rows)
-            return cur
-        if isinstance(node, Residual):
-            body = _run(node.body, x, live, ids, rows)
-            live.hold(body)
-            short = _run(node.shortcut, x, live, ids, rows) if node.shortcut is not None else x
-            live.release(body)
-            out = (next(ids), math.prod(row.output_shape))
-            live.at(x, body, short, out)
+class _Walk:
+    def __init__(self, analysis: Analysis, batch: int, item: int) -> None:
+        # the analysis made one row per node, in this order (pre-order; an empty branch has none)
+        self.rows: Iterator[Row] = iter(analysis.rows)
+        self.batch = batch
+        self.item = item
+        self.ids = count(1)
+        self.live = _Live()
+
+    def new(self, shape: tuple[int, ...], strided: bool = False) -> Tensor:
+        return Tensor(next(self.ids), math.prod(shape) * self.batch * self.item, strided)
+
+    def run(self, node: Node, x: Tensor) -> Tensor:
+        row = next(self.rows)
+        live = self.live
+        if isinstance(node, Layer):
+            out = self.layer(node, row, x)
+            temporaries = TEMPORARIES.get(node.type.name)
+            if temporaries is None:
+                live.at(x, out)
+            else:
+                live.at(x, out, extra=temporaries(row, self.item, self.batch))
             return out
-        assert isinstance(node, Concat)
-        outs = []
-        for branch in node.branches:
-            o = _run(branch, x, live, ids, rows) if branch.items else x
-            live.hold(o)
-            outs.append(o)
-        for o in outs:
-            live.release(o)
-        out = (next(ids), math.prod(row.output_shape))
-        live.at(x, *outs, out)
-        return out
-    finally:
-        live.release(x)
+        live.hold(x)  # this container's frame keeps its input until it returns
+        try:
+            if isinstance(node, Sequential):
+                cur = x
+                for item in node.items:
+                    cur = self.run(item, cur)
+                return cur
+            if isinstance(node, Residual):
+                body = self.run(node.body, x)
+                live.hold(body)
+                short = self.run(node.shortcut, x) if node.shortcut is not None else x
+                live.release(body)
+                out = self.new(row.output_shape)
+                live.at(x, body, short, out)
+                return out
+            if isinstance(node, Gate):
+                scale = self.run(node.body, x)
+                out = self.new(row.output_shape)
+                live.at(x, scale, out)
+                return out
+            assert isinstance(node, (Concat, Split))
+            if isinstance(node, Split) and len(node.branches) > 1:
+                # torch.split's parts share x's memory; a channel slice is out of order past one sample
+                part = Tensor(x.id, x.size, x.strided or self.batch > 1)
+            else:
+                part = x
+            outs = []
+            for branch in node.branches:
+                o = self.run(branch, part) if branch.items else part
+                live.hold(o)
+                outs.append(o)
+            for o in outs:
+                live.release(o)
+            out = self.new(row.output_shape)
+            live.at(x, *outs, out)
+            return out
+        finally:
+            live.release(x)
+
+    def layer(self, node: Layer, row: Row, x: Tensor) -> Tensor:
+        name = node.type.name
+        if name in RESHAPING:
+            return self.new(row.output_shape) if x.strided else x
+        if name == "permute":
+            return Tensor(x.id, x.size, x.strided or _reorders(row))
+        if name in ALIASING or node.args.get("inplace") is True:
+            return x
+        return self.new(row.output_shape, x.strided and name in KEEPS_STRIDES)
+
+
+def _reorders(row: Row) -> bool:
+    """Whether a permute moves two axes longer than one past each other (else its view is in order)."""
+    assert row.result is not None
+    dims = row.result.torch_kwargs["dims"]
+    batched = (2, *row.input_shape)  # the batch axis stays first: its size does not matter
+    moved = [d for d in dims if batched[d] > 1]
+    return moved != sorted(moved)

@@ -68,6 +68,13 @@ def fmt_fraction(x: Ratio) -> str:
     return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
 
 
+def _rf_cell(analysis: Analysis, rf: ReceptiveField | None) -> str:
+    """A row's receptive field; ``—`` where it is unknown (a spatial network's rows have one otherwise)."""
+    if rf is None and len(analysis.input) > 1:
+        return "—"
+    return fmt_rf(rf)
+
+
 def fmt_rf(rf: ReceptiveField | None) -> str:
     """``7 /2`` (size, jump); per axis when the axes differ: ``7x3 /2x1``."""
     if rf is None:
@@ -292,7 +299,7 @@ class SummaryTable:
                 fmt_int(d.params) if d.params or row.kind == "layer" else "",
                 fmt_int(d.macs) if d.macs else "",
                 *(_run_cell(cells_of.get(row.index, ""), d.run) for _, cells_of in columns),
-                fmt_rf(d.last.receptive),
+                _rf_cell(analysis, d.last.receptive),
             ]
             if verified is not None:
                 cells.append("" if d.verified is None else ("✓" if d.verified else "✗"))
@@ -683,7 +690,7 @@ def to_markdown(
             fmt_int(d.params) if d.params or row.kind == "layer" else "",
             fmt_int(d.macs) if d.macs else "",
             *(_md(_run_cell(cells_of.get(row.index, ""), d.run)) for _, cells_of in columns),
-            fmt_rf(d.last.receptive),
+            _rf_cell(analysis, d.last.receptive),
         ]
         if verified is not None:
             cells.append("" if d.verified is None else "✓" if d.verified else "✗")

@@ -1,5 +1,5 @@
 """Renderings of the cost views: rival counts (``--as``), extra terms (``--count``), shares
-(``--percent``), the breakdown by layer type and ``--compare-tools``.
+(``--percent``), the breakdown by layer type, ``--compare-tools`` and the training step (``--train``).
 
 Each view becomes extra table columns (:data:`shapecalc.render.Column`), extra panels after the
 totals, and JSON keys; the data comes from :mod:`shapecalc.conventions` and :mod:`shapecalc.costs`.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.panel import Panel
 from rich.table import Table
@@ -17,7 +17,11 @@ from rich.table import Table
 from . import conventions as C
 from .analysis import Analysis
 from .costs import breakdown, breakdown_line, row_shares, share
-from .render import Column, fmt_count, fmt_int
+from .render import Column, fmt_bytes, fmt_count, fmt_int
+from .training import TrainingMemory
+
+if TYPE_CHECKING:
+    from .train_measure import MeasuredStep
 
 
 @dataclass
@@ -180,3 +184,71 @@ def compare_panel(analysis: Analysis) -> Panel:
         why = "\n".join(p for p in (here, f"misses {d.misses}", d.bugs) if p)
         table.add_row(d.name, fmt_int(d.total), _signed_pct(d.delta, macs), why)
     return Panel(table, title="What the other tools report (per sample)", title_align="left", expand=False)
+
+
+def training_panel(mem: TrainingMemory, measured: MeasuredStep | None = None) -> Panel:
+    """``--train``: the memory of one training step and its MACs, with torch's measurement when run."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column(justify="right", no_wrap=True)
+    grid.add_column(style="dim")
+    rows: list[tuple[str, str, str]] = [
+        ("parameters", fmt_bytes(mem.param_bytes), ""),
+        ("gradients", fmt_bytes(mem.gradient_bytes), "trainable parameters only"),
+        (f"optimizer state ({mem.optimizer})", fmt_bytes(mem.optimizer_bytes), _OPTIMIZER_NOTE[mem.optimizer]),
+        ("buffers", fmt_bytes(mem.buffer_bytes), ""),
+        ("input", fmt_bytes(mem.input_bytes), ""),
+        ("saved for backward", fmt_bytes(mem.saved_bytes), "activations autograd keeps"),
+    ]
+    for kind, size in mem.saved_by_type[:6]:
+        rows.append((f"  {kind}", fmt_bytes(size), ""))
+    if len(mem.saved_by_type) > 6:
+        rest = sum(size for _, size in mem.saved_by_type[6:])
+        rows.append((f"  {len(mem.saved_by_type) - 6} other types", fmt_bytes(rest), ""))
+    step = mem.forward_macs + mem.backward_macs
+    peak_note = "forward + backward + optimizer.step()"
+    if measured is not None and measured.peak_bytes is not None:
+        off = _signed_pct(mem.peak_bytes - measured.peak_bytes, measured.peak_bytes)
+        peak_note = f"torch measured {fmt_bytes(measured.peak_bytes)} (estimate {off})"
+    rows.append(("peak", fmt_bytes(mem.peak_bytes), peak_note))
+    rows += [
+        ("MACs per sample", "", ""),
+        ("  forward", fmt_int(mem.forward_macs), ""),
+        ("  backward", fmt_int(mem.backward_macs), "weight and input gradients of conv and linear layers"),
+        ("  step", fmt_int(step), f"x batch {mem.batch}: {fmt_count(step * mem.batch)}"),
+    ]
+    for row in rows:
+        grid.add_row(*row)
+    title = f"Training step ({mem.dtype}, batch {mem.batch})"
+    return Panel(grid, title=title, title_align="left", expand=False)
+
+
+_OPTIMIZER_NOTE = {
+    "sgd": "none",
+    "momentum": "one momentum buffer per parameter",
+    "adam": "exp_avg and exp_avg_sq per parameter, a step per tensor",
+    "adamw": "exp_avg and exp_avg_sq per parameter, a step per tensor",
+}
+
+
+def training_json(mem: TrainingMemory, measured: MeasuredStep | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "optimizer": mem.optimizer,
+        "param_bytes": mem.param_bytes,
+        "gradient_bytes": mem.gradient_bytes,
+        "optimizer_bytes": mem.optimizer_bytes,
+        "buffer_bytes": mem.buffer_bytes,
+        "input_bytes": mem.input_bytes,
+        "saved_bytes": mem.saved_bytes,
+        "saved_by_type": dict(mem.saved_by_type),
+        "peak_bytes": mem.peak_bytes,
+        "forward_macs": mem.forward_macs,
+        "backward_macs": mem.backward_macs,
+    }
+    if measured is not None:
+        doc["measured"] = {
+            "device": "cpu",
+            "saved_bytes": measured.saved_bytes,
+            "peak_bytes": measured.peak_bytes,
+        }
+    return doc

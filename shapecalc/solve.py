@@ -15,7 +15,7 @@ from typing import Any
 from . import formulas as F
 from .errors import LayerConfigError
 
-MODES = ("conv", "transpose", "pool")
+MODES = F.MODES
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 The spec tree is first turned into a *plan* (pure Python, no torch): one node per
 module, with its attribute name, its analysis row and, for a leaf, the torch class
 and constructor arguments the registry computed. ``to_torch`` instantiates the plan;
-the exporter (``export.py``) prints it as source. Both therefore agree on every
+the exporter (``torch_source.py``) prints it as source. Both therefore agree on every
 module name, so a state dict saved from one loads into the other.
 
 Leaf constructor arguments come from the analysis rows (``LayerResult.torch_kwargs``):
@@ -23,7 +23,7 @@ import keyword
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .analysis import Analysis, Row, analyse
 from .errors import MissingTorchError
@@ -33,6 +33,9 @@ from .spec.model import Gate as GateNode
 from .spec.model import Layer, Node, Sequential, Spec
 from .spec.model import Residual as ResidualNode
 from .spec.model import Split as SplitNode
+
+if TYPE_CHECKING:
+    import torch
 
 #: Attribute names a child module must not take: ``nn.Module.add_module`` refuses a
 #: name that is already an attribute of the container (``forward``, ``to``, ``eval``),
@@ -234,17 +237,18 @@ def _plan_node(node: Node, name: str, rows: _Rows) -> PlanNode:
 # --------------------------------------------------------------------------- torch
 
 
-def _torch() -> Any:
+def import_torch(purpose: str = "building the torch model") -> Any:
+    """``import torch``, or :class:`MissingTorchError` saying what needed it."""
     try:
         import torch
     except ImportError:
-        raise MissingTorchError("building the torch model") from None
+        raise MissingTorchError(purpose) from None
     return torch
 
 
 @functools.cache
 def _structural_classes() -> dict[str, type]:
-    torch = _torch()
+    torch = import_torch()
     nn = torch.nn
     base: Any = nn.Module  # torch is untyped here (mypy ignores it): an Any base keeps mypy quiet
 
@@ -311,7 +315,7 @@ def layer_class(lt: LayerType) -> Any:
         from .torch_layers import classes
 
         return classes()[lt.torch_name]
-    return getattr(_torch().nn, lt.torch_name)
+    return getattr(import_torch().nn, lt.torch_name)
 
 
 @dataclass(frozen=True)
@@ -340,7 +344,7 @@ def build(spec: Spec, *, analysis: Analysis | None = None, device: Any = "cpu") 
     builds before materialising with ``to_empty``. Other devices get torch's usual
     initialisation, ready to train. Raises :class:`MissingTorchError` without torch.
     """
-    torch = _torch()
+    torch = import_torch()
     if analysis is None:
         analysis = analyse(spec)
     root = plan(spec, analysis)
@@ -362,6 +366,8 @@ def _instantiate(node: PlanNode, nn: Any, pairs: list[tuple[Row, Any]]) -> Any:
     if node.kind == "layer":
         assert node.layer is not None
         module = layer_class(node.layer.type)(**node.kwargs)
+        if not node.layer.trainable:
+            module.requires_grad_(False)  # trainable: false (SPEC "Frozen layers")
     elif node.kind == "sequential":
         module = _sequential(nn, [(c.name, _instantiate(c, nn, pairs)) for c in node.children])
     elif node.kind == "residual":
@@ -379,7 +385,9 @@ def _instantiate(node: PlanNode, nn: Any, pairs: list[tuple[Row, Any]]) -> Any:
     return module
 
 
-def to_torch(spec: Spec, *, device: Any = "cpu", analysis: Analysis | None = None) -> Any:
+def to_torch(
+    spec: Spec, *, device: str | torch.device = "cpu", analysis: Analysis | None = None
+) -> torch.nn.Module:
     """The ``torch.nn.Module`` a spec describes: a trainable ``nn.Sequential``.
 
     Containers are ``nn.Sequential`` (with readable child names from the spec's
@@ -387,4 +395,5 @@ def to_torch(spec: Spec, *, device: Any = "cpu", analysis: Analysis | None = Non
     and ``Concat``; every leaf is ``torch.nn.<Type>(**kwargs)`` with the arguments
     the registry inferred. ``device="meta"`` builds without allocating.
     """
-    return build(spec, analysis=analysis, device=device).module
+    module: torch.nn.Module = build(spec, analysis=analysis, device=device).module
+    return module

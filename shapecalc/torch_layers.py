@@ -7,7 +7,7 @@ Each behaves exactly as the code it mirrors (a test compares them with torchvisi
 torch is imported on first use only: the classes are made by :func:`classes` and
 reached as attributes of this module (PEP 562), so ``shapecalc.torch_layers.Permute``
 pickles and prints like any class, while ``import shapecalc`` stays torch-free.
-The exporter prints the same classes as source (``export.py``'s helpers); a test
+The exporter prints the same classes as source (``torch_source.py``'s helpers); a test
 checks both agree.
 """
 

@@ -570,7 +570,7 @@ def test_verify_mismatches_are_located(here: Path, monkeypatch: pytest.MonkeyPat
     pytest.importorskip("torch")
     from types import SimpleNamespace
 
-    import shapecalc.verify as verify_module
+    import shapecalc.verification as verify_module
 
     # a stand-in for verify()'s result with what check reads: the mismatching checks (index into
     # Analysis.rows, None for the network), so this test does not depend on how verify is run

@@ -9,7 +9,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from shapecalc import single
+from shapecalc import axis_size
 from shapecalc.cli import cli
 from shapecalc.errors import LayerConfigError
 
@@ -269,9 +269,9 @@ def test_usage_errors_exit_2(args: list[str], message: str) -> None:
 
 
 def test_parse_helpers() -> None:
-    assert single.parse_sweep("3,5x7,same", "padding") == [(3,), (5, 7), "same"]
+    assert axis_size.parse_sweep("3,5x7,same", "padding") == [(3,), (5, 7), "same"]
     with pytest.raises(LayerConfigError) as e:
-        single.parse_value("3x", "kernel")
+        axis_size.parse_value("3x", "kernel")
     assert str(e.value) == "kernel must be a positive int, per axis like 3x3, not '3x'"
 
 

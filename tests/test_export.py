@@ -18,7 +18,7 @@ from torch_helpers import SMALL, make_spec, spec_strategy
 
 from shapecalc.analysis import analyse
 from shapecalc.cli import cli
-from shapecalc.export import class_name, comment_text, export
+from shapecalc.torch_source import class_name, comment_text, export
 
 ARCHITECTURES = sorted((Path(__file__).parent.parent / "architectures").glob("*.yaml"))
 RUFF = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")

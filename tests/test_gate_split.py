@@ -124,8 +124,8 @@ def test_split_errors_say_what_would_sum() -> None:
         ("  - split: {sizes: [4], branches: [[], []]}", "3:20: layers[0] (split): split sizes has 1 values but there are 2 branches: give one size per branch"),  # noqa: E501
         ("  - split: {sizes: [2, 2]}", "3:5: layers[0] (split): split needs a non-empty list of branches, each a list of layers ([] is the identity), not nothing"),  # noqa: E501
         ("  - gate: {}", "3:5: layers[0] (gate): gate needs body: a non-empty list of layers, not nothing"),
-        ("  - gate: {body: [relu], shortcut: [relu]}", "3:26: layers[0] (gate): gate has no key 'shortcut'; it takes body, name, repeat"),  # noqa: E501
-        ("  - split: {sizez: [2, 2], branches: [[], []]}", "3:13: layers[0] (split): split has no key 'sizez' (did you mean 'sizes'?); it takes sizes, branches, name, repeat"),  # noqa: E501
+        ("  - gate: {body: [relu], shortcut: [relu]}", "3:26: layers[0] (gate): gate has no key 'shortcut'; it takes body, name, repeat, trainable"),  # noqa: E501
+        ("  - split: {sizez: [2, 2], branches: [[], []]}", "3:13: layers[0] (split): split has no key 'sizez' (did you mean 'sizes'?); it takes sizes, branches, name, repeat, trainable"),  # noqa: E501
     ],
 )  # fmt: skip
 def test_loader_errors(text: str, message: str) -> None:
@@ -170,8 +170,8 @@ def test_a_float_written_1e_6_gets_the_hint_where_it_is() -> None:
 # --------------------------------------------------------------------------- against torch
 
 torch = pytest.importorskip("torch")
-from shapecalc.export import export  # noqa: E402
 from shapecalc.torch_build import to_torch  # noqa: E402
+from shapecalc.torch_source import export  # noqa: E402
 
 
 def test_gate_and_split_compute_what_they_say() -> None:
@@ -277,3 +277,5 @@ def test_unknown_receptive_field_in_the_totals_and_json() -> None:
         assert (doc["receptive_field"], doc["receptive_field_lost_at"]) == (None, "layers[1]")
         result = runner.invoke(cli, ["summary", "p.yaml", "--no-verify"])
         assert "unknown from layers[1] on: it slides over or reshapes axes a permute moved" in result.stdout
+        rows = [line for line in result.stdout.splitlines() if "permute" in line or "maxpool2d" in line]
+        assert rows[0].split("│")[-2].strip() == "1 /1" and rows[1].split("│")[-2].strip() == "—"

@@ -111,8 +111,10 @@ def test_a_short_spec_may_not_expand_to_a_million_layers(here: Path) -> None:
 
 def test_the_layer_limit_grows_with_the_file() -> None:
     assert layer_limit(43) == 20_000
-    assert layer_limit(1_000_000) == 62_500  # 10^6 bytes / 16
-    assert layer_limit(2_678_580) == 167_411  # the bench's 100k-layer ResNet-style spec fits
+    assert layer_limit(690_000) == 20_000  # 46,000 - 26,000
+    assert layer_limit(1_000_000) == 40_666  # 66,666 - 26,000
+    assert layer_limit(2_678_580) == 152_572  # the bench's 100k-layer ResNet-style spec (142,608) fits
+    assert layer_limit(8 * 2**20) == 533_240
     assert layer_limit(10**9) == 1_000_000
 
 
@@ -204,7 +206,7 @@ def test_torch_refuses_exactly_what_the_analysis_refuses() -> None:
 
 def test_verification_at_another_batch_checks_that_batch() -> None:
     pytest.importorskip("torch")
-    from shapecalc.verify import verify
+    from shapecalc.verification import verify
 
     spec = loads("input: [3, 1, 1]\nlayers:\n- batchnorm2d: {track_running_stats: false}\n", "t.yaml")
     with pytest.raises(ShapecalcError, match="at batch 1 gives 1"):
@@ -214,7 +216,7 @@ def test_verification_at_another_batch_checks_that_batch() -> None:
 
 def test_verification_compute_is_bounded_like_memory() -> None:
     pytest.importorskip("torch")
-    from shapecalc.verify import verify, work_needed
+    from shapecalc.verification import verify, work_needed
 
     spec = loads("input: [3, 8, 8]\nlayers:\n- conv2d: {out_channels: 4, kernel_size: 3}\n", "t.yaml")
     analysis = analyse(spec)
@@ -223,8 +225,11 @@ def test_verification_compute_is_bounded_like_memory() -> None:
     result = verify(spec, analysis=analysis, device="cpu", batch=2, compute_limit=1_000)
     assert result.ok and result.device == "meta"
     assert result.fallback_reason == (
-        "needs 8,064 multiply-accumulates and activation writes, over the compute limit of 1,000"
+        "needs 8,064 multiply-accumulates, window reads and activation writes, over the compute limit of 1,000"
     )
+    # a pooling window has no MACs but reads its window: 1x1 output of a 1000x1000 window, 3 channels
+    pool = analyse(loads("input: [3, 1000, 1000]\nlayers:\n- maxpool2d: {kernel_size: 1000}\n"))
+    assert work_needed(pool, 1) == 3 * 1_000_000 + 3
     assert verify(spec, analysis=analysis, device="cpu", batch=2).device == "cpu"
 
 
@@ -265,8 +270,8 @@ def test_non_finite_values_are_refused_where_torch_refuses_them(args: str, line:
 
 def test_values_torch_takes_export_to_code_that_runs(here: Path) -> None:
     torch = pytest.importorskip("torch")
-    from shapecalc.export import export
     from shapecalc.torch_build import to_torch
+    from shapecalc.torch_source import export
 
     spec = loads(
         "name: edges\ninput: [3, 8, 8]\nlayers:\n"

@@ -163,7 +163,8 @@ def _normalised(text: str) -> str:
     return "\n".join(line.rstrip() for line in _TORCH_VERSION.sub("torch X", text).splitlines())
 
 
-DOC_EXAMPLES = _doc_examples(LECTURE_DOC)
+#: the pages whose examples are run: the lecture, and spec parameters (its exercise 4)
+DOC_EXAMPLES = _doc_examples(LECTURE_DOC) + _doc_examples(LECTURE_DOC.parent / "params.md")
 
 
 def test_the_page_reproduces_every_number_of_the_lecture() -> None:

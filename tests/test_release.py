@@ -89,7 +89,7 @@ def test_the_wheel(tmp_path: Path) -> None:
     assert "shapecalc/py.typed" in names
     assert "shapecalc/cli/__init__.py" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "shapecalc = shapecalc.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+    assert "shapecalc = shapecalc.__main__:run" in zipfile.ZipFile(wheel).read(entry).decode()
 
 
 @pytest.mark.slow

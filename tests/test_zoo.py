@@ -47,6 +47,12 @@ ZOO: dict[str, dict[str, Any]] = {
     "mnasnet1_0": {},
     "regnet_x_400mf": {},
     "convnext_tiny": {},
+    "mobilenet_v3_small": {},
+    "mobilenet_v3_large": {},
+    "efficientnet_b0": {},
+    "efficientnet_v2_s": {},
+    "regnet_y_400mf": {},
+    "shufflenet_v2_x1_0": {},
 }
 
 #: torchvision's published metadata (the weights enums' meta "num_params" and "_ops", GMACs to
@@ -74,6 +80,13 @@ PUBLISHED: dict[str, tuple[int, float]] = {
     "mnasnet1_0": (4_383_312, 0.314),
     "regnet_x_400mf": (5_495_976, 0.414),
     "convnext_tiny": (28_589_128, 4.456),
+    "mobilenet_v3_small": (2_542_856, 0.057),
+    "mobilenet_v3_large": (5_483_032, 0.217),
+    "efficientnet_b0": (5_288_548, 0.386),
+    # at its standard 384x384
+    "efficientnet_v2_s": (21_458_488, 8.366),
+    "regnet_y_400mf": (4_344_144, 0.402),
+    "shufflenet_v2_x1_0": (2_278_604, 0.145),
 }
 
 #: Inception3_Weights.IMAGENET1K_V1.meta["num_params"]: the network plus its AuxLogits head
@@ -86,6 +99,7 @@ INCEPTION_V3_WITH_AUX = 27_161_264
 #: block's modules although the forward uses it after them (as the spec does).
 LATE: dict[str, dict[str, str]] = {
     "regnet_x_400mf": {"proj": "f"},
+    "regnet_y_400mf": {"proj": "f"},
     "convnext_tiny": {"layer_scale": "block"},
 }
 

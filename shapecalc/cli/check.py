@@ -63,6 +63,13 @@ def _plural(n: int, word: str) -> str:
     show_default=True,
     help="text: one FILE:LINE:COL line per problem; json: one JSON list of problem records.",
 )
+@click.option(
+    "--set",
+    "set_values",
+    metavar="NAME=VALUE",
+    multiple=True,
+    help="Set a spec parameter (YAML value) in every file; expect: (written for the defaults) is then not compared.",
+)
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -74,6 +81,7 @@ def command(
     update_expect: bool,
     fmt: str,
     verbose: bool,
+    set_values: tuple[str, ...] = (),
 ) -> None:
     """Check architecture spec files: errors, drift from expect:, warnings.
 
@@ -97,6 +105,9 @@ def command(
 
     Silence a warning with --ignore SC101 or, on the layer's line in the spec,
     a comment "# shapecalc: ignore[SC101]" ("# shapecalc: ignore" silences all).
+
+    A spec with params: is checked with their defaults; one without a default
+    needs --set NAME=VALUE.
     """
     from ..check import check_file, problem_from_error
     from ..errors import ShapecalcError
@@ -105,6 +116,11 @@ def command(
     if not verify:
         note_unused(ctx, "device", f"--device {device}", "without --verify")
 
+    from .sweep_view import parsed_sets
+
+    params = parsed_sets(set_values)
+    if params and update_expect:
+        raise click.UsageError("--update-expect writes the values of the defaults: it cannot be combined with --set")
     problems = []
     failed = 0
     for file in files:
@@ -131,7 +147,7 @@ def command(
                     click.echo(f"{file}: expect: updated", err=True)
             except ShapecalcError as err:
                 not_updated = err
-        found = check_file(file, strict=strict, ignore=ignore, verify=verify, device=device)
+        found = check_file(file, strict=strict, ignore=ignore, verify=verify, device=device, params=params)
         if not_updated is not None and not any(p.code in ("SC001", "SC002") for p in found):
             # the spec is fine but its text could not be edited in place: say so (a load error says it already)
             found.insert(0, problem_from_error(not_updated, file, "SC010"))

@@ -1,4 +1,4 @@
-"""``summary``'s cost options: ``--as``, ``--compare-tools``, ``--count``, ``--percent``.
+"""``summary``'s cost options: ``--as``, ``--compare-tools``, ``--count``, ``--percent``, ``--train``.
 
 Kept apart from ``summary.py``: the options are declared here (one decorator) and
 turned into the views of :mod:`shapecalc.render_costs`.
@@ -7,11 +7,17 @@ turned into the views of :mod:`shapecalc.render_costs`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..conventions import CONVENTIONS, EXTRA_TERMS, parse_terms
+from ..training import OPTIMIZERS
+
+if TYPE_CHECKING:
+    from ..analysis import Analysis
+    from ..render_costs import CostViews
+    from ..spec.model import Spec
 
 
 class TermsParam(click.ParamType):
@@ -54,7 +60,59 @@ def cost_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             is_flag=True,
             help="Share of parameters and MACs per row (%% columns) and a breakdown by layer type.",
         ),
+        click.option(
+            "--train",
+            is_flag=True,
+            help="Memory of a training step at --batch and --dtype (gradients, optimizer state, saved"
+            " activations, peak) and backward MACs; measured with torch on the CPU when verifying.",
+        ),
+        click.option(
+            "--optimizer",
+            type=click.Choice(list(OPTIMIZERS)),
+            default="adam",
+            show_default=True,
+            help="Optimizer whose state --train counts.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def add_training(
+    views: CostViews, spec: Spec, analysis: Analysis, optimizer: str, measure: bool, notes: list[str]
+) -> None:
+    """``--train``: the training-step panel and JSON; measured with torch on the CPU when ``measure``
+    (verification on, torch installed, float32: the measurement runs the real step)."""
+    from ..render_costs import training_json, training_panel
+    from ..training import training_memory
+
+    mem = training_memory(analysis, optimizer)
+    measured = None
+    if measure and analysis.dtype != "float32":
+        notes.append(f"training step not measured: torch measures it in float32, not {analysis.dtype}")
+    elif measure and not _fits(mem.peak_bytes):
+        notes.append(f"training step not measured: its peak ({mem.peak_bytes:,} bytes) would not fit in free memory")
+    elif measure:
+        from ..train_measure import measure_step
+
+        measured = measure_step(spec, batch=analysis.batch, optimizer=optimizer, input=analysis.input)
+        notes.append(
+            f"training step measured with torch on cpu: saved {measured.saved_bytes:,} bytes (estimate"
+            f" {mem.saved_bytes:,}), peak {_bytes(measured.peak_bytes)} (estimate {mem.peak_bytes:,})"
+        )
+    views.panels.append(training_panel(mem, measured))
+    views.json["training"] = training_json(mem, measured)
+
+
+def _fits(peak: int) -> bool:
+    from ..verification import available_memory
+
+    free = available_memory("cpu")
+    return free is None or peak < free
+
+
+def _bytes(n: int | None) -> str:
+    if n is None:
+        return "not measured (torch's MemTracker fails on outputs without gradients: frozen first layers)"
+    return f"{n:,} bytes"

@@ -22,9 +22,9 @@ def command(spec_file: str, output: str | None) -> None:
     architecture (shapecalc list); an existing file always wins over a name.
     """
     from ..errors import ShapecalcError
-    from ..export import class_name, export
     from ..shipped import resolve
     from ..spec import load
+    from ..torch_source import class_name, export
 
     spec = load(resolve(spec_file))
     code = export(spec)

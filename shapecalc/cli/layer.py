@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from ..onelayer import LayerReport, analyse_layer
+from ..axis_size import unseen_note
+from ..layer_report import LayerReport, analyse_layer
 from ..registry import LAYERS
-from ..single import unseen_note
 from .options import SHAPE, batch_option, echo_json
 
 

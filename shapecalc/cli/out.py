@@ -12,9 +12,9 @@ from typing import Any
 
 import click
 
-from .. import single
+from .. import axis_size
+from ..axis_size import OutConfig, OutResult, Value
 from ..errors import LayerConfigError
-from ..single import OutConfig, OutResult, Value
 from .options import echo_json, layer_mode
 
 
@@ -25,7 +25,7 @@ def _values(name: str) -> Callable[[click.Context, click.Parameter, str | None],
         if text is None:
             return None
         try:
-            return single.parse_sweep(text, name)
+            return axis_size.parse_sweep(text, name)
         except LayerConfigError as exc:
             raise click.BadParameter(exc.message) from None
 
@@ -38,11 +38,11 @@ def _dims(values: Sequence[int]) -> str:
 
 def unseen_note(result: OutResult) -> str | None:
     """The warning for input rows/columns no window covers, or None."""
-    return single.axes_unseen_note(result.axes)
+    return axis_size.axes_unseen_note(result.axes)
 
 
 def _unseen_short(result: OutResult) -> str:
-    parts = single.unseen_parts([a.unseen for a in result.axes])
+    parts = axis_size.unseen_parts([a.unseen for a in result.axes])
     return " + ".join(p.replace(" input", "") for p in parts) + " never seen" if parts else ""
 
 
@@ -140,7 +140,7 @@ def command(
     fmt: str,
 ) -> None:
     mode = layer_mode(transpose, pool, output_padding is not None, ceil)
-    configs = single.sweep(
+    configs = axis_size.sweep(
         size=size,
         kernel=kernel,
         stride=stride,
@@ -151,9 +151,9 @@ def command(
         ceil=ceil,
     )
     if len(configs) == 1:
-        _single(single.compute(configs[0]), quiet, fmt)
+        _single(axis_size.compute(configs[0]), quiet, fmt)
         return
-    results = [single.try_compute(c) for c in configs]
+    results = [axis_size.try_compute(c) for c in configs]
     ok = [r for r in results if isinstance(r, OutResult)]
     if not ok:
         first = results[0]

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .cost_options import cost_options
 from .options import DEVICE, SHAPE, batch_option, echo_json, note_unused, print_renderable
+from .sweep_view import param_options
 
 if TYPE_CHECKING:
     from ..analysis import Analysis
     from ..spec.model import Spec
-    from ..verify import Verification
+    from ..verification import Verification
 
 #: what ``summary`` prints when it would verify but torch is missing
 INSTALL_TORCH = "pip install 'shapecalc-cnn[torch]'"
@@ -60,6 +62,7 @@ INSTALL_TORCH = "pip install 'shapecalc-cnn[torch]'"
     metavar="KEY=VALUE",
     help="For a Python MODEL: a constructor argument (a plain YAML value); may be repeated.",
 )
+@param_options
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -75,7 +78,11 @@ def command(
     compare_tools: bool = False,
     count: tuple[str, ...] = (),
     percent: bool = False,
+    train: bool = False,
+    optimizer: str = "adam",
     model_args: tuple[str, ...] = (),
+    set_values: tuple[str, ...] = (),
+    sweep_values: tuple[str, ...] = (),
 ) -> None:
     """Analyse the architecture in SPEC layer by layer (SPEC - reads standard input).
 
@@ -91,10 +98,15 @@ def command(
     package.module:Name (an nn.Module class or a function returning one), with
     --input and --arg; it is built on the meta device and run once with hooks
     (needs torch; see docs/python-models.md).
+
+    A spec with params: is one variant per set of values: --set k=5 picks one,
+    --sweep k=3,5,7 (repeatable: every combination) compares them in one table.
     """
     from ..pymodel.ref import looks_like_ref
 
     costs = (fmt, depth, as_tools, count, percent, compare_tools)
+    if train and (looks_like_ref(spec_file)):
+        raise click.UsageError("--train works on a spec's layers, not on a Python model")
     if looks_like_ref(spec_file):
         from .pymodel import summary_of_model
 
@@ -104,8 +116,13 @@ def command(
     if model_args:
         raise click.UsageError("--arg is for a Python model (path/file.py:Name), not a spec")
     from ..analysis import analyse
+    from .sweep_view import parsed_sets, show_sweep
 
-    spec = _load(spec_file)
+    if sweep_values:
+        show_sweep(*_text(spec_file), set_values, sweep_values, input_shape=input_shape, batch=batch,
+                   dtype=dtype, fmt=fmt, verify=verify, device=device)  # fmt: skip
+        return
+    spec = _load(spec_file, parsed_sets(set_values))
     if spec.module is not None and not spec.has_layers:  # the spec only names a Python model
         from .pymodel import summary_of_spec_module
 
@@ -133,20 +150,20 @@ def command(
     if verify is None and torch_missing:
         notes.append(f"not verified: torch is not installed ({INSTALL_TORCH})")
     elif verify is not False:
-        import gc
+        from ..verification import verify as run_verify
 
-        import torch  # noqa: F401  (imported here only to freeze it, see below)
-
-        from ..verify import verify as run_verify
-
-        # A one-shot process: torch's ~10^6 objects never become garbage, so they are moved out
-        # of the cyclic collector's sight; each full collection while verifying and drawing
-        # would otherwise rescan them (~50 ms each, a third of what the command adds to torch).
-        gc.freeze()
         verification = run_verify(spec, analysis=analysis, device=device, batch=batch)
         notes.extend(verification.describe())
 
-    _emit(analysis, verification, notes, *costs)
+    training = None
+    if train:
+
+        def training(views: Any, notes: list[str]) -> None:
+            from .cost_options import add_training
+
+            add_training(views, spec, analysis, optimizer, verification is not None, notes)
+
+    _emit(analysis, verification, notes, *costs, training)
     if verification is not None and not verification.ok:
         sys.exit(1)
 
@@ -161,11 +178,14 @@ def _emit(
     count: tuple[str, ...],
     percent: bool,
     compare_tools: bool,
+    training: Callable[[Any, list[str]], None] | None = None,
 ) -> None:
     """Print the report in ``fmt`` to stdout and the notes to stderr (a spec's or a Python model's)."""
     from ..render_costs import cost_views
 
     views = cost_views(analysis, as_tools=as_tools, count=count, percent=percent, compare_tools=compare_tools)
+    if training is not None:
+        training(views, notes)
     if fmt == "json":
         from ..render import to_json
 
@@ -195,14 +215,22 @@ def _marks(verification: Verification | None) -> dict[str, bool] | None:
     return verification.layer_marks() if verification is not None else None
 
 
-def _load(spec_file: str) -> Spec:
+def _load(spec_file: str, params: dict[str, Any] | None = None) -> Spec:
     """The spec from a file, or from standard input for ``-`` (named ``<stdin>`` in messages)."""
-    from ..spec import load, loads
+    from ..spec import loads
 
+    return loads(*_text(spec_file), params=params)
+
+
+def _text(spec_file: str) -> tuple[str, str]:
+    """The text of the spec file (or the shipped spec of that name), or of standard input for ``-``;
+    and the name of the file for messages."""
     if spec_file != "-":
+        from ..reader import read_text
         from ..shipped import resolve
 
-        return load(resolve(spec_file))
+        path = resolve(spec_file)
+        return read_text(path), path
     from ..errors import Location, SpecError
 
     data = sys.stdin.buffer.read()
@@ -213,4 +241,4 @@ def _load(spec_file: str) -> Spec:
             f"file is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})",
             location=Location("<stdin>", 1, 1),
         ) from None
-    return loads(text, "<stdin>")
+    return text, "<stdin>"

@@ -26,8 +26,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..check import EXPECT_KEYS, Problem, expect_problems
+from ..check import Problem, expect_problems
 from ..errors import MissingTorchError, ShapecalcError
+from ..spec import EXPECT_KEYS
 
 #: the keys a declared model may have
 ENTRY_KEYS = ("input", "args", "expect")

@@ -343,7 +343,7 @@ def summarise(
     from torch.overrides import TorchFunctionMode
     from torch.utils.flop_counter import FlopCounterMode
 
-    from ..verify import _no_dynamo_import
+    from ..torch_internals import no_dynamo_import
 
     if dtype not in DTYPE_BYTES:
         raise ShapecalcError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPE_BYTES)}")
@@ -361,7 +361,8 @@ def summarise(
     handles = []
     counter = FlopCounterMode(display=False)
     st.counter = counter
-    restore = _no_dynamo_import()
+    shortcut = no_dynamo_import()  # left by the finally below (a with block would re-indent the pass)
+    shortcut.__enter__()
     out = None
     try:
         model.eval()
@@ -381,7 +382,7 @@ def summarise(
                     raise
                 raise _located(st, err) from None
     finally:
-        restore()
+        shortcut.__exit__(None, None, None)
         for h in handles:
             h.remove()
         for m, training in modes:

@@ -9,6 +9,7 @@ using the next twice is 2**30 layers) are refused before anything expands.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from ..errors import LayerConfigError, Location
@@ -31,6 +32,8 @@ class BlockChecker:
         self.values = values
         self.max_layers = max_layers
         self.edges: dict[str, list[tuple[str, Location]]] = {}  # block name -> the blocks it uses
+        #: the spec's own parameters (``params:`` at the top): a block's layers may use them too
+        self.spec_params: Mapping[str, Any] = {}
 
     def read(self, node: YNode) -> None:
         if is_null(node):
@@ -92,14 +95,7 @@ class BlockChecker:
         out: dict[str, Any] = {}
         for pname, vnode in node.items.items():
             kloc = node.keys[pname].loc
-            if pname in RESERVED:
-                fail(f"{pname!r} cannot be a block parameter: name and repeat are reserved in every layer", kloc)
-            if not (pname.isascii() and pname.isidentifier()):  # [A-Za-z_][A-Za-z0-9_]*, without a regex
-                fail(
-                    f"the parameter name {pname!r} of block {bname!r} is not a name (letters, digits, _):"
-                    " it is used as $name",
-                    kloc,
-                )
+            check_param_name(pname, f"block {bname!r}", kloc)
             where = f"blocks.{bname}.params.{pname}"
             out[pname] = REQUIRED if is_null(vnode) else self.values.value(vnode, where, Scope())
         return out
@@ -116,6 +112,8 @@ class BlockChecker:
             self.check_label(e.name_node, epath, block)
         if e.repeat_node is not None:
             self.check_strings(e.repeat_node, epath, block)
+        if e.trainable_node is not None:
+            self.check_strings(e.trainable_node, epath, block)
         if e.what == "layer":
             self.check_layer(e, epath, block, sc)
         elif e.what == "block":
@@ -166,14 +164,13 @@ class BlockChecker:
                 stack.extend(n.items.values())
             elif isinstance(n.value, str) and X.has_dollar(n.value):
                 parsed = self.values.parse(n.value, n.loc, path, Scope())
-                check_names(parsed.names, n.value, n.loc, path, block)
+                check_names(parsed.names, n.value, n.loc, path, block, self.spec_params)
                 found = True
         return found
 
-    @staticmethod
-    def check_label(node: YNode, path: str, block: Block) -> None:
+    def check_label(self, node: YNode, path: str, block: Block) -> None:
         if isinstance(node, YScalar) and isinstance(node.value, str):
-            check_names(X.label_names(node.value), node.value, node.loc, path, block)
+            check_names(X.label_names(node.value), node.value, node.loc, path, block, self.spec_params)
 
     def least_size(self, seq: YSeq) -> int:
         """A lower bound of the nodes a list of layers expands to (capped just past the limit)."""
@@ -222,13 +219,29 @@ class BlockChecker:
         return order
 
 
-def check_names(names: frozenset[str], text: str, loc: Location, path: str, block: Block) -> None:
+def check_param_name(pname: str, owner: str, loc: Location) -> None:
+    """A block's or the spec's parameter name must be usable as ``$name`` and not a reserved key.
+
+    ``owner`` is ``block 'b'`` or ``the spec``.
+    """
+    if pname in RESERVED:
+        what = "a block" if owner.startswith("block") else "a spec"
+        fail(f"{pname!r} cannot be {what} parameter: name, repeat and trainable are reserved in every layer", loc)
+    if not (pname.isascii() and pname.isidentifier()):  # [A-Za-z_][A-Za-z0-9_]*, without a regex
+        fail(f"the parameter name {pname!r} of {owner} is not a name (letters, digits, _): it is used as $name", loc)
+
+
+def check_names(
+    names: frozenset[str], text: str, loc: Location, path: str, block: Block, spec_params: Mapping[str, Any]
+) -> None:
+    """Every ``$name`` in a block's layers is a parameter of the block or, failing that, of the spec."""
     for name in sorted(names):
-        if name not in block.params:
+        if name not in block.params and name not in spec_params:
             known = ", ".join(block.params) or "none"
+            also = f" (and the spec: {', '.join(spec_params)})" if spec_params else ""
             fail(
-                f"unknown parameter ${name} in {text!r}{did_you_mean(name, list(block.params))};"
-                f" block {block.name!r} has parameters: {known}",
+                f"unknown parameter ${name} in {text!r}{did_you_mean(name, [*block.params, *spec_params])};"
+                f" block {block.name!r} has parameters: {known}{also}",
                 loc,
                 path,
             )

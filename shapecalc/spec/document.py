@@ -8,62 +8,72 @@ checked by :class:`~shapecalc.spec.blocks.BlockChecker`, ``layers:`` are built b
 
 from __future__ import annotations
 
-import gc
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import Location
+from ..errors import Location, SpecError
+from ..gcpause import paused
 from ..registry import did_you_mean
-from .blocks import BlockChecker
-from .entries import Entries
+from .blocks import BlockChecker, check_param_name
+from .entries import REQUIRED, Entries
 from .expand import Expander
 from .model import Expect, Sequential, Spec
-from .scope import Scope, fail
+from .scope import Bindings, Scope, fail
 from .values import Values, describe, is_int, is_null, kind_or_empty
 from .yamlnodes import YMap, YNode, YScalar, YSeq, compose, kind
 
 #: the most layers (and structures) any spec may expand to
 MAX_LAYERS = 1_000_000
-#: a spec may expand to at most max(LAYERS_FLOOR, its size in bytes // BYTES_PER_LAYER) layers:
-#: 20,000 is several times the largest real network (a 1,001-layer ResNet has ~3,000 layers), and
-#: a written-out layer takes ~20 bytes or more (`- conv2d: {...}`), so a long file of real
-#: layers is never refused while a short one cannot ask for unbounded work (`repeat: 999999`).
-#: Checking a file of under 1 MB thus builds at most 62,500 layers (bench/README.md measures it).
+#: A spec may expand to at most max(LAYERS_FLOOR, size // BYTES_PER_LAYER - LAYERS_OFFSET) layers,
+#: ``size`` being its length in bytes: 20,000 up to ~690 KB (several times the largest real network:
+#: a 1,001-layer ResNet has ~3,000), 40,666 at 1 MB, 152,572 at 2.7 MB (the bench's 100,000-layer
+#: ResNet-style spec expands to 142,608), 533,000 at the 8 MiB file limit. So a short file cannot ask
+#: for unbounded work (`relu: {repeat: 999999}`), a long file of written-out layers is never refused,
+#: and checking any file under 1 MB builds at most ~40,000 layers (bench/hostile.py measures it).
 LAYERS_FLOOR = 20_000
-BYTES_PER_LAYER = 16
+BYTES_PER_LAYER = 15
+LAYERS_OFFSET = 26_000
 
 
 def layer_limit(size: int) -> int:
-    """The most layers a spec of ``size`` bytes (or characters) may expand to."""
-    return min(MAX_LAYERS, max(LAYERS_FLOOR, size // BYTES_PER_LAYER))
+    """The most layers (and structures) a spec of ``size`` bytes (or characters) may expand to."""
+    return min(MAX_LAYERS, max(LAYERS_FLOOR, size // BYTES_PER_LAYER - LAYERS_OFFSET))
+
 
 #: the top-level keys of a spec
-TOP_KEYS = ("name", "description", "input", "blocks", "layers", "expect", "module", "module_args")
+TOP_KEYS = ("name", "description", "input", "params", "blocks", "layers", "expect", "module", "module_args")
 #: the keys of ``expect:``
 EXPECT_KEYS = ("output", "params", "trainable", "buffers", "macs", "receptive_field")
 
 _SUPPRESS = re.compile(r"#\s*shapecalc:\s*ignore\b(?:\[([^\]\n]*)\])?")
 
 
-def load(path: str | os.PathLike[str], *, max_layers: int | None = None) -> Spec:
+def load(
+    path: str | os.PathLike[str], *, max_layers: int | None = None, params: Mapping[str, Any] | None = None
+) -> Spec:
     """Read and validate a spec file.
 
     The file is read by the shared reader (:func:`shapecalc.reader.read_text`: a regular
     file of at most ``MAX_SPEC_BYTES``). ``max_layers`` bounds the layers it may expand to
-    (default: :func:`layer_limit` of its size). Raises :class:`~shapecalc.errors.SpecError`
+    (default: :func:`layer_limit` of its size). ``params`` sets spec parameters (the
+    ``params:`` of the file) from outside, by name: plain values, as YAML would give them
+    (``{"k": 5}``); the others keep their defaults. Raises :class:`~shapecalc.errors.SpecError`
     (or ``LayerConfigError``) with ``FILE:LINE:COL`` for anything wrong, including a missing
     file, a directory, a device or FIFO, and bytes that are not UTF-8.
     """
     from ..reader import read_text
 
     file = os.fspath(path)
-    return loads(read_text(file), file, max_layers=max_layers)
+    return loads(read_text(file), file, max_layers=max_layers, params=params)
 
 
-def loads(text: str, file: str = "<string>", *, max_layers: int | None = None) -> Spec:
-    """Validate a spec given as text; ``file`` is the name used in locations.
+def loads(
+    text: str, file: str = "<string>", *, max_layers: int | None = None, params: Mapping[str, Any] | None = None
+) -> Spec:
+    """Validate a spec given as text; ``file`` is the name used in locations; ``params`` as for :func:`load`.
 
     ``max_layers`` defaults to :func:`layer_limit` of the text's length.
     """
@@ -71,16 +81,8 @@ def loads(text: str, file: str = "<string>", *, max_layers: int | None = None) -
         max_layers = layer_limit(len(text))
     if text.startswith("\ufeff"):  # a UTF-8 byte order mark: not part of the YAML
         text = text[1:]
-    # Loading builds a large acyclic tree (a 100k-layer spec is ~1M objects); the cyclic
-    # garbage collector would keep rescanning it while it grows, and that doubles the time.
-    # Nothing built here forms a cycle, so collection is paused and restored.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return Reader(file, max_layers).read(text)
-    finally:
-        if was_enabled:
-            gc.enable()
+    with paused():  # loading builds a large acyclic tree: see shapecalc.gcpause
+        return Reader(file, max_layers, params or {}).read(text)
 
 
 def suppressions(text: str) -> dict[int, frozenset[str]]:
@@ -97,12 +99,18 @@ def suppressions(text: str) -> dict[int, frozenset[str]]:
     return out
 
 
+class UnknownParameterError(SpecError):
+    """A parameter set from outside that the spec does not have (the same for every variant of a sweep)."""
+
+
 class Reader:
     """Reads one spec file: the top-level keys here, blocks and layers by the loader's parts."""
 
-    def __init__(self, file: str, max_layers: int) -> None:
+    def __init__(self, file: str, max_layers: int, overrides: Mapping[str, Any] | None = None) -> None:
         self.file = file
+        self.overrides = dict(overrides or {})
         values, entries = Values(), Entries()
+        self.values = values
         self.entries = entries
         self.blocks = BlockChecker(entries, values, max_layers)
         self.expander = Expander(entries, values, max_layers)
@@ -119,6 +127,10 @@ class Reader:
         if "input" not in items:
             fail("the spec has no 'input': give the shape of one sample, e.g. input: [3, 32, 32]", root.loc)
         shape = read_shape(items["input"], "input", max_axes=4)
+        params = self.spec_params(items.get("params"), root)
+        top_scope = Scope(Bindings(params)) if "params" in items else Scope()
+        self.blocks.spec_params = params
+        self.expander.spec_params = params
         if "blocks" in items:
             self.blocks.read(items["blocks"])
         module = read_module(items["module"]) if "module" in items else None
@@ -134,7 +146,13 @@ class Reader:
             layers = items["layers"]
             if not isinstance(layers, YSeq) or not layers.items:
                 fail(f"layers must be a non-empty list of layers, not {kind_or_empty(layers)}", layers.loc)
-            top = Sequential(self.expander.items(layers, "layers", Scope()), "layers", layers.loc, kind="layers")
+            top_items = self.expander.items(layers, "layers", top_scope)
+            if not top_items:
+                fail(
+                    "every entry of layers vanished (repeat: 0 from the spec's parameters): no layer is left",
+                    layers.loc,
+                )
+            top = Sequential(top_items, "layers", layers.loc, kind="layers")
         expect = read_expect(items["expect"], root.keys["expect"].loc) if "expect" in items else None
         return Spec(
             name=name,
@@ -150,8 +168,43 @@ class Reader:
             module_location=items["module"].loc if module is not None else None,
             has_layers="layers" in items,
             suppressions=suppressions(text),
-            source=text,
+            params=params,
         )
+
+    def spec_params(self, node: YNode | None, root: YMap) -> dict[str, Any]:
+        """The spec's parameters: ``params:`` defaults with the values set from outside.
+
+        A name set from outside must be a parameter of the spec; a parameter without a
+        default (null) must be set.
+        """
+        declared: dict[str, Any] = {}
+        keys: dict[str, Location] = {}
+        if node is not None and not is_null(node):
+            if not isinstance(node, YMap):
+                fail(f"params must be a mapping (name: default, null = must be set), not {kind(node)}", node.loc)
+            for pname, vnode in node.items.items():
+                kloc = keys[pname] = node.keys[pname].loc
+                check_param_name(pname, "the spec", kloc)
+                if isinstance(vnode, YScalar) and isinstance(vnode.value, str) and "$" in vnode.value:
+                    fail(f"the default of parameter {pname!r} is {vnode.value!r}: defaults are plain values", vnode.loc)
+                declared[pname] = REQUIRED if is_null(vnode) else self.values.value(vnode, f"params.{pname}", Scope())
+        where = root.keys["params"].loc if "params" in root.keys else root.loc
+        for pname in self.overrides:
+            if pname not in declared:
+                has = f"its parameters: {', '.join(declared)}" if declared else "it has no params"
+                raise UnknownParameterError(
+                    f"parameter {pname!r} is set, but the spec has no parameter {pname!r}"
+                    f"{did_you_mean(pname, list(declared))}; {has}",
+                    location=where,
+                )
+        values = {**declared, **self.overrides}
+        missing = [p for p, v in values.items() if v is REQUIRED]
+        if missing:
+            fail(
+                f"spec parameter {missing[0]!r} has no default: give it a value with --set {missing[0]}=VALUE",
+                keys[missing[0]],
+            )
+        return values
 
     def root(self, text: str) -> YMap:
         """The document: a mapping with known top-level keys."""

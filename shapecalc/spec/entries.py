@@ -18,7 +18,7 @@ from .values import is_null, kind_or_empty
 from .yamlnodes import YMap, YNode, YScalar, YSeq, kind
 
 #: keys every entry may have, besides its arguments: they are read by the loader, not the layer
-RESERVED = ("name", "repeat")
+RESERVED = ("name", "repeat", "trainable")
 #: the keys of each structural type
 STRUCTURES = {
     "sequential": ("layers",),
@@ -56,7 +56,9 @@ class Block:
 class Entry:
     """One layer entry, split (it does not depend on where it is used: the path is passed along)."""
 
-    __slots__ = ("args", "layout", "loc", "name_node", "repeat_node", "rest", "seq", "shown", "target", "what")
+    __slots__ = (
+        "args", "layout", "loc", "name_node", "repeat_node", "rest", "seq", "shown", "target", "trainable_node", "what"
+    )  # fmt: skip
 
     def __init__(self, what: str, target: Any, shown: str, loc: Location) -> None:
         self.what = what  # "layer", "block" or a structural type
@@ -68,6 +70,7 @@ class Entry:
         self.seq: YSeq | None = None  # concat's list form
         self.name_node: YNode | None = None
         self.repeat_node: YNode | None = None
+        self.trainable_node: YNode | None = None  # SPEC "Frozen layers": false freezes the entry
         self.layout: list[tuple[str, str, YSeq | None]] | None = None  # a structure's parts, once checked
 
 
@@ -141,6 +144,8 @@ class Entries:
                 e.name_node = vnode
             elif key == "repeat":
                 e.repeat_node = vnode
+            elif key == "trainable":
+                e.trainable_node = vnode
             else:
                 e.rest[key] = vnode
 

@@ -9,6 +9,7 @@ built) and layers nest at most :data:`MAX_NESTING` deep.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import LayerConfigError, Location, SpecError
@@ -16,7 +17,7 @@ from ..registry import LayerType
 from . import expr as X
 from .blocks import bad_arg, bad_param, missing_params
 from .entries import REQUIRED, Block, Entries, Entry
-from .model import Concat, Gate, Layer, Node, Residual, Sequential, Split
+from .model import Concat, Gate, Layer, Node, Residual, Sequential, Split, freeze
 from .scope import Bindings, Scope, fail, located
 from .values import Values, and_, is_int, is_null
 from .yamlnodes import YScalar, YSeq, kind
@@ -36,20 +37,29 @@ class Expander:
         #: (layer type, (name, type, text) of each literal argument) -> checked values: specs repeat
         #: the same literal arguments (``kernel_size: 3``) on many layers
         self.literal_args: dict[tuple[Any, ...], dict[str, Any]] = {}
+        #: the spec's own parameters: the scope of a block's layers starts from them (block parameters shadow)
+        self.spec_params: Mapping[str, Any] = {}
 
     def items(self, seq: YSeq, prefix: str, sc: Scope) -> tuple[Node, ...]:
         entry = self.entry  # looked up once per list, not per item
-        return tuple([entry(node, f"{prefix}[{i}]", sc) for i, node in enumerate(seq.items)])
+        nodes = [entry(node, f"{prefix}[{i}]", sc) for i, node in enumerate(seq.items)]
+        return tuple([n for n in nodes if n is not None])  # an entry with repeat 0 (from a parameter) vanishes
 
-    def entry(self, node: Any, path: str, sc: Scope) -> Node:
+    def entry(self, node: Any, path: str, sc: Scope) -> Node | None:
         e = self.entries.split(node, path, sc)
         epath = f"{path} ({e.shown})"
         label = self.label(e, epath, sc) if e.name_node is not None else None  # most entries have neither
         repeat = self.repeat(e, epath, sc) if e.repeat_node is not None else 1
+        if repeat == 0:
+            return None
         ready = self.prepare(e, epath, sc)
         if repeat == 1:
-            return self.build(e, epath, ready, path, None, label, sc)
-        return self.repeated(e, epath, ready, repeat, path, label, sc)
+            node = self.build(e, epath, ready, path, None, label, sc)
+        else:
+            node = self.repeated(e, epath, ready, repeat, path, label, sc)
+        if e.trainable_node is not None and not self.trainable(e, epath, sc):
+            return freeze(node)
+        return node
 
     def prepare(self, e: Entry, epath: str, sc: Scope) -> Any:
         """What every copy of an entry shares: a layer's checked arguments (and their locations),
@@ -106,19 +116,36 @@ class Expander:
         if not X.has_dollar(text):
             return text
         if sc.env is None:
-            fail(f"the name {text!r} uses $, which only works inside a block's layers", node.loc, epath, sc)
+            fail(
+                f"the name {text!r} uses $, which only works inside a block's layers or in a spec with params:",
+                node.loc,
+                epath,
+                sc,
+            )
         try:
             return X.substitute_label(text, sc.env)
         except SpecError as err:
             raise located(err, node.loc, epath, sc) from None
+
+    def trainable(self, e: Entry, epath: str, sc: Scope) -> bool:
+        node = e.trainable_node
+        assert node is not None
+        value = self.values.value(node, epath, sc)
+        if not isinstance(value, bool):
+            fail(f"trainable must be true or false, not {X.show(value)}", node.loc, epath, sc)
+        return value
 
     def repeat(self, e: Entry, epath: str, sc: Scope) -> int:
         node = e.repeat_node
         if node is None:
             return 1
         value = self.values.value(node, epath, sc)
+        computed = isinstance(node.value, str) and X.has_dollar(node.value) if isinstance(node, YScalar) else False
+        if computed and is_int(value) and value == 0:
+            return 0  # `repeat: $n` with n = 0: the entry vanishes (a literal 0 is a mistake, refused below)
         if not is_int(value) or value < 1:
-            fail(f"repeat must be an int >= 1, not {X.show(value)}", node.loc, epath, sc)
+            least = "an int >= 0 (0 removes the entry)" if computed else "an int >= 1"
+            fail(f"repeat must be {least}, not {X.show(value)}", node.loc, epath, sc)
         return int(value)
 
     # ---------------------------------------------------------------- layers
@@ -180,7 +207,8 @@ class Expander:
                 bad_param(e, name, epath, sc)
             given[name] = self.values.value(vnode, epath, sc)
         missing_params(e, epath, sc)
-        env = {p: default for p, default in block.params.items() if default is not REQUIRED}
+        env = dict(self.spec_params)  # the spec's parameters, shadowed by the block's
+        env.update((p, default) for p, default in block.params.items() if default is not REQUIRED)
         env.update(given)
         bind = memo[key] = Bindings(env)
         return bind

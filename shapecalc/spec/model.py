@@ -13,7 +13,7 @@ evaluated and ``repeat`` unrolled: every node here is one concrete thing.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
 from ..errors import Location
@@ -40,6 +40,9 @@ class Layer:
     trace: tuple[str, ...] = ()
     #: for one copy inside a ``repeat``: its 1-based index and the count
     repeat_index: tuple[int, int] | None = None
+    #: False for a frozen layer (``trainable: false`` on it or an enclosing entry): its parameters
+    #: take no gradient, as after ``requires_grad_(False)``
+    trainable: bool = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,6 +129,24 @@ class Split:
 Node = Union[Layer, Sequential, Residual, Concat, Gate, Split]  # noqa: UP007 - a runtime alias, Python 3.10 safe
 
 
+def freeze(node: Node) -> Node:
+    """``node`` with every layer in it frozen (``trainable: false``, SPEC "Frozen layers")."""
+    if isinstance(node, Layer):
+        return replace(node, trainable=False)
+    if isinstance(node, Sequential):
+        return _freeze_seq(node)
+    if isinstance(node, Residual):
+        shortcut = _freeze_seq(node.shortcut) if node.shortcut is not None else None
+        return replace(node, body=_freeze_seq(node.body), shortcut=shortcut)
+    if isinstance(node, Gate):
+        return replace(node, body=_freeze_seq(node.body))
+    return replace(node, branches=tuple(_freeze_seq(b) for b in node.branches))
+
+
+def _freeze_seq(seq: Sequential) -> Sequential:
+    return replace(seq, items=tuple(freeze(item) for item in seq.items))
+
+
 def block_note(node: Node) -> str:
     """``" (in block 'basic' defined at line 12)"`` for a node from a block, else ``""``.
 
@@ -159,8 +180,6 @@ class Spec:
     expect: Expect | None = None
     #: ``# shapecalc: ignore[SC101]`` style suppressions: line -> codes (empty = all)
     suppressions: Mapping[int, frozenset[str]] = field(default_factory=dict)
-    #: the file's text, for tools that rewrite it (``check --update-expect``)
-    source: str = ""
     #: ``module:`` — the PyTorch model the spec describes (``PATH.py:NAME``, the path relative to
     #: the spec's folder, or ``package.module:NAME``); None when the spec names none
     module: str | None = None
@@ -170,3 +189,5 @@ class Spec:
     module_location: Location | None = None
     #: False for a spec with ``module:`` and no ``layers`` (it describes the Python model alone)
     has_layers: bool = True
+    #: the values of the spec's parameters (``params:``, with those set from outside)
+    params: Mapping[str, Any] = field(default_factory=dict)

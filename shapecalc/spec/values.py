@@ -57,7 +57,8 @@ class Values:
         env = sc.bind.env
         if env is None:
             fail(
-                f"{text!r} uses $, which only works inside a block's layers (for the block's parameters)",
+                f"{text!r} uses $, which only works inside a block's layers (for the block's parameters)"
+                " or in a spec with params:",
                 loc,
                 path,
                 sc,

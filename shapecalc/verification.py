@@ -28,17 +28,20 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from .analysis import DTYPE_BYTES, Analysis, Row, analyse
-from .errors import MissingTorchError, ShapecalcError
+from .analysis import Analysis, Row, analyse
+from .errors import ShapecalcError
 from .spec.model import Spec
+from .torch_build import import_torch
+from .torch_internals import empty_like_on, no_dynamo_import
 
 #: share of the CPU's available memory a verification may plan to use
 CPU_MEMORY_FRACTION = 0.5
 #: share of a GPU's free memory a verification may plan to use
 GPU_MEMORY_FRACTION = 0.8
-#: the most work a real-device pass may plan: multiply-accumulates plus activation elements written,
-#: for the batch (2*10^10 is a few seconds on one CPU core; VGG-19 at 224x224 needs 1.96*10^10).
-#: Beyond it the pass runs on meta, as it does for memory: same shapes and counts, no arithmetic.
+#: the most work a real-device pass may plan (:func:`work_needed`: multiply-accumulates, pooling
+#: windows and activation elements written, for the batch): 2*10^10 is a few seconds on one CPU
+#: core (VGG-19 at 224x224 needs about 1.96*10^10). Beyond it the pass runs on meta, as it does
+#: for memory: the same shapes and counts, no arithmetic.
 COMPUTE_LIMIT = 2 * 10**10
 #: the numbers compared per row, in order
 FIELDS = ("output", "params", "trainable", "buffers", "macs")
@@ -193,21 +196,13 @@ def _json(value: Any) -> Any:
 # --------------------------------------------------------------------------- devices and memory
 
 
-def _torch() -> Any:
-    try:
-        import torch
-    except ImportError:
-        raise MissingTorchError("verifying against PyTorch") from None
-    return torch
-
-
 def resolve_device(device: str = "auto") -> str:
     """The concrete device for ``auto|cpu|cuda|cuda:N|mps|meta``.
 
     ``auto`` picks cuda, then mps, then cpu. A device that is named but not
     available raises :class:`ShapecalcError` (one line, with what is available).
     """
-    torch = _torch()
+    torch = import_torch("verifying against PyTorch")
     name = device.strip().lower()
     cuda = torch.cuda.is_available()
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
@@ -246,7 +241,7 @@ def _cpu_available() -> int | None:
 
 def available_memory(device: str) -> int | None:
     """Bytes a verification may plan to use on ``device`` (a share of what is free); None if unknown."""
-    torch = _torch()
+    torch = import_torch("verifying against PyTorch")
     if device == "meta":
         return None
     if device.startswith("cuda"):
@@ -261,10 +256,20 @@ def available_memory(device: str) -> int | None:
 
 
 def work_needed(analysis: Analysis, batch: int) -> int:
-    """Multiply-accumulates plus activation elements written, for a pass at ``batch``: the pass's compute."""
-    t = analysis.totals
-    activation_elems = t.activation_bytes // (analysis.batch * DTYPE_BYTES[analysis.dtype])
-    return (t.macs + activation_elems) * batch
+    """The pass's compute at ``batch``: per layer its multiply-accumulates, or for a windowed layer
+    without any (pooling, upsampling) its output times its window, plus the output elements written.
+
+    A 1000x1000 max pooling has no MACs but reads 10^6 inputs per output: counted here.
+    """
+    work = 0
+    for row in analysis.layers:
+        step = row.result.receptive if row.result is not None else None
+        out = row.activation
+        if row.macs or step is None or step.global_:
+            work += row.macs + out
+        else:
+            work += out * math.prod(step.kernel) + out
+    return work * batch
 
 
 #: what the pass costs beyond its tensors, measured (tests/test_peak.py): torch's CPU kernels load
@@ -281,10 +286,12 @@ def memory_needed(analysis: Analysis, batch: int) -> int:
     im2col buffer, max-pool indices), which comes on top of the tensors alive at that
     moment; and :data:`RUNTIME_BYTES`. ``tests/test_peak.py`` measures peak RSS against it.
     """
+    from .peak import inference_peak
+
     t = analysis.totals
-    peak_elems = t.peak_bytes // (analysis.batch * DTYPE_BYTES[analysis.dtype])
+    peak = inference_peak(analysis, batch=batch, item_bytes=4)
     workspace = max((_workspace_elems(row) for row in analysis.rows if row.kind == "layer"), default=0)
-    return 4 * (t.params + t.buffers + (peak_elems + workspace) * batch) + RUNTIME_BYTES
+    return 4 * (t.params + t.buffers + workspace * batch) + peak + RUNTIME_BYTES
 
 
 def _workspace_elems(row: Row) -> int:
@@ -335,7 +342,7 @@ def verify(
     rules are checked at ``batch``). Raises :class:`MissingTorchError` without torch,
     :class:`ShapecalcError` for an unavailable device or a spec that does not fit together.
     """
-    torch = _torch()
+    torch = import_torch("verifying against PyTorch")
     if batch < 1:
         raise ShapecalcError(f"batch must be at least 1, not {batch}")
     if analysis is None:
@@ -355,7 +362,7 @@ def verify(
             reason = f"needs {_mib(needed)}, more than the {_mib(available)} {target} can spare"
         elif compute_limit is not None and work > compute_limit:
             reason = (
-                f"needs {work:,} multiply-accumulates and activation writes, over the compute limit"
+                f"needs {work:,} multiply-accumulates, window reads and activation writes, over the compute limit"
                 f" of {compute_limit:,}"
             )
     run_on = "meta" if reason else target
@@ -397,10 +404,7 @@ def _first_line(exc: BaseException) -> str:
 
 def _materialise(torch: Any, module: Any, device: str) -> Any:
     """``to_empty`` on ``device``, then zeros everywhere and norm statistics reset (mean 0, var 1)."""
-    # What Module.to_empty does, but with torch.empty(shape) instead of empty_like(meta tensor):
-    # the latter goes through torch._refs' stride logic, which imports sympy (~0.3-1 s, more than
-    # building, running and checking resnet18 together).
-    module = module._apply(lambda t: torch.empty(t.shape, dtype=t.dtype, device=device))
+    module = empty_like_on(module, device)
     with torch.no_grad():
         for tensor in (*module.parameters(), *module.buffers()):
             tensor.zero_()
@@ -409,33 +413,6 @@ def _materialise(torch: Any, module: Any, device: str) -> Any:
             if reset is not None and getattr(mod, "track_running_stats", False):
                 reset()
     return module
-
-
-def _no_dynamo_import() -> Any:
-    """Let FlopCounterMode run without importing ``torch._dynamo``; returns the undo function.
-
-    torch wraps every dispatch mode's ``__torch_dispatch__`` in ``_disable_dynamo``, which imports
-    torch._dynamo (and sympy) on the first call: ~0.7 s, more than the whole verification of
-    resnet18. Outside torch.compile that wrapper does nothing, and it looks for a cached
-    ``__dynamo_disable`` attribute on the function before importing: pointing it at the function
-    itself skips the import for our pass only (undone afterwards, and left alone when dynamo is
-    already loaded or torch's internals differ from what is expected here).
-    """
-    import sys
-
-    from torch.utils import flop_counter
-
-    mode = getattr(flop_counter, "_FlopCounterMode", None)
-    raw = getattr(vars(mode).get("__torch_dispatch__") if mode is not None else None, "__wrapped__", None)
-    if raw is None or "torch._dynamo" in sys.modules or hasattr(raw, "__dynamo_disable"):
-        return lambda: None
-    setattr(raw, "__dynamo_disable", raw)  # the name torch looks up, unmangled
-
-    def restore() -> None:
-        if getattr(raw, "__dynamo_disable", None) is raw:
-            delattr(raw, "__dynamo_disable")
-
-    return restore
 
 
 class _Recorder:
@@ -481,9 +458,8 @@ def _run(spec: Spec, analysis: Analysis, torch: Any, device: str, batch: int) ->
     x = torch.zeros((batch, *analysis.input), device=device)
     failure: Check | None = None
     out_shape: tuple[int, ...] | None = None
-    restore = _no_dynamo_import()
     try:
-        with warnings.catch_warnings(), torch.inference_mode(), counter:
+        with warnings.catch_warnings(), torch.inference_mode(), no_dynamo_import(), counter:
             # torch's advice about the user's own choices (Softmax(dim=None), padding='same' with an
             # even kernel) is noise in a report about whether the numbers agree
             warnings.filterwarnings("ignore", message="Implicit dimension choice", category=UserWarning)
@@ -502,7 +478,6 @@ def _run(spec: Spec, analysis: Analysis, torch: Any, device: str, batch: int) ->
             False,
         )
     finally:
-        restore()
         for h in handles:
             h.remove()
 

@@ -22,7 +22,7 @@ from .errors import LayerConfigError
 Axes = tuple[int, ...]
 Value = Axes | str
 
-MODES = ("conv", "transpose", "pool")
+MODES = F.MODES
 
 #: option name -> (smallest allowed int, words allowed)
 LIMITS: dict[str, tuple[int, tuple[str, ...]]] = {

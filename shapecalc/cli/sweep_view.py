@@ -1,0 +1,122 @@
+"""``summary``'s spec-parameter options: ``--set NAME=VALUE`` and ``--sweep NAME=V1,V2,...``.
+
+Declared here (one decorator, as ``cost_options``) so ``summary.py`` only hands them on:
+``--set`` alone changes the one spec ``summary`` shows; with ``--sweep`` the command shows
+the comparison of every variant (:mod:`shapecalc.sweep`) instead of one layer table.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+from .options import echo_json, print_renderable
+
+
+def param_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--set`` and ``--sweep``, added to a command (they arrive as ``set_values`` and ``sweep_values``)."""
+    options = [
+        click.option(
+            "--set",
+            "set_values",
+            metavar="NAME=VALUE",
+            multiple=True,
+            help="Set a parameter of the spec (its params:); the value is YAML: k=5, k=[3,5], bias=false."
+            " Repeatable.",
+        ),
+        click.option(
+            "--sweep",
+            "sweep_values",
+            metavar="NAME=V1,V2,...",
+            multiple=True,
+            help="Compare the variants with each value of a parameter; repeat for the cross product.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def parsed_sets(set_values: Sequence[str]) -> dict[str, Any]:
+    """``--set`` options as parameter values (a name given twice is an error)."""
+    from ..sweep import parse_set, variants
+
+    sets = [parse_set(s) for s in set_values]
+    variants(sets, [])  # refuses a name set twice
+    return dict(sets)
+
+
+def show_sweep(
+    text: str,
+    spec_file: str,
+    set_values: Sequence[str],
+    sweep_values: Sequence[str],
+    *,
+    input_shape: tuple[int, ...] | None,
+    batch: int,
+    dtype: str,
+    fmt: str,
+    verify: bool | None,
+    device: str,
+) -> None:
+    """Print the comparison of every variant; exit 1 when torch disagrees with one of them."""
+    from .. import sweep
+
+    sets = [sweep.parse_set(s) for s in set_values]
+    sweeps = [sweep.parse_sweep(s) for s in sweep_values]
+    values = sweep.variants(sets, sweeps)
+    rows = sweep.run(text, spec_file, values, input=input_shape, batch=batch, dtype=dtype)
+
+    notes: list[str] = []
+    torch_missing = importlib.util.find_spec("torch") is None
+    if verify and torch_missing:
+        from ..errors import MissingTorchError
+
+        raise MissingTorchError("--verify")
+    if verify is None and torch_missing:
+        notes.append("not verified: torch is not installed (pip install 'shapecalc-cnn[torch]')")
+    elif verify is not False:
+        rows, notes = _verified(rows, device, batch)
+
+    names = [n for n, _ in sweeps]
+    if fmt == "json":
+        echo_json(sweep.to_json(rows, names, file=spec_file, batch=batch, dtype=dtype))
+    elif fmt == "csv":
+        click.echo(sweep.to_csv(rows, names), nl=False)
+    else:
+        title = sweep.title(rows, names, dict(sets), batch, dtype)
+        if fmt == "markdown":
+            click.echo(sweep.to_markdown(rows, names, title), nl=False)
+        else:
+            print_renderable(sweep.renderable(rows, names, title))
+    for note in notes:
+        click.echo(note, err=True)
+    if any(r.verified is False for r in rows):
+        sys.exit(1)
+
+
+def _verified(rows: list[Any], device: str, batch: int) -> tuple[list[Any], list[str]]:
+    """Each possible variant checked by torch, and the notes that say how it went."""
+    import dataclasses
+
+    from ..verification import verify as run_verify
+
+    out, notes, checked, version, where = [], [], 0, "", device
+    for row in rows:
+        if not row.ok:
+            out.append(row)
+            continue
+        v = run_verify(row.analysis.spec, analysis=row.analysis, device=device, batch=batch)
+        checked += 1
+        version, where = v.torch_version, v.device
+        if not v.ok:
+            values = ", ".join(f"{k}={val}" for k, val in row.values.items())
+            notes += [f"variant {values}: {line}" for line in v.describe()]
+        out.append(dataclasses.replace(row, verified=v.ok))
+    if checked and all(r.verified is not False for r in out):
+        notes.insert(0, f"verified with torch {version} on {where}: {checked} variants, every number agrees")
+    return out, notes

@@ -1,0 +1,101 @@
+"""shapecalc/torch_internals.py: the torch internals verification relies on still work as assumed.
+
+They only save time (no ``torch._dynamo``, no sympy during verification), so a torch
+upgrade that changes them would make them silent no-ops: these tests fail instead.
+Each runs in a fresh interpreter, where nothing has imported dynamo or sympy yet.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
+
+# worked by hand: conv 3->4 k3 p1 on 3x8x8: 4*3*9 + 4 = 112 params, 4*8*8 outputs x 27 = 6,912 MACs;
+# batchnorm2d(4): 8 params, 9 buffer elements (mean, var, num_batches_tracked)
+SPEC = (
+    "input: [3, 8, 8]\\nlayers:\\n  - conv2d: {out_channels: 4, kernel_size: 3, padding: 1}\\n"
+    "  - batchnorm2d\\n  - relu\\n"
+)
+
+PROBE = f"""
+import json, sys
+import torch
+from shapecalc import loads, verify
+from shapecalc.torch_internals import DYNAMO_SLOT, flop_counter_dispatch
+
+before = sorted(m for m in ("torch._dynamo", "sympy") if m in sys.modules)
+raw = flop_counter_dispatch()
+spec = loads("{SPEC}", "t.yaml")
+v = verify(spec, device=sys.argv[1])
+counted = ("params", "buffers", "macs")
+print(json.dumps({{
+    "before": before,
+    "found": raw is not None,
+    "after": sorted(m for m in ("torch._dynamo", "sympy") if m in sys.modules),
+    "slot_left": raw is not None and hasattr(raw, DYNAMO_SLOT),
+    "ok": v.ok,
+    "device": v.device,
+    "torch": {{c.field: c.actual for c in v.checks if c.kind == "network" and c.field in counted}},
+}}))
+"""
+
+
+def probe(device: str) -> dict[str, object]:
+    proc = subprocess.run([sys.executable, "-c", PROBE, device], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, object] = json.loads(proc.stdout.splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_verification_on_cpu_imports_neither_dynamo_nor_sympy(device: str) -> None:
+    result = probe(device)
+    assert result["before"] == [], "importing torch itself now loads dynamo or sympy: the shortcuts save nothing"
+    assert result["found"], "FlopCounterMode.__torch_dispatch__ is no longer a wrapper with __wrapped__"
+    if device == "cpu":
+        assert result["after"] == [], (
+            "verification imported torch._dynamo or sympy: a torch upgrade changed the internals that"
+            " shapecalc/torch_internals.py relies on"
+        )
+    else:  # torch's own meta kernels import both (torch._check -> symbolic_shapes -> sympy; decompositions)
+        assert result["after"] == ["sympy", "torch._dynamo"]
+    assert result["slot_left"] is False, "the __dynamo_disable slot was not restored after verification"
+    assert (result["ok"], result["device"]) == (True, device)
+    assert result["torch"] == {"params": 120, "buffers": 9, "macs": 6912}  # torch's own counts
+
+
+def test_no_dynamo_import_is_undone_and_leaves_a_loaded_dynamo_alone() -> None:
+    code = """
+import sys
+from shapecalc.torch_internals import DYNAMO_SLOT, flop_counter_dispatch, no_dynamo_import
+raw = flop_counter_dispatch()
+with no_dynamo_import() as applied:
+    inside = getattr(raw, DYNAMO_SLOT, None) is raw
+print(applied, inside, hasattr(raw, DYNAMO_SLOT))
+import torch._dynamo
+with no_dynamo_import() as applied:
+    pass
+print(applied)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "True", "False", "False"]
+
+
+def test_empty_like_on_matches_to_empty() -> None:
+    import torch
+
+    from shapecalc.torch_internals import empty_like_on
+
+    with torch.device("meta"):
+        module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    ours = empty_like_on(module, "cpu")
+    theirs = module.to_empty(device="cpu")
+    for (name, a), (_, b) in zip(ours.state_dict().items(), theirs.state_dict().items(), strict=True):
+        assert (name, a.shape, a.dtype, a.device) == (name, b.shape, b.dtype, b.device)
