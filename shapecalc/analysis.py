@@ -19,8 +19,8 @@ Definitions (also in the README):
 - Activation memory: the sum of every layer's output tensor for the batch, in the
   chosen dtype: what a training forward pass keeps for the backward pass (an upper
   bound; views such as flatten are counted too). torchinfo's "Forward/backward pass
-  size" is twice its sum of layer outputs (it adds as much again for gradients) and
-  counts container outputs too; we report the forward figure and the inference peak.
+  size" is another figure: twice the outputs of the layers that have parameters only
+  (``tests/test_rival_claims.py``).
 - Inference peak: the largest sum of tensors alive at once in a forward pass under
   ``inference_mode``, as torch runs the model built from the spec (see ``peak.py``).
 """
