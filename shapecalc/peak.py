@@ -15,10 +15,9 @@ by identity:
 - a layer's output is a new tensor, except for the layers that return their input or a
   view of it: identity, dropout and stochastic depth when evaluated, activations with
   ``inplace: true``, permute, and flatten/unflatten of a tensor whose layout allows a
-  view. A permuted tensor (and what an element-wise layer makes from it, which keeps
-  its strides) does not: flattening it copies, as ``torch.reshape`` does; so does
-  flattening a split's part when the batch is larger than one (the part is a slice of
-  every sample).
+  view. A permuted tensor (and what an element-wise layer, a residual's sum or a gate's
+  product makes from it, which keep its strides) does not: flattening it copies, as
+  ``torch.reshape`` does.
 
 A few layers run as several operators in torch and hold temporaries of their own while
 they run (:data:`TEMPORARIES`: softsign, tanhshrink, softmin, local response norm,
@@ -51,8 +50,6 @@ ALIASING = frozenset(
     {"identity", "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
      "stochastic_depth", "permute", "flatten", "unflatten"}
 )  # fmt: skip
-#: views that need a tensor laid out in order (``reshape``): they copy a permuted one
-RESHAPING = frozenset({"flatten", "unflatten"})
 #: layers whose new output keeps the strides of a permuted input (element-wise kernels and our
 #: own modules that compute element-wise on the input as given), measured with torch 2.13/2.14
 KEEPS_STRIDES = frozenset(
@@ -112,7 +109,9 @@ def _padded_input(row: Row) -> int:
 class Tensor(NamedTuple):
     id: int
     size: int  # bytes
-    strided: bool = False  # laid out out of order: a flatten copies it
+    #: the memory order of the batched axes (0 = outermost), None when in order: a flatten of
+    #: axes out of order copies, as ``torch.reshape`` does
+    ranks: tuple[int, ...] | None = None
 
 
 class _Live:
@@ -177,8 +176,8 @@ class _Walk:
         self.ids = count(1)
         self.live = _Live()
 
-    def new(self, shape: tuple[int, ...], strided: bool = False) -> Tensor:
-        return Tensor(next(self.ids), math.prod(shape) * self.batch * self.item, strided)
+    def new(self, shape: tuple[int, ...], ranks: tuple[int, ...] | None = None) -> Tensor:
+        return Tensor(next(self.ids), math.prod(shape) * self.batch * self.item, ranks)
 
     def run(self, node: Node, x: Tensor) -> Tensor:
         row = next(self.rows)
@@ -203,20 +202,17 @@ class _Walk:
                 live.hold(body)
                 short = self.run(node.shortcut, x) if node.shortcut is not None else x
                 live.release(body)
-                out = self.new(row.output_shape)
+                out = self.new(row.output_shape, body.ranks)  # the sum takes its first operand's layout
                 live.at(x, body, short, out)
                 return out
             if isinstance(node, Gate):
                 scale = self.run(node.body, x)
-                out = self.new(row.output_shape)
+                out = self.new(row.output_shape, x.ranks)  # the product takes x's layout
                 live.at(x, scale, out)
                 return out
             assert isinstance(node, (Concat, Split))
-            if isinstance(node, Split) and len(node.branches) > 1:
-                # torch.split's parts share x's memory; a channel slice is out of order past one sample
-                part = Tensor(x.id, x.size, x.strided or self.batch > 1)
-            else:
-                part = x
+            # torch.split's parts share x's memory (each sample's slice stays in order: a flatten views it)
+            part = x
             outs = []
             for branch in node.branches:
                 o = self.run(branch, part) if branch.items else part
@@ -232,19 +228,55 @@ class _Walk:
 
     def layer(self, node: Layer, row: Row, x: Tensor) -> Tensor:
         name = node.type.name
-        if name in RESHAPING:
-            return self.new(row.output_shape) if x.strided else x
+        assert row.result is not None
+        kw = row.result.torch_kwargs
+        batched = (self.batch, *row.input_shape)
+        ranks = x.ranks or tuple(range(len(batched)))
         if name == "permute":
-            return Tensor(x.id, x.size, x.strided or _reorders(row))
+            return Tensor(x.id, x.size, _in_order(tuple(ranks[d] for d in kw["dims"]), (self.batch, *row.output_shape)))
+        if name == "flatten":
+            n = len(batched)
+            merged = _flattened(ranks, batched, kw["start_dim"] % n, kw["end_dim"] % n)
+            return self.new(row.output_shape) if merged is None else Tensor(x.id, x.size, merged or None)
+        if name == "unflatten":  # splitting one axis is always a view
+            dim, parts = kw["dim"] % len(batched), len(kw["unflattened_size"])
+            spread = [float(r) for r in ranks[:dim]] + [ranks[dim] + j / parts for j in range(parts)]
+            spread += [float(r) for r in ranks[dim + 1 :]]
+            return Tensor(x.id, x.size, _in_order(_normalised(spread), (self.batch, *row.output_shape)))
         if name in ALIASING or node.args.get("inplace") is True:
             return x
-        return self.new(row.output_shape, x.strided and name in KEEPS_STRIDES)
+        return self.new(row.output_shape, x.ranks if name in KEEPS_STRIDES else None)
 
 
-def _reorders(row: Row) -> bool:
-    """Whether a permute moves two axes longer than one past each other (else its view is in order)."""
-    assert row.result is not None
-    dims = row.result.torch_kwargs["dims"]
-    batched = (2, *row.input_shape)  # the batch axis stays first: its size does not matter
-    moved = [d for d in dims if batched[d] > 1]
-    return moved != sorted(moved)
+def _normalised(ranks: list[float]) -> tuple[int, ...]:
+    order = sorted(range(len(ranks)), key=lambda i: ranks[i])
+    out = [0] * len(ranks)
+    for rank, axis in enumerate(order):
+        out[axis] = rank
+    return tuple(out)
+
+
+def _in_order(ranks: tuple[int, ...], batched: tuple[int, ...]) -> tuple[int, ...] | None:
+    """None when the axes longer than one lie in memory in axis order (torch calls it contiguous)."""
+    big = [ranks[i] for i, size in enumerate(batched) if size > 1]
+    return None if big == sorted(big) else ranks
+
+
+def _flattened(ranks: tuple[int, ...], batched: tuple[int, ...], start: int, end: int) -> tuple[int, ...] | None:
+    """The memory order after flattening axes ``start..end`` as a view, or None if torch must copy.
+
+    A view needs the merged axes (those longer than one) in axis order and next to each
+    other in memory. The result is a tuple when still out of order, else ``()``.
+    """
+    big = [i for i, size in enumerate(batched) if size > 1]
+    by_rank = sorted(big, key=lambda i: ranks[i])
+    merged = [i for i in range(start, end + 1) if batched[i] > 1]
+    if merged:
+        first = by_rank.index(merged[0])
+        if by_rank[first : first + len(merged)] != merged:
+            return None
+    kept = [float(r) for r in ranks[:start]]
+    kept.append(min((ranks[i] for i in merged), default=ranks[start]))
+    kept += [float(r) for r in ranks[end + 1 :]]
+    shape = (*batched[:start], math.prod(batched[start : end + 1]), *batched[end + 1 :])
+    return _in_order(_normalised(kept), shape) or ()
