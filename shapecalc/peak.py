@@ -50,6 +50,8 @@ ALIASING = frozenset(
     {"identity", "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
      "stochastic_depth", "permute", "flatten", "unflatten"}
 )  # fmt: skip
+#: the views whose memory order is followed (``layer``)
+_VIEWS = frozenset({"permute", "flatten", "unflatten"})
 #: layers whose new output keeps the strides of a permuted input (element-wise kernels and our
 #: own modules that compute element-wise on the input as given), measured with torch 2.13/2.14
 KEEPS_STRIDES = frozenset(
@@ -182,13 +184,16 @@ class _Walk:
     def run(self, node: Node, x: Tensor) -> Tensor:
         row = next(self.rows)
         live = self.live
-        if isinstance(node, Layer):
+        if isinstance(node, Layer):  # the common case, kept cheap: a 100k-layer spec walks it 100k times
             out = self.layer(node, row, x)
             temporaries = TEMPORARIES.get(node.type.name)
-            if temporaries is None:
-                live.at(x, out)
-            else:
-                live.at(x, out, extra=temporaries(row, self.item, self.batch))
+            now = live.total if temporaries is None else live.total + temporaries(row, self.item, self.batch)
+            if x.id not in live.refs:
+                now += x.size
+            if out.id != x.id and out.id not in live.refs:
+                now += out.size
+            if now > live.peak:
+                live.peak = now
             return out
         live.hold(x)  # this container's frame keeps its input until it returns
         try:
@@ -228,6 +233,10 @@ class _Walk:
 
     def layer(self, node: Layer, row: Row, x: Tensor) -> Tensor:
         name = node.type.name
+        if name not in _VIEWS:
+            if name in ALIASING or node.args.get("inplace") is True:
+                return x
+            return self.new(row.output_shape, x.ranks if x.ranks is not None and name in KEEPS_STRIDES else None)
         assert row.result is not None
         kw = row.result.torch_kwargs
         batched = (self.batch, *row.input_shape)
@@ -243,9 +252,7 @@ class _Walk:
             spread = [float(r) for r in ranks[:dim]] + [ranks[dim] + j / parts for j in range(parts)]
             spread += [float(r) for r in ranks[dim + 1 :]]
             return Tensor(x.id, x.size, _in_order(_normalised(spread), (self.batch, *row.output_shape)))
-        if name in ALIASING or node.args.get("inplace") is True:
-            return x
-        return self.new(row.output_shape, x.ranks if name in KEEPS_STRIDES else None)
+        raise AssertionError(name)
 
 
 def _normalised(ranks: list[float]) -> tuple[int, ...]:

@@ -76,6 +76,8 @@ def test_the_tag_where_the_clone_has_it() -> None:
 def test_distribution_name_and_install_hints() -> None:
     assert re.search(rf'^name = "{DIST}"', PYPROJECT, re.M)
     assert f"pip install '{DIST}[torch]'" in README
+    # the wheel the README builds and installs is this version's (test_the_wheel builds it)
+    assert f"dist/shapecalc_cnn-{__version__}-py3-none-any.whl" in README
     # no hint anywhere names the unrelated package that owns "shapecalc" on the index
     for path in [*ROOT.glob("shapecalc/**/*.py"), *ROOT.glob("docs/*.md"), ROOT / "README.md"]:
         text = path.read_text()
