@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .errors import LayerConfigError, Location, ShapecalcError, show_value
+from .errors import SHOWN_ITEMS, LayerConfigError, Location, ShapecalcError, show_value
 from .gcpause import paused
 from .registry import LayerResult, Ratio, Shape
 from .spec.model import Concat, Gate, Layer, Node, Residual, Sequential, Spec, Split, block_note
@@ -152,6 +152,9 @@ class Analysis:
     #: the first layer whose receptive field is unknown (a window over, or a reshape of, axes a
     #: ``permute`` moved); ``receptive_field`` is then None
     receptive_field_lost_at: str | None = None
+    #: why it is unknown from there, where that is not a permute's doing (a Python model's
+    #: module or function shapecalc does not describe)
+    receptive_field_lost_why: str | None = None
 
     @property
     def layers(self) -> tuple[Row, ...]:
@@ -196,9 +199,7 @@ def _step_rf(rf: ReceptiveField | None, res: LayerResult, in_shape: Shape, net_i
     assert step is not None
     n = len(rf.size)
     if step.global_ or len(step.kernel) != n or len(in_shape) - 1 != n:
-        # the layer mixes every position: its output sees the whole input (and the padding
-        # already in the field)
-        return ReceptiveField(tuple(max(r, n) for r, n in zip(rf.size, net_input[1:])), rf.stride, rf.padding)
+        return whole_input_field(rf, net_input)
     # ints all the way (cheap) until an upsampling layer makes a jump fractional; the size is
     # then rounded up
     size = tuple(math.ceil(r + (k - 1) * j) for r, k, j in zip(rf.size, step.kernel, rf.stride))
@@ -207,6 +208,27 @@ def _step_rf(rf: ReceptiveField | None, res: LayerResult, in_shape: Shape, net_i
         tuple(j * s for j, s in zip(rf.stride, step.stride, strict=True)),
         tuple(p + q * j for p, q, j in zip(rf.padding, step.padding, rf.stride)),
     )
+
+
+def whole_input_field(rf: ReceptiveField, net_input: Shape) -> ReceptiveField:
+    """The field after a layer that mixes every position (a global pool, a mean): the whole input.
+
+    The padding already in the field stays; ``net_input`` is the network's per-sample input shape.
+    """
+    return ReceptiveField(tuple(max(r, n) for r, n in zip(rf.size, net_input[1:])), rf.stride, rf.padding)
+
+
+def step_receptive_field(
+    rf: ReceptiveField | None, res: LayerResult, in_shape: Shape, net_input: Shape
+) -> ReceptiveField | None:
+    """The receptive field after one layer, from the registry's ``res`` for its input shape.
+
+    ``None`` in, ``None`` out (no spatial axes, or already unknown); ``None`` too where the
+    layer makes it unknown (a window over an axis a ``permute`` moved). What a spec's walk
+    and a Python model's hooked pass (:mod:`shapecalc.pymodel.trace`) both use.
+    """
+    new = _step_rf(rf, res, in_shape, net_input)
+    return None if new is UNKNOWN else new
 
 
 #: the receptive field became unknown: a window slid over an axis that is not spatial
@@ -271,7 +293,8 @@ def _has_spatial(shape: Shape, rf: ReceptiveField) -> bool:
     return any(s > 1 and carried for s, carried in zip(shape, rf.axes))
 
 
-def _merge_rf(fields: Sequence[ReceptiveField | None]) -> ReceptiveField | None:
+def merge_receptive_fields(fields: Sequence[ReceptiveField | None]) -> ReceptiveField | None:
+    """The field where branches meet (an add, a concat, a split): the largest; unknown if one is."""
     present = [f for f in fields if f is not None]
     if len(present) < len(fields):
         return None  # unknown in one branch (or no spatial axes at all): unknown
@@ -314,7 +337,7 @@ def _walk(
                 location=node.location,
                 path=f"{node.path} (residual)",
             )
-        shape, rf = body_shape, _merge_rf([body_rf, short_rf])
+        shape, rf = body_shape, merge_receptive_fields([body_rf, short_rf])
         st.activation_elems += _numel(shape)
         kind, group = "residual", None
     elif isinstance(node, Gate):
@@ -394,7 +417,9 @@ def _split_sizes(node: Split, in_shape: Shape) -> tuple[int, ...]:
     total = sum(node.sizes)
     if total != channels:
         last = channels - sum(node.sizes[:-1])
-        if last >= 1:
+        if last >= 1 and len(node.sizes) > SHOWN_ITEMS:  # the list is shown cut: name the change
+            fix = f"; a last size of {last} instead of {node.sizes[-1]} would sum to {channels}"
+        elif last >= 1:
             fix = f"; {show_value((*node.sizes[:-1], last))} would sum to {channels}"
         else:
             fix = f": they must sum to {channels}"
@@ -446,7 +471,7 @@ def _walk_branches(
             )
     shape = (sum(o[0] for o in outs), *ref[1:])
     st.activation_elems += _numel(shape)
-    return shape, _merge_rf(fields)
+    return shape, merge_receptive_fields(fields)
 
 
 def _shortcut_hint(in_shape: Shape, body: Shape) -> str:
@@ -487,12 +512,10 @@ def _walk_layer(
     out_elems = _numel(out)
     if out_elems > st.max_elems or res.params > st.max_param_elems or layer.type.batch_check is not None:
         _torch_limits(layer, shape, res, out_elems, st)
-    new_rf = _step_rf(rf, res, shape, st.net_input)
-    if new_rf is UNKNOWN:
+    new_rf = step_receptive_field(rf, res, shape, st.net_input)
+    if new_rf is None and rf is not None and st.rf_lost_at is None:
         # from here on the field is unknown: shown as none, and no expect-style total
-        new_rf = None
-        if st.rf_lost_at is None:
-            st.rf_lost_at = layer.path
+        st.rf_lost_at = layer.path
     st.activation_elems += out_elems
     if res.torch_kwargs.get("track_running_stats"):
         st.int_buffers += 1
@@ -543,6 +566,14 @@ def _torch_limits(layer: Layer, shape: Shape, res: LayerResult, out_elems: int, 
             layer.type.batch_check(layer.type, shape, res, st.batch)
     except LayerConfigError as err:
         raise _located(err, layer) from None
+
+
+def check_tensor_size(what: str, shape: Sequence[int], batch: int = 1, item_bytes: int = VERIFY_BYTES) -> None:
+    """Raise :class:`LayerConfigError` when torch could not hold ``shape`` at ``batch`` (the rule the
+    analysis applies to every tensor, for callers outside it: ``shapecalc layer``)."""
+    elems = _numel(shape)
+    if elems * batch > MAX_TENSOR_BYTES // item_bytes:
+        raise LayerConfigError(_too_large(f"{what} {show_value(tuple(shape))}", elems, batch, item_bytes))
 
 
 def _too_large(what: str, elems: int, batch: int, item_bytes: int) -> str:

@@ -49,7 +49,7 @@ def command(fmt: str) -> None:
     from rich.table import Table
 
     headers = ("name", "input", "params", "MACs", "RF", "source")
-    rows = [
+    rows = [  # every cell becomes Text below: names and sources come from the spec files, never markup
         (
             e.name,
             "x".join(map(str, e.input)),
