@@ -80,8 +80,12 @@ class MissingTorchError(ShapecalcError):
 
     def __init__(self, what: str = "this") -> None:
         super().__init__(
-            f"{what} needs PyTorch, which is not installed: pip install 'shapecalc-cnn[torch]' (or pip install torch)"
+            f"{what} needs PyTorch, which is not installed: {INSTALL_TORCH} (or pip install torch)"
         )
+
+
+#: how to get torch, in every message that misses it
+INSTALL_TORCH = "pip install 'shapecalc-cnn[torch]'"
 
 
 def show_value(value: Any) -> str:

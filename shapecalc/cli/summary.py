@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..errors import INSTALL_TORCH
 from .cost_options import cost_options
 from .options import DEVICE, SHAPE, batch_option, echo_json, note_unused, print_renderable
 from .sweep_view import param_options
@@ -18,8 +19,6 @@ if TYPE_CHECKING:
     from ..spec.model import Spec
     from ..verification import Verification
 
-#: what ``summary`` prints when it would verify but torch is missing
-INSTALL_TORCH = "pip install 'shapecalc-cnn[torch]'"
 
 
 @click.command("summary")

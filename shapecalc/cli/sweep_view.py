@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from ..errors import INSTALL_TORCH
 from .options import echo_json, print_renderable
 
 
@@ -78,7 +79,7 @@ def show_sweep(
 
         raise MissingTorchError("--verify")
     if verify is None and torch_missing:
-        notes.append("not verified: torch is not installed (pip install 'shapecalc-cnn[torch]')")
+        notes.append(f"not verified: torch is not installed ({INSTALL_TORCH})")
     elif verify is not False:
         rows, notes = _verified(rows, device, batch)
 
