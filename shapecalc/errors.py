@@ -88,8 +88,12 @@ class MissingTorchError(ShapecalcError):
 INSTALL_TORCH = "pip install 'shapecalc-cnn[torch]'"
 
 
-def show_value(value: Any) -> str:
-    """A value as a spec would write it, for messages: ``true``, ``null``, ``'text'``, ``[3, 3]``."""
+def show_value(value: Any, *, counts: bool = False) -> str:
+    """A value as a spec would write it, for messages: ``true``, ``null``, ``'text'``, ``[3, 3]``.
+
+    With ``counts`` an int is a count, written as reports write counts: ``55,297``
+    (the items of a list stay plain: ``[64, 32, 32]``).
+    """
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
@@ -100,6 +104,8 @@ def show_value(value: Any) -> str:
         return "[" + ", ".join(show_value(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {show_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, int) and counts:
+        return f"{value:,}"
     return repr(value) if isinstance(value, float) else str(value)
 
 
@@ -108,6 +114,7 @@ class BatchAxisError(ShapecalcError):
 
     def __init__(self, given: tuple[int, ...]) -> None:
         self.given = given
-        shape = "x".join(str(s) for s in given)
-        rest = "x".join(str(s) for s in given[1:])
+        from .shapes import crossed
+
+        shape, rest = crossed(given), crossed(given[1:])
         super().__init__(f"--input {shape}: that looks like a batch axis; use --input {rest} --batch {given[0]}")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from . import formulas as F
 from .errors import LayerConfigError, show_value
+from .shapes import compact, per_axis
 
 if TYPE_CHECKING:
     from fractions import Fraction
@@ -544,10 +545,6 @@ KIND_DOCS = {
 # --------------------------------------------------------------------------- helpers for infer
 
 
-def _axes(value: Any, n: int) -> tuple[int, ...]:
-    return tuple(value) if isinstance(value, tuple) else (value,) * n
-
-
 def _need_rank(lt: LayerType, shape: Shape, ranks: Sequence[int], what: str) -> None:
     if len(shape) not in ranks:
         raise LayerConfigError(f"{lt.name} expects a per-sample input of {what}, but the input is {show_value(shape)}")
@@ -559,20 +556,16 @@ def _spatial_rank(lt: LayerType, shape: Shape) -> None:
     _need_rank(lt, shape, (n + 1,), names[n])
 
 
-def _compact(values: Sequence[int]) -> str:
-    return str(values[0]) if len(set(values)) == 1 else "x".join(str(v) for v in values)
-
-
 def _kernel_summary(k: Sequence[int], s: Sequence[int], p: Any, d: Sequence[int], extra: str = "") -> str:
     text = "x".join(str(x) for x in k)
     if any(x != 1 for x in s):
-        text += f" s{_compact(s)}"
+        text += f" s{compact(s)}"
     if isinstance(p, str):
         text += f" {p}"
     elif any(x != 0 for x in p):
-        text += f" p{_compact(p)}"
+        text += f" p{compact(p)}"
     if any(x != 1 for x in d):
-        text += f" d{_compact(d)}"
+        text += f" d{compact(d)}"
     return text + extra
 
 
@@ -608,13 +601,13 @@ def _conv_padding_axes(lt: LayerType, args: Mapping[str, Any], k: Shape, s: Shap
     if p == "same":
         if any(x != 1 for x in s):
             raise LayerConfigError(
-                f"padding 'same' is not supported for strided convolutions (stride {_compact(s)});"
+                f"padding 'same' is not supported for strided convolutions (stride {compact(s)});"
                 " use stride 1 or an explicit padding",
                 arg="padding",
             )
         pairs = [F.same_padding(kk, dd) for kk, dd in zip(k, d, strict=True)]
         return tuple(b for b, _ in pairs), tuple(a for _, a in pairs)
-    axes = _axes(p, n)
+    axes = per_axis(p, n)
     return axes, axes
 
 
@@ -633,7 +626,7 @@ def _conv_channels(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> tupl
 def _infer_conv(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
     n = lt.ndim or 1
     cin, cout, groups = _conv_channels(lt, shape, args)
-    k, s, d = _axes(args["kernel_size"], n), _axes(args["stride"], n), _axes(args["dilation"], n)
+    k, s, d = per_axis(args["kernel_size"], n), per_axis(args["stride"], n), per_axis(args["dilation"], n)
     before, after = _conv_padding_axes(lt, args, k, s, d)
     if args["padding_mode"] in ("reflect", "circular"):
         # reflect mirrors inside the input (pad < size); circular wraps around at most once
@@ -679,8 +672,8 @@ def _infer_conv(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRe
 def _infer_conv_transpose(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
     n = lt.ndim or 1
     cin, cout, groups = _conv_channels(lt, shape, args)
-    k, s, d = _axes(args["kernel_size"], n), _axes(args["stride"], n), _axes(args["dilation"], n)
-    p, op = _axes(args["padding"], n), _axes(args["output_padding"], n)
+    k, s, d = per_axis(args["kernel_size"], n), per_axis(args["stride"], n), per_axis(args["dilation"], n)
+    p, op = per_axis(args["padding"], n), per_axis(args["output_padding"], n)
     out_sp = []
     for axis, size in enumerate(shape[1:]):
         try:
@@ -693,7 +686,7 @@ def _infer_conv_transpose(lt: LayerType, shape: Shape, args: Mapping[str, Any]) 
     tensors: tuple[tuple[str, Shape], ...] = (("weight", (cin, cout // groups, *k)),)
     if bias:
         tensors += (("bias", (cout,)),)
-    extra = (f" op{_compact(op)}" if any(op) else "") + (f" g{groups}" if groups != 1 else "")
+    extra = (f" op{compact(op)}" if any(op) else "") + (f" g{groups}" if groups != 1 else "")
     return LayerResult(
         output=(cout, *out_sp),
         params=weight + bias,
@@ -745,10 +738,10 @@ CONV_T_ARGS = (
 def _infer_pool(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
     _spatial_rank(lt, shape)
     n = lt.ndim or 1
-    k = _axes(args["kernel_size"], n)
-    s = k if args["stride"] is None else _axes(args["stride"], n)
-    p = _axes(args["padding"], n)
-    d = _axes(args.get("dilation", 1), n)
+    k = per_axis(args["kernel_size"], n)
+    s = k if args["stride"] is None else per_axis(args["stride"], n)
+    p = per_axis(args["padding"], n)
+    d = per_axis(args.get("dilation", 1), n)
     ceil = args["ceil_mode"]
     if lt.torch_name == "AvgPool3d":
         # a quirk of torch's avg_pool3d only: the unpadded input must hold the kernel on every axis
@@ -783,7 +776,7 @@ def _infer_adaptive(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Lay
     _spatial_rank(lt, shape)
     n = lt.ndim or 1
     want = args["output_size"]
-    sizes = _axes(want, n)
+    sizes = per_axis(want, n)
     out_sp = tuple(size if o is None else o for size, o in zip(shape[1:], sizes, strict=True))
     kernel = []
     stride = []
@@ -893,7 +886,7 @@ def _infer_groupnorm(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> La
 
 
 def _infer_layernorm(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
-    ns = _axes(args["normalized_shape"], 1)
+    ns = per_axis(args["normalized_shape"], 1)
     if len(ns) > len(shape) or tuple(shape[len(shape) - len(ns) :]) != ns:
         fit = list(shape[-len(ns) :]) if len(ns) <= len(shape) else list(shape)
         raise LayerConfigError(
@@ -1033,10 +1026,10 @@ def _infer_upsample(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Lay
         if isinstance(val, tuple) and len(val) != n:
             raise LayerConfigError(f"{key} has {len(val)} values but the input has {n} spatial axes", arg=key)
     if size is not None:
-        out_sp = _axes(size, n)
+        out_sp = per_axis(size, n)
     else:
         # torch's rule: floor(double(in) * double(scale)), which must be a finite int64
-        products = [float(x) * float(f) for x, f in zip(shape[1:], _axes_f(scale, n), strict=True)]
+        products = [float(x) * float(f) for x, f in zip(shape[1:], per_axis(scale, n), strict=True)]
         if not all(p < F.INT64_MAX for p in products):  # inf, or beyond int64, is refused by torch
             raise LayerConfigError(
                 f"scale_factor {_compact_f(scale)} makes the output of {show_value(shape)} larger than"
@@ -1061,10 +1054,6 @@ def _infer_upsample(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Lay
         torch_kwargs=kwargs,
         summary=(f"x{_compact_f(scale)}" if scale is not None else "-> " + "x".join(map(str, out_sp))) + f" {mode}",
     )
-
-
-def _axes_f(value: Any, n: int) -> tuple[Any, ...]:
-    return tuple(value) if isinstance(value, tuple) else (value,) * n
 
 
 def _compact_f(value: Any) -> str:
@@ -1096,7 +1085,7 @@ def _infer_zeropad(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Laye
         output=(*shape[:-2], h, w),
         receptive=ReceptiveStep((1, 1), (1, 1), (top, left)),
         torch_kwargs=dict(args),
-        summary=f"p{_compact((left, right, top, bottom))}",
+        summary=f"p{compact((left, right, top, bottom))}",
     )
 
 
@@ -1225,7 +1214,7 @@ def _infer_pad(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRes
         output=tuple(out),
         receptive=ReceptiveStep((1,) * k, (1,) * k, tuple(lefts)),
         torch_kwargs=dict(args),
-        summary=f"p{_compact(flat)}" + (f" {args['value']:g}" if args.get("value") else ""),
+        summary=f"p{compact(flat)}" + (f" {args['value']:g}" if args.get("value") else ""),
     )
 
 

@@ -127,17 +127,10 @@ def _candidate_pads(mode: str, size: int, out: int, k: int, s: int, d: int, pinn
     return range(max(lo, -(-first // 2)), min(hi, last // 2) + 1)
 
 
-def _try(mode: str, size: int, k: int, s: int, p: int, d: int, op: int, ceil: bool) -> tuple[int, str, int] | None:
-    """(out, formula, unseen), or None where torch would refuse the combination."""
+def _try(mode: str, size: int, k: int, s: int, p: int, d: int, op: int, ceil: bool) -> F.Axis | None:
+    """The axis (its unseen rows: every input row no tap touches), or None where torch would refuse it."""
     try:
-        # unseen: every input row no tap touches (at the end, between windows, between dilated taps)
-        if mode == "conv":
-            out = F.conv_out(size, k, s, p, d)
-            return out, F.conv_formula(size, k, s, p, d), F.uncovered_rows(size, k, s, p, d, out)
-        if mode == "transpose":
-            return F.conv_transpose_out(size, k, s, p, d, op), F.conv_transpose_formula(size, k, s, p, d, op), 0
-        out = F.pool_out(size, k, s, p, d, ceil)
-        return out, F.pool_formula(size, k, s, p, d, ceil), F.uncovered_rows(size, k, s, p, d, out)
+        return F.axis(mode, size, k, s, p, d, output_padding=op, ceil_mode=ceil)
     except LayerConfigError:
         return None
 
@@ -233,11 +226,11 @@ def solve(
             if mode == "transpose" and (not 0 <= op < max(s, d) or output_padding not in (None, op)):
                 continue
             got = _try(mode, size, k, s, p, d, op, ceil)
-            if got is None or got[0] != out:
+            if got is None or got.out != out:
                 continue
-            sol = Solution(k, s, p, d, op, got[0], got[1], got[2], ())
+            sol = Solution(k, s, p, d, op, got.out, got.formula, got.unseen, ())
             key, remarks = _rank(mode, size, out, sol)
-            found.append((key, Solution(k, s, p, d, op, got[0], got[1], got[2], remarks)))
+            found.append((key, Solution(k, s, p, d, op, got.out, got.formula, got.unseen, remarks)))
     if not found:
         pinned = ", ".join(
             f"{name} {value}"
@@ -247,7 +240,7 @@ def solve(
             )
             if value is not None
         )  # fmt: skip
-        layer = {"conv": "convolution", "transpose": "transposed convolution", "pool": "pooling"}[mode]
+        layer = F.MODE_WORDS[mode]
         hint = ""
         if out > size and mode != "transpose":
             hint = "; to upsample, try --transpose"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ShapecalcError
+from .shapes import crossed
 
 #: the most variants one sweep may ask for: each is a whole load and analysis
 MAX_VARIANTS = 1_000
@@ -204,7 +205,7 @@ def to_csv(variants: Sequence[Variant], names: Sequence[str]) -> str:
             if value is None:
                 cells.append("")
             elif key == "output":
-                cells.append("x".join(str(s) for s in value))
+                cells.append(crossed(value))
             elif key in names:
                 cells.append(_value_text(value))
             elif isinstance(value, bool):
@@ -222,7 +223,8 @@ def table_cells(
 
     An impossible variant's row says ``impossible [n]``; footnote n is its located reason.
     """
-    from .render import fmt_bytes, fmt_int, fmt_shape
+    from .render import fmt_bytes, fmt_int
+    from .shapes import bracketed
 
     checked = any(v.verified is not None for v in variants)
     header = [*names, "Output", "Params", "MACs", "RF", "Memory", *(["✓"] if checked else [])]
@@ -238,7 +240,7 @@ def table_cells(
             t = a.totals
             rf = "—" if a.receptive_field is None else str(a.receptive_field)
             mark = {True: "✓", False: "✗", None: ""}[v.verified]
-            cells += [fmt_shape(a.output), fmt_int(t.params), fmt_int(t.macs), rf, fmt_bytes(t.total_bytes)]
+            cells += [bracketed(a.output), fmt_int(t.params), fmt_int(t.macs), rf, fmt_bytes(t.total_bytes)]
             cells += [mark] if checked else []
         rows.append(cells)
     return header, rows, notes

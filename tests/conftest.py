@@ -4,13 +4,31 @@ Hypothesis explores new random examples on every local run (that is how the prop
 tests found the torch rules we had missed). In CI (``CI`` set, as ``.ci/run`` has it) the
 examples are derandomised: a green commit stays green, and a failure there is a change's
 fault, not the luck of the draw. ``HYPOTHESIS_PROFILE=dev`` forces either locally.
+
+A test that needs torch is marked ``@pytest.mark.torch`` (or a whole module, ``pytestmark``):
+without torch it is skipped on its own, with a one-line reason, and every other test of its
+module still runs (a module-level ``importorskip`` would hide them all).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
+import pytest
 from hypothesis import settings
+
+#: the reason a torch-marked test gives when it is skipped
+NO_TORCH = "needs torch, which is not installed (pip install 'shapecalc-cnn[torch]')"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if importlib.util.find_spec("torch") is not None:
+        return
+    skip = pytest.mark.skip(reason=NO_TORCH)
+    for item in items:
+        if item.get_closest_marker("torch") is not None:
+            item.add_marker(skip)
 
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 settings.register_profile("dev")

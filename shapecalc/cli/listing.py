@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..shapes import crossed
 from .options import echo_json, print_renderable
 
 
@@ -54,7 +55,7 @@ def command(fmt: str) -> None:
     for e in entries:
         table.add_row(
             e.name,
-            "x".join(map(str, e.input)),
+            crossed(e.input),
             f"{e.params:,}",
             f"{e.macs:,}",
             str(e.receptive_field) if e.receptive_field is not None else "-",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..formulas import MODE_WORDS
 from ..solve import DEFAULT_BOUNDS, SolveResult, solve
 from .options import echo_json, layer_mode
 
@@ -70,7 +71,7 @@ def text_lines(result: SolveResult, limit: int) -> list[str]:
     """The solutions as an aligned table, best first, with a header and a footer."""
     total = len(result.solutions)
     shown = result.solutions if not limit else result.solutions[:limit]
-    layer = {"conv": "convolution", "transpose": "transposed convolution", "pool": "pooling"}[result.mode]
+    layer = MODE_WORDS[result.mode]
     plural = "s" if total != 1 else ""
     lines = [
         f"{result.size} -> {result.out}: {total} {layer} setting{plural} within {result.bounds.describe(result.mode)}"
