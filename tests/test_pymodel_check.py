@@ -185,6 +185,7 @@ def _snapshot(root: Path, dest: Path) -> Path:
 def test_pre_commit_try_repo_python_models(tmp_path: Path) -> None:
     """The published hook for model files, installed by pre-commit with torch in its own venv."""
     pytest.importorskip("pre_commit")
+    torch = pytest.importorskip("torch")  # its version is the one the hook's venv gets
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("needs git and a git checkout of shapecalc")
     hook_repo = _snapshot(ROOT, tmp_path / "hook-repo")
@@ -193,7 +194,6 @@ def test_pre_commit_try_repo_python_models(tmp_path: Path) -> None:
     _git("add", "-A", cwd=p)
     # the hook installs torch>=2.1; on a machine whose pip config already constrains versions, keep
     # those and pick the CPU build this test suite runs with (no download of a CUDA build)
-    import torch
 
     constraints = tmp_path / "constraints.txt"
     inherited = os.environ.get("PIP_CONSTRAINT") or ""

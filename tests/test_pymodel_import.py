@@ -40,7 +40,7 @@ def imported(ref: str, shape: tuple[int, ...]) -> tuple[Any, Any]:
 
 
 def assert_reproduces(ref: str, shape: tuple[int, ...]) -> Any:
-    import torch
+    torch = pytest.importorskip("torch")
     from torch.utils.flop_counter import FlopCounterMode
 
     from shapecalc.analysis import analyse

@@ -79,11 +79,9 @@ def test_py_typed_is_shipped() -> None:
 
 
 @pytest.mark.slow
-def test_the_wheel(tmp_path: Path) -> None:
+def test_the_wheel(built_wheel: Path) -> None:
     """A built wheel: its name, version, py.typed, every subpackage and the console script."""
-    pip = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
-    subprocess.run([*pip, "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True)
-    wheel = next(tmp_path.glob("*.whl"))
+    wheel = built_wheel
     assert wheel.name.startswith(f"shapecalc_cnn-{__version__}-")
     names = zipfile.ZipFile(wheel).namelist()
     assert "shapecalc/py.typed" in names
