@@ -11,7 +11,7 @@ import csv
 import io
 import math
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from rich import box
@@ -227,6 +227,37 @@ def _row_name(row: Row, count: int = 1) -> str:
     return text
 
 
+def _cells(
+    analysis: Analysis,
+    d: DisplayRow,
+    numbers: Mapping[int, int],
+    name: str,
+    columns: Sequence[Column],
+    marks: bool,
+    escape: Callable[[str], str] = str,
+) -> list[str]:
+    """The cells of one display row, as the table and Markdown show them (``escape`` the text from the spec)."""
+    row = d.first
+    if d.folded:
+        n = _subtree_layers(analysis, row)
+        args = f"({n} layer{'s' if n != 1 else ''})"
+    else:
+        args = row.summary
+    cells = [
+        _number_cell(d, numbers),
+        name,
+        escape(args),
+        bracketed(row.output_shape),
+        fmt_int(d.params) if d.params or row.kind == "layer" else "",
+        fmt_int(d.macs) if d.macs else "",
+        *(escape(_run_cell(cells_of.get(row.index, ""), d.run)) for _, cells_of in columns),
+        _rf_cell(analysis, d.last.receptive),
+    ]
+    if marks:
+        cells.append("" if d.verified is None else "✓" if d.verified else "✗")
+    return cells
+
+
 def _number_cell(d: DisplayRow, numbers: Mapping[int, int]) -> str:
     if d.first.kind != "layer":
         return ""
@@ -279,24 +310,8 @@ class SummaryTable:
         self.rows: list[tuple[list[str], DisplayRow]] = []
         for d in display_rows(analysis, depth, verified, columns):
             row = d.first
-            if d.folded:
-                n = _subtree_layers(analysis, row)
-                args = f"({n} layer{'s' if n != 1 else ''})"
-            else:
-                args = row.summary
-            cells = [
-                _number_cell(d, numbers),
-                "  " * d.level + _row_name(row, d.run),
-                args,
-                bracketed(row.output_shape),
-                fmt_int(d.params) if d.params or row.kind == "layer" else "",
-                fmt_int(d.macs) if d.macs else "",
-                *(_run_cell(cells_of.get(row.index, ""), d.run) for _, cells_of in columns),
-                _rf_cell(analysis, d.last.receptive),
-            ]
-            if verified is not None:
-                cells.append("" if d.verified is None else ("✓" if d.verified else "✗"))
-            self.rows.append((cells, d))
+            name = "  " * d.level + _row_name(row, d.run)
+            self.rows.append((_cells(analysis, d, numbers, name, columns, verified is not None), d))
         self.natural = {
             h: max([cell_len(h)] + [cell_len(cells[i]) for cells, _ in self.rows]) for i, h in enumerate(self.headers)
         }
@@ -670,23 +685,7 @@ def to_markdown(
         name = "&nbsp;&nbsp;" * d.level + _md(_row_name(row, d.run))
         if row.kind == "group":
             name = f"**{name}**"
-        if d.folded:
-            n = _subtree_layers(analysis, row)
-            args = f"({n} layer{'s' if n != 1 else ''})"
-        else:
-            args = row.summary
-        cells = [
-            _number_cell(d, numbers),
-            name,
-            _md(args),
-            bracketed(row.output_shape),
-            fmt_int(d.params) if d.params or row.kind == "layer" else "",
-            fmt_int(d.macs) if d.macs else "",
-            *(_md(_run_cell(cells_of.get(row.index, ""), d.run)) for _, cells_of in columns),
-            _rf_cell(analysis, d.last.receptive),
-        ]
-        if verified is not None:
-            cells.append("" if d.verified is None else "✓" if d.verified else "✗")
+        cells = _cells(analysis, d, numbers, name, columns, verified is not None, escape=_md)
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "| Totals | | |", "| --- | ---: | --- |"]
     for label, value, note in totals_rows(analysis):
