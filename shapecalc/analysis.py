@@ -186,8 +186,6 @@ class _State:
         self.max_param_elems = MAX_TENSOR_BYTES // self.item_bytes
 
 
-_numel = math.prod
-
 
 def _step_rf(rf: ReceptiveField | None, res: LayerResult, in_shape: Shape, net_input: Shape) -> ReceptiveField | None:
     if rf is None or (res.receptive is None and res.axes is None):
@@ -301,15 +299,15 @@ def _walk(
         kind = node.block or node.kind
         group = f"x{len(node.items)}" if node.kind == "repeat" else None
     elif isinstance(node, Residual):
-        st.held_elems += _numel(in_shape)
+        st.held_elems += math.prod(in_shape)
         body_shape, body_rf = _walk(node.body, in_shape, in_rf, depth + 1, st)
-        st.held_elems -= _numel(in_shape)
-        st.held_elems += _numel(body_shape)
+        st.held_elems -= math.prod(in_shape)
+        st.held_elems += math.prod(body_shape)
         if node.shortcut is not None:
             short_shape, short_rf = _walk(node.shortcut, in_shape, in_rf, depth + 1, st)
         else:
             short_shape, short_rf = in_shape, in_rf
-        st.held_elems -= _numel(body_shape)
+        st.held_elems -= math.prod(body_shape)
         if body_shape != short_shape:
             raise ShapecalcError(
                 f"residual branches disagree: body gives {show_value(body_shape)}, "
@@ -321,12 +319,12 @@ def _walk(
                 path=f"{node.path} (residual)",
             )
         shape, rf = body_shape, _merge_rf([body_rf, short_rf])
-        st.activation_elems += _numel(shape)
+        st.activation_elems += math.prod(shape)
         kind, group = "residual", None
     elif isinstance(node, Gate):
-        st.held_elems += _numel(in_shape)
+        st.held_elems += math.prod(in_shape)
         body_shape, _ = _walk(node.body, in_shape, in_rf, depth + 1, st)
-        st.held_elems -= _numel(in_shape)
+        st.held_elems -= math.prod(in_shape)
         if not _broadcasts(body_shape, in_shape):
             raise ShapecalcError(
                 f"gate body gives {show_value(body_shape)}, which does not broadcast to the input"
@@ -338,8 +336,10 @@ def _walk(
         # the result has x's shape; its field is x's (the body's global context is left out, or every
         # squeeze-excitation network would report a field of the whole input)
         shape, rf = in_shape, in_rf
-        st.activation_elems += _numel(shape)
-        st.peak_elems = max(st.peak_elems, st.held_elems + _numel(in_shape) + _numel(body_shape) + _numel(shape))
+        st.activation_elems += math.prod(shape)
+        st.peak_elems = max(
+            st.peak_elems, st.held_elems + math.prod(in_shape) + math.prod(body_shape) + math.prod(shape)
+        )
         kind, group = "gate", None
     elif isinstance(node, Split):
         shape, rf = _walk_split(node, in_shape, in_rf, depth, st)
@@ -440,14 +440,14 @@ def _walk_branches(
     """
     outs: list[Shape] = []
     fields = []
-    held = _numel(in_shape)
+    held = math.prod(in_shape)
     st.held_elems += held
     for branch, part in zip(node.branches, inputs, strict=True):
         b_shape, b_rf = _walk(branch, part, in_rf, depth + 1, st) if branch.items else (part, in_rf)
         outs.append(b_shape)
         fields.append(b_rf)
-        st.held_elems += _numel(b_shape)
-        held += _numel(b_shape)
+        st.held_elems += math.prod(b_shape)
+        held += math.prod(b_shape)
     st.held_elems -= held
     ref = outs[0]
     for i, other in enumerate(outs[1:], 1):
@@ -459,8 +459,8 @@ def _walk_branches(
                 path=f"{node.path} ({kind})",
             )
     shape = (sum(o[0] for o in outs), *ref[1:])
-    st.activation_elems += _numel(shape)
-    st.peak_elems = max(st.peak_elems, st.held_elems + held + _numel(shape))
+    st.activation_elems += math.prod(shape)
+    st.peak_elems = max(st.peak_elems, st.held_elems + held + math.prod(shape))
     return shape, _merge_rf(fields)
 
 
@@ -499,7 +499,7 @@ def _walk_layer(
         if cacheable:
             st.results[key] = res
     out = res.output
-    out_elems = _numel(out)
+    out_elems = math.prod(out)
     if out_elems > st.max_elems or res.params > st.max_param_elems or layer.type.batch_check is not None:
         _torch_limits(layer, shape, res, out_elems, st)
     new_rf = _step_rf(rf, res, shape, st.net_input)
@@ -509,7 +509,7 @@ def _walk_layer(
         if st.rf_lost_at is None:
             st.rf_lost_at = layer.path
     st.activation_elems += out_elems
-    st.peak_elems = max(st.peak_elems, st.held_elems + _numel(shape) + out_elems)
+    st.peak_elems = max(st.peak_elems, st.held_elems + math.prod(shape) + out_elems)
     if res.torch_kwargs.get("track_running_stats"):
         st.int_buffers += 1
     trainable = res.trainable if layer.trainable else 0  # a frozen layer (SPEC "Frozen layers")
@@ -553,8 +553,8 @@ def _torch_limits(layer: Layer, shape: Shape, res: LayerResult, out_elems: int, 
             what = f"its output {show_value(res.output)}"
             raise LayerConfigError(_too_large(what, out_elems, st.batch, st.item_bytes))
         for name, dims in res.tensors:
-            if _numel(dims) > st.max_param_elems:
-                raise LayerConfigError(_too_large(f"its {name} {show_value(dims)}", _numel(dims), 1, st.item_bytes))
+            if math.prod(dims) > st.max_param_elems:
+                raise LayerConfigError(_too_large(f"its {name} {show_value(dims)}", math.prod(dims), 1, st.item_bytes))
         if layer.type.batch_check is not None:
             layer.type.batch_check(layer.type, shape, res, st.batch)
     except LayerConfigError as err:
@@ -590,9 +590,9 @@ def analyse(
     if not in_shape or any(s < 1 for s in in_shape):
         raise ShapecalcError(f"input shape {show_value(in_shape)} must be a non-empty list of positive sizes")
     item = max(DTYPE_BYTES[dtype], VERIFY_BYTES)
-    if _numel(in_shape) * batch > MAX_TENSOR_BYTES // item:
+    if math.prod(in_shape) * batch > MAX_TENSOR_BYTES // item:
         raise ShapecalcError(
-            _too_large(f"the input {show_value(in_shape)}", _numel(in_shape), batch, item),
+            _too_large(f"the input {show_value(in_shape)}", math.prod(in_shape), batch, item),
             location=spec.input_location if input is None else None,
         )
     with paused():  # the walk builds acyclic rows for every layer: see shapecalc.gcpause
@@ -621,9 +621,9 @@ def _analyse(spec: Spec, in_shape: Shape, batch: int, dtype: str) -> Analysis:
         param_bytes=params * nbytes,
         # num_batches_tracked is an int64 scalar per tracking norm layer
         buffer_bytes=(buffers - st.int_buffers) * nbytes + st.int_buffers * 8,
-        input_bytes=_numel(in_shape) * batch * nbytes,
+        input_bytes=math.prod(in_shape) * batch * nbytes,
         activation_bytes=st.activation_elems * batch * nbytes,
-        peak_bytes=max(st.peak_elems, _numel(in_shape)) * batch * nbytes,
+        peak_bytes=max(st.peak_elems, math.prod(in_shape)) * batch * nbytes,
     )
     last = st.last_spatial_rf
     return Analysis(

@@ -30,10 +30,6 @@ from .analysis import Analysis, Row
 # --------------------------------------------------------------------------- quantities
 
 
-def _numel(shape: tuple[int, ...]) -> int:
-    return math.prod(shape)
-
-
 def _has(row: Row, tensor: str) -> bool:
     return row.result is not None and any(name == tensor for name, _ in row.result.tensors)
 
@@ -52,7 +48,7 @@ def _weight_bias(row: Row) -> int:
 
 def _positions(row: Row) -> int:
     """Output positions: the output's spatial elements (1 for a flat output)."""
-    return _numel(row.output_shape[1:])
+    return math.prod(row.output_shape[1:])
 
 
 def _kernel_as_given(row: Row) -> int:
@@ -73,7 +69,7 @@ def _torchscan_adaptive_kernel(row: Row) -> tuple[int, ...]:
 def _thop_adaptive(row: Row) -> int:
     """thop's adaptive average pool: ``int((prod(in / out) + 1) * out_elements)`` in floating point."""
     ratio = math.prod(i / o for i, o in zip(row.input_shape[1:], row.output_shape[1:], strict=True))
-    return int((ratio + 1) * _numel(row.output_shape))
+    return int((ratio + 1) * math.prod(row.output_shape))
 
 
 def _softmax_axis(row: Row) -> int:
@@ -87,7 +83,7 @@ def _softmax_axis(row: Row) -> int:
 def _thop_softmax(row: Row) -> int:
     """thop's softmax: per softmax vector of n values, n exp + (n - 1) adds + n divides."""
     n = _softmax_axis(row)
-    return (_numel(row.input_shape) // n) * (3 * n - 1) if n else 0
+    return (math.prod(row.input_shape) // n) * (3 * n - 1) if n else 0
 
 
 def _ptflops_interpolate(row: Row) -> int:
@@ -95,11 +91,11 @@ def _ptflops_interpolate(row: Row) -> int:
     input elements times ``scale_factor`` to the number of spatial axes (as a float)."""
     kw = _kwargs(row)
     if kw.get("size") is not None:
-        return _numel(row.output_shape)
+        return math.prod(row.output_shape)
     scale = kw["scale_factor"]
     n = len(row.input_shape) - 1
     factor = math.prod(scale) if isinstance(scale, tuple | list) else scale**n
-    return int(_numel(row.input_shape) * factor)
+    return int(math.prod(row.input_shape) * factor)
 
 
 def _pool_window_sum(row: Row) -> int:
@@ -113,7 +109,7 @@ def _pool_window_sum(row: Row) -> int:
             for i, o in zip(row.input_shape[1:], row.output_shape[1:], strict=True)
         ]
         return row.output_shape[0] * math.prod(per_axis)
-    return _numel(row.output_shape) * math.prod(res.receptive.kernel)
+    return math.prod(row.output_shape) * math.prod(res.receptive.kernel)
 
 
 @dataclass(frozen=True)
@@ -127,7 +123,7 @@ class Quantity:
 QUANTITIES: dict[str, Quantity] = {
     "macs": Quantity(lambda r: r.macs, "shapecalc's MACs: the multiply-accumulates of a convolution or linear layer"),
     "bias": Quantity(
-        lambda r: _numel(r.output_shape) if _has(r, "bias") and r.type != "layernorm" else 0,
+        lambda r: math.prod(r.output_shape) if _has(r, "bias") and r.type != "layernorm" else 0,
         "one addition per output element when the layer has a bias",
     ),
     "params": Quantity(
@@ -136,18 +132,18 @@ QUANTITIES: dict[str, Quantity] = {
     "param_positions": Quantity(
         lambda r: _weight_bias(r) * _positions(r), "parameters (weight and bias) times the output positions"
     ),
-    "in": Quantity(lambda r: _numel(r.input_shape), "input elements"),
-    "out": Quantity(lambda r: _numel(r.output_shape), "output elements"),
+    "in": Quantity(lambda r: math.prod(r.input_shape), "input elements"),
+    "out": Quantity(lambda r: math.prod(r.output_shape), "output elements"),
     "affine_in": Quantity(
-        lambda r: _numel(r.input_shape) if _has(r, "weight") else 0, "input elements when the layer is affine"
+        lambda r: math.prod(r.input_shape) if _has(r, "weight") else 0, "input elements when the layer is affine"
     ),
     "untracked_in": Quantity(
-        lambda r: _numel(r.input_shape) if not _kwargs(r).get("track_running_stats", True) else 0,
+        lambda r: math.prod(r.input_shape) if not _kwargs(r).get("track_running_stats", True) else 0,
         "input elements of a batch norm that keeps no running statistics (batch statistics in eval too)",
     ),
     "out_cin_kernel": Quantity(
         lambda r: (
-            _numel(r.output_shape)
+            math.prod(r.output_shape)
             * (r.input_shape[0] // _kwargs(r).get("groups", 1))
             * math.prod(r.result.tensors[0][1][2:] if r.result else ())
         ),
@@ -156,14 +152,14 @@ QUANTITIES: dict[str, Quantity] = {
     ),
     "spatial_axes": Quantity(lambda r: len(r.input_shape) - 1, "number of spatial axes"),
     "out_x_kernel_as_given": Quantity(
-        lambda r: _numel(r.output_shape) * _kernel_as_given(r),
+        lambda r: math.prod(r.output_shape) * _kernel_as_given(r),
         "output elements x kernel_size as written (an int kernel not raised to the spatial axes)",
     ),
     "out_x_spatial_axes": Quantity(
-        lambda r: _numel(r.output_shape) * (len(r.input_shape) - 1), "output elements x spatial axes"
+        lambda r: math.prod(r.output_shape) * (len(r.input_shape) - 1), "output elements x spatial axes"
     ),
     "out_x_adaptive_kernel": Quantity(
-        lambda r: _numel(r.output_shape) * math.prod(_torchscan_adaptive_kernel(r)),
+        lambda r: math.prod(r.output_shape) * math.prod(_torchscan_adaptive_kernel(r)),
         "output elements x torchscan's adaptive kernel (in // out, or in % out + 1 when uneven)",
     ),
     "thop_adaptive": Quantity(_thop_adaptive, "int((prod(in / out) + 1) x output elements), in floating point"),
@@ -171,7 +167,7 @@ QUANTITIES: dict[str, Quantity] = {
     "ptflops_interpolate": Quantity(_ptflops_interpolate, "output size, or input x scale_factor^axes"),
     "upsample_taps": Quantity(
         lambda r: (
-            _numel(r.output_shape)
+            math.prod(r.output_shape)
             * {"linear": 5, "bilinear": 11, "bicubic": 259}.get(
                 _kwargs(r).get("mode", ""), 1 if _kwargs(r).get("mode") == "nearest" else 0
             )
@@ -180,7 +176,7 @@ QUANTITIES: dict[str, Quantity] = {
     ),
     "fvcore_upsample": Quantity(
         lambda r: (
-            _numel(r.output_shape)
+            math.prod(r.output_shape)
             * ({"nearest": 1, "bilinear": 4}.get(_kwargs(r).get("mode", ""), 0) if len(r.output_shape) == 3 else 0)
         ),
         "fvcore: 2-d nearest 1 and bilinear 4 per output element; other modes uncounted",

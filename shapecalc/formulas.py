@@ -299,18 +299,8 @@ class Axis:
     unseen_at_end: int  # of those, the rows at the end a stride that does not divide drops (:func:`unseen_rows`)
 
 
-def axis(
-    mode: str,
-    size: int,
-    kernel: int,
-    stride: int,
-    padding: int = 0,
-    dilation: int = 1,
-    *,
-    pad_after: int | None = None,
-    output_padding: int = 0,
-    ceil_mode: bool = False,
-) -> Axis:
+def axis(mode: str, size: int, kernel: int, stride: int, padding: int = 0, dilation: int = 1, *,
+         pad_after: int | None = None, output_padding: int = 0, ceil_mode: bool = False) -> Axis:  # fmt: skip
     """One axis of a ``mode`` layer (:data:`MODES`): the one place the modes dispatch to their formulas.
 
     ``pad_after`` is a convolution's asymmetric padding ('same' with an even kernel),

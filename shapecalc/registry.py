@@ -577,10 +577,6 @@ def _channels(lt: LayerType, shape: Shape, args: Mapping[str, Any], name: str) -
     return c
 
 
-def _prod(values: Sequence[int]) -> int:
-    return math.prod(values)
-
-
 def _ratio(a: int, b: int = 1) -> Ratio:
     """``a / b`` exactly: an int when it divides (the common case, and cheap), else a Fraction."""
     if a % b == 0:
@@ -645,7 +641,7 @@ def _infer_conv(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRe
             out_sp.append(F.conv_out(size, k[axis], s[axis], before[axis], d[axis], after[axis]))
         except LayerConfigError as e:
             raise LayerConfigError(f"{e.message} (axis {axis})", arg="kernel_size") from None
-    weight = cout * (cin // groups) * _prod(k)
+    weight = cout * (cin // groups) * math.prod(k)
     bias = cout if args["bias"] else 0
     unseen = tuple(F.unseen_rows(size, k[i], s[i], before[i], d[i], after[i]) for i, size in enumerate(shape[1:]))
     kwargs = {"in_channels": cin, **args}
@@ -658,7 +654,7 @@ def _infer_conv(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRe
         output=(cout, *out_sp),
         params=weight + bias,
         trainable=weight + bias,
-        macs=_prod(out_sp) * cout * (cin // groups) * _prod(k),
+        macs=math.prod(out_sp) * cout * (cin // groups) * math.prod(k),
         receptive=ReceptiveStep(
             tuple(F.effective_kernel(kk, dd) for kk, dd in zip(k, d, strict=True)), s, before, mixes_channels=True
         ),
@@ -680,7 +676,7 @@ def _infer_conv_transpose(lt: LayerType, shape: Shape, args: Mapping[str, Any]) 
             out_sp.append(F.conv_transpose_out(size, k[axis], s[axis], p[axis], d[axis], op[axis]))
         except LayerConfigError as e:
             raise LayerConfigError(f"{e.message} (axis {axis})", arg=e.arg) from None
-    weight = cin * (cout // groups) * _prod(k)
+    weight = cin * (cout // groups) * math.prod(k)
     bias = cout if args["bias"] else 0
     eff = tuple(F.effective_kernel(kk, dd) for kk, dd in zip(k, d, strict=True))
     tensors: tuple[tuple[str, Shape], ...] = (("weight", (cin, cout // groups, *k)),)
@@ -692,7 +688,7 @@ def _infer_conv_transpose(lt: LayerType, shape: Shape, args: Mapping[str, Any]) 
         params=weight + bias,
         trainable=weight + bias,
         # torch counts a transposed convolution over the input positions
-        macs=_prod(shape[1:]) * cin * (cout // groups) * _prod(k),
+        macs=math.prod(shape[1:]) * cin * (cout // groups) * math.prod(k),
         receptive=ReceptiveStep(
             # an output sees ceil(k_eff / s) inputs; neighbours are 1/s input apart
             tuple(-(-e // ss) for e, ss in zip(eff, s, strict=True)),
@@ -846,7 +842,7 @@ def _batchnorm_batch(lt: LayerType, shape: Shape, res: LayerResult, batch: int) 
     # with running statistics eval() (what verification runs) uses them; without, the batch's own
     if res.torch_kwargs.get("track_running_stats"):
         return
-    if batch * _prod(shape[1:]) == 1:
+    if batch * math.prod(shape[1:]) == 1:
         raise _one_value_per_channel(
             lt, shape, 1, batch, "use a larger batch or input, or track_running_stats: true"
         )
@@ -854,7 +850,7 @@ def _batchnorm_batch(lt: LayerType, shape: Shape, res: LayerResult, batch: int) 
 
 def _groupnorm_batch(lt: LayerType, shape: Shape, res: LayerResult, batch: int) -> None:
     # torch's group_norm checks batch * (C / G) * spatial values per group, in every mode
-    per_group = shape[0] // res.torch_kwargs["num_groups"] * _prod(shape[1:])
+    per_group = shape[0] // res.torch_kwargs["num_groups"] * math.prod(shape[1:])
     if batch * per_group == 1:
         raise _one_value_per_channel(lt, shape, 1, batch, "use fewer groups, a larger batch or a larger input")
 
@@ -894,7 +890,7 @@ def _infer_layernorm(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> La
             f" {show_value(shape)}; {show_value(fit)} would fit",
             arg="normalized_shape",
         )
-    n = _prod(ns)
+    n = math.prod(ns)
     params = (n if args["elementwise_affine"] else 0) + (n if args["elementwise_affine"] and args["bias"] else 0)
     tensors: tuple[tuple[str, Shape], ...] = ()
     if args["elementwise_affine"]:
@@ -918,7 +914,7 @@ def _infer_linear(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Layer
     fin = shape[-1]
     given = args.get("in_features")
     if given is not None and given != fin:
-        hint = f" (flatten first: it would give {_prod(shape)} features)" if len(shape) > 1 else ""
+        hint = f" (flatten first: it would give {math.prod(shape)} features)" if len(shape) > 1 else ""
         raise LayerConfigError(f"in_features is {given} but the input has {fin} features{hint}", arg="in_features")
     fout = args["out_features"]
     bias = fout if args["bias"] else 0
@@ -927,7 +923,7 @@ def _infer_linear(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Layer
         output=(*shape[:-1], fout),
         params=fout * fin + bias,
         trainable=fout * fin + bias,
-        macs=_prod(shape[:-1]) * fin * fout,
+        macs=math.prod(shape[:-1]) * fin * fout,
         receptive=GLOBAL,
         torch_kwargs={"in_features": fin, **args},
         summary=f"{fin} -> {fout}",
@@ -953,7 +949,7 @@ def _infer_flatten(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Laye
             "start_dim 0 would flatten the batch axis into the features; use start_dim 1", arg="start_dim"
         )
     full = (1, *shape)
-    out = (*full[:s], _prod(full[s : e + 1]), *full[e + 1 :])[1:]
+    out = (*full[:s], math.prod(full[s : e + 1]), *full[e + 1 :])[1:]
     return LayerResult(
         output=out,
         torch_kwargs=dict(args),

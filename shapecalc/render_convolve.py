@@ -127,27 +127,11 @@ def render(
     from rich.constrain import Constrain
     from rich.text import Text
 
-    image, kernel = conv.image, conv.kernel
-    padded = any(p for axis in conv.padding for p in axis)
-    input_title = f"input {image.name} {crossed(image.shape)}"
-    if padded:
-        (top, bottom), (left, right) = conv.padding
-        pads = (
-            f"{top}"
-            if len({top, bottom, left, right}) == 1
-            else f"top {top}, bottom {bottom}, left {left}, right {right}"
-        )
-        input_title += f", padding {pads} -> {crossed((len(conv.padded), len(conv.padded[0])))}"
-    height, width = image.shape
-    (top, _), (left, _) = conv.padding
-    is_pad = [
-        [not (top <= r < top + height and left <= c < left + width) for c in range(len(conv.padded[0]))]
-        for r in range(len(conv.padded))
-    ]
+    kernel = conv.kernel
     kernel_title = f"kernel {kernel.name} {crossed(kernel.shape)}" + (", rotated 180°" if conv.flip else "")
     grids = Columns(
         [
-            Group(Text(input_title, style="bold"), heat_grid(conv.padded, is_pad if padded else None)),
+            _input_grid(conv),
             Group(Text(kernel_title, style="bold"), heat_grid(conv.applied)),
             Group(Text(f"output {crossed(conv.shape)}", style="bold"), heat_grid(conv.output)),
         ],
@@ -177,6 +161,28 @@ def render(
     # prose wraps at 80 columns wherever it goes (a pipe gets the grids' natural width, which may be more)
     out += [Constrain(Text(meaning), PROSE_WIDTH), _check_line(check, verify)]
     return out
+
+
+def _input_grid(conv: core.Convolution) -> RenderableType:
+    """The input as the kernel sees it: padded, the padding zeros dim, the padding in the title."""
+    from rich.console import Group
+    from rich.text import Text
+
+    image = conv.image
+    padded = any(p for axis in conv.padding for p in axis)
+    title = f"input {image.name} {crossed(image.shape)}"
+    if not padded:
+        return Group(Text(title, style="bold"), heat_grid(conv.padded))
+    (top, bottom), (left, right) = conv.padding
+    same = len({top, bottom, left, right}) == 1
+    pads = f"{top}" if same else f"top {top}, bottom {bottom}, left {left}, right {right}"
+    title += f", padding {pads} -> {crossed((len(conv.padded), len(conv.padded[0])))}"
+    height, width = image.shape
+    is_pad = [
+        [not (top <= r < top + height and left <= c < left + width) for c in range(len(conv.padded[0]))]
+        for r in range(len(conv.padded))
+    ]
+    return Group(Text(title, style="bold"), heat_grid(conv.padded, is_pad))
 
 
 def _check_line(check: core.TorchCheck | None, verify: bool) -> Text:

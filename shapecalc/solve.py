@@ -182,6 +182,21 @@ def _rank(mode: str, size: int, out: int, sol: Solution) -> tuple[tuple[Any, ...
     return key, tuple(remarks)
 
 
+def _nothing_fits(size: int, out: int, mode: str, bounds: Bounds, given: dict[str, int | None]) -> LayerConfigError:
+    """The error when no setting maps ``size`` to ``out``: what was searched, what was pinned, a hint."""
+    pinned = ", ".join(f"{name} {value}" for name, value in given.items() if value is not None)
+    hint = ""
+    if out > size and mode != "transpose":
+        hint = "; to upsample, try --transpose"
+    elif out < size and mode == "transpose":
+        hint = "; to downsample, drop --transpose"
+    return LayerConfigError(
+        f"no {F.MODE_WORDS[mode]} maps {size} to {out} within {bounds.describe(mode)}"
+        + (f" with {pinned}" if pinned else "")
+        + hint
+    )
+
+
 def solve(
     size: int,
     out: int,
@@ -232,24 +247,8 @@ def solve(
             key, remarks = _rank(mode, size, out, sol)
             found.append((key, Solution(k, s, p, d, op, got.out, got.formula, got.unseen, remarks)))
     if not found:
-        pinned = ", ".join(
-            f"{name} {value}"
-            for name, value in (
-                ("kernel", kernel), ("stride", stride), ("padding", padding),
-                ("dilation", dilation), ("output_padding", output_padding),
-            )
-            if value is not None
-        )  # fmt: skip
-        layer = F.MODE_WORDS[mode]
-        hint = ""
-        if out > size and mode != "transpose":
-            hint = "; to upsample, try --transpose"
-        elif out < size and mode == "transpose":
-            hint = "; to downsample, drop --transpose"
-        raise LayerConfigError(
-            f"no {layer} maps {size} to {out} within {bounds.describe(mode)}"
-            + (f" with {pinned}" if pinned else "")
-            + hint
-        )
+        given = {"kernel": kernel, "stride": stride, "padding": padding, "dilation": dilation,
+                 "output_padding": output_padding}  # fmt: skip
+        raise _nothing_fits(size, out, mode, bounds, given)
     found.sort(key=lambda item: item[0])
     return SolveResult(size, out, mode, ceil, bounds, tuple(sol for _, sol in found))

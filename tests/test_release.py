@@ -95,18 +95,19 @@ def test_the_readme_precommit_snippet_works(tmp_path: Path) -> None:
     """The README's snippet, pointed at a snapshot of this checkout tagged as a release is tagged."""
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("needs git and a git checkout of shapecalc")
-    from test_check import GOOD, _git, _snapshot
+    from repos import git, snapshot
+    from test_check import GOOD
 
-    hook_repo = _snapshot(ROOT, tmp_path / "hook-repo")
-    _git("tag", f"v{__version__}", cwd=hook_repo)
+    hook_repo = snapshot(ROOT, tmp_path / "hook-repo")
+    git("tag", f"v{__version__}", cwd=hook_repo)
     config = _readme_precommit_snippet()
     config["repos"][0]["repo"] = str(hook_repo)  # type: ignore[index]
     project = tmp_path / "project"
     (project / "architectures").mkdir(parents=True)
     (project / "architectures" / "good.yaml").write_text(GOOD)
     (project / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config))
-    _git("init", "-q", cwd=project)
-    _git("add", "-A", cwd=project)
+    git("init", "-q", cwd=project)
+    git("add", "-A", cwd=project)
     env = {"PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "NO_COLOR": "1", "PATH": os.environ["PATH"]}
     run = subprocess.run(
         [sys.executable, "-m", "pre_commit", "run", "--all-files"], cwd=project, env=env, capture_output=True, text=True

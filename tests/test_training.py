@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from specs import TINY
 
 from shapecalc.analysis import analyse
 from shapecalc.cli import cli
@@ -20,19 +21,6 @@ from shapecalc.spec import load, loads
 from shapecalc.training import training_memory
 
 ROOT = Path(__file__).resolve().parent.parent
-
-TINY = """\
-name: tiny
-input: [3, 16, 16]
-layers:
-  - conv2d: {out_channels: 8, kernel_size: 3, padding: 1, bias: false}
-  - batchnorm2d
-  - relu
-  - maxpool2d: {kernel_size: 2}
-  - flatten
-  - linear: {out_features: 10}
-"""
-
 
 def test_by_hand_tiny() -> None:
     analysis = analyse(loads(TINY), batch=2)

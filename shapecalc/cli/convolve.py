@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from .. import convolve as core
-from .options import echo_json, print_renderable
+from .options import echo_json, format_option, print_renderable
 
 # --------------------------------------------------------------------------- option types
 
@@ -119,7 +119,7 @@ _BUILTINS = f"Built-in images: {', '.join(core.BUILTIN_IMAGES)}. Built-in kernel
     show_default=True,
     help="Check the result against torch.nn.functional.conv2d when torch is installed.",
 )
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@format_option("text", "json", help=None)
 @click.pass_context
 def command(
     ctx: click.Context,

@@ -10,7 +10,7 @@ import click
 from ..layer_report import analyse_layer
 from ..registry import LAYERS
 from ..render_layer import as_dict, text_lines
-from .options import SHAPE, batch_option, echo_json
+from .options import SHAPE, batch_option, echo_json, format_option
 
 
 def parse_value(text: str) -> Any:
@@ -125,8 +125,7 @@ Layer types:
 @batch_option
 @click.option("--vs-dense", type=click.IntRange(min=1), metavar="N",
               help="Compare the weights with a fully connected layer from the flattened input to N units.")  # fmt: skip
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Output format.")  # fmt: skip
+@format_option("text", "json")
 def command(
     layer_type: str,
     args: tuple[str, ...],

@@ -5,17 +5,11 @@ from __future__ import annotations
 import click
 
 from ..shapes import crossed
-from .options import echo_json, print_renderable
+from .options import echo_json, format_option, print_renderable
 
 
 @click.command("list")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-)
+@format_option("table", "json", help=None)
 def command(fmt: str) -> None:
     """List the shipped architectures: name, input, parameters, MACs, receptive field, source.
 

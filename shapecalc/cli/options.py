@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class ShapeParam(click.ParamType):
@@ -43,6 +46,13 @@ batch_option = click.option(
     show_default=True,
     help="Batch size (the batch axis is never part of --input).",
 )
+
+
+def format_option(*choices: str, help: str | None = "Output format.") -> Callable[[F], F]:
+    """``--format`` into the parameter ``fmt``, one of ``choices``; the first is the default."""
+    return click.option(
+        "--format", "fmt", type=click.Choice(list(choices)), default=choices[0], show_default=True, help=help
+    )
 
 
 class DeviceParam(click.ParamType):

@@ -16,7 +16,7 @@ from .. import axis_size
 from ..axis_size import OutConfig, OutResult, Value
 from ..errors import LayerConfigError
 from ..shapes import crossed
-from .options import echo_json, layer_mode
+from .options import echo_json, format_option, layer_mode
 
 
 def _values(name: str) -> Callable[[click.Context, click.Parameter, str | None], list[Value] | None]:
@@ -121,8 +121,7 @@ does not divide evenly, the input rows/columns that no window covers are reporte
 @click.option("--pool", is_flag=True, help="Max/avg pooling (avg pooling takes no dilation).")
 @click.option("--ceil", is_flag=True, help="With --pool: ceil_mode (round the division up).")
 @click.option("-q", "--quiet", is_flag=True, help="Print the bare result only (for scripts).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Output format.")  # fmt: skip
+@format_option("text", "json")
 def command(
     size: list[Value],
     kernel: list[Value],

@@ -6,7 +6,7 @@ import click
 
 from ..formulas import MODE_WORDS
 from ..solve import DEFAULT_BOUNDS, SolveResult, solve
-from .options import echo_json, layer_mode
+from .options import echo_json, format_option, layer_mode
 
 HELP = f"""Which kernel/stride/padding/dilation map an input size to an output size (one axis).
 
@@ -39,8 +39,7 @@ is a multiple of the stride. For --pool: non-overlapping windows (stride = kerne
 @click.option("--ceil", is_flag=True, help="With --pool: ceil_mode.")
 @click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True,
               help="Show at most N combinations (0: all).")  # fmt: skip
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Output format.")  # fmt: skip
+@format_option("text", "json")
 def command(
     size: int,
     out: int,

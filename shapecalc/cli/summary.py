@@ -11,7 +11,7 @@ import click
 
 from ..errors import INSTALL_TORCH
 from .cost_options import cost_options
-from .options import DEVICE, SHAPE, batch_option, echo_json, note_unused, print_renderable
+from .options import DEVICE, SHAPE, batch_option, echo_json, format_option, note_unused, print_renderable
 from .sweep_view import param_options
 
 if TYPE_CHECKING:
@@ -33,13 +33,7 @@ if TYPE_CHECKING:
     help="Element type for the memory figures.",
 )
 @click.option("--depth", type=click.IntRange(min=0), help="Fold rows nested deeper than N (0 = top level only).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "markdown", "csv"]),
-    default="table",
-    show_default=True,
-)
+@format_option("table", "json", "markdown", "csv", help=None)
 @click.option(
     "--verify/--no-verify",
     default=None,
