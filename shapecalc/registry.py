@@ -545,6 +545,18 @@ KIND_DOCS = {
 # --------------------------------------------------------------------------- helpers for infer
 
 
+def _out_sizes(shape: Shape, size_of: Callable[[int, int], int], arg: str | None = "kernel_size") -> list[int]:
+    """Each spatial axis's output size, ``size_of(axis, size)``; an error says which axis (and blames
+    ``arg`` when the formula names no argument)."""
+    out = []
+    for axis, size in enumerate(shape[1:]):
+        try:
+            out.append(size_of(axis, size))
+        except LayerConfigError as e:
+            raise LayerConfigError(f"{e.message} (axis {axis})", arg=e.arg or arg) from None
+    return out
+
+
 def _need_rank(lt: LayerType, shape: Shape, ranks: Sequence[int], what: str) -> None:
     if len(shape) not in ranks:
         raise LayerConfigError(f"{lt.name} expects a per-sample input of {what}, but the input is {show_value(shape)}")
@@ -635,12 +647,7 @@ def _infer_conv(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRe
                     f" {limit} for axis {axis} of size {size}",
                     arg="padding",
                 )
-    out_sp = []
-    for axis, size in enumerate(shape[1:]):
-        try:
-            out_sp.append(F.conv_out(size, k[axis], s[axis], before[axis], d[axis], after[axis]))
-        except LayerConfigError as e:
-            raise LayerConfigError(f"{e.message} (axis {axis})", arg="kernel_size") from None
+    out_sp = _out_sizes(shape, lambda i, size: F.conv_out(size, k[i], s[i], before[i], d[i], after[i]))
     weight = cout * (cin // groups) * math.prod(k)
     bias = cout if args["bias"] else 0
     unseen = tuple(F.unseen_rows(size, k[i], s[i], before[i], d[i], after[i]) for i, size in enumerate(shape[1:]))
@@ -670,12 +677,7 @@ def _infer_conv_transpose(lt: LayerType, shape: Shape, args: Mapping[str, Any]) 
     cin, cout, groups = _conv_channels(lt, shape, args)
     k, s, d = per_axis(args["kernel_size"], n), per_axis(args["stride"], n), per_axis(args["dilation"], n)
     p, op = per_axis(args["padding"], n), per_axis(args["output_padding"], n)
-    out_sp = []
-    for axis, size in enumerate(shape[1:]):
-        try:
-            out_sp.append(F.conv_transpose_out(size, k[axis], s[axis], p[axis], d[axis], op[axis]))
-        except LayerConfigError as e:
-            raise LayerConfigError(f"{e.message} (axis {axis})", arg=e.arg) from None
+    out_sp = _out_sizes(shape, lambda i, size: F.conv_transpose_out(size, k[i], s[i], p[i], d[i], op[i]), None)
     weight = cin * (cout // groups) * math.prod(k)
     bias = cout if args["bias"] else 0
     eff = tuple(F.effective_kernel(kk, dd) for kk, dd in zip(k, d, strict=True))
@@ -748,12 +750,7 @@ def _infer_pool(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRe
                     f" unpadded input to be at least the kernel size",
                     arg="kernel_size",
                 )
-    out_sp = []
-    for axis, size in enumerate(shape[1:]):
-        try:
-            out_sp.append(F.pool_out(size, k[axis], s[axis], p[axis], d[axis], ceil))
-        except LayerConfigError as e:
-            raise LayerConfigError(f"{e.message} (axis {axis})", arg=e.arg or "kernel_size") from None
+    out_sp = _out_sizes(shape, lambda i, size: F.pool_out(size, k[i], s[i], p[i], d[i], ceil))
     if "divisor_override" in args and args["divisor_override"] == 0:
         raise LayerConfigError("divisor_override must not be zero", arg="divisor_override")
     unseen = () if ceil else tuple(F.unseen_rows(size, k[i], s[i], p[i], d[i]) for i, size in enumerate(shape[1:]))

@@ -83,6 +83,28 @@ def note_unused(ctx: click.Context, name: str, flag: str, reason: str) -> None:
         click.echo(f"note: {flag} does nothing {reason}", err=True)
 
 
+def wants_verification(verify: bool | None, notes: list[str]) -> bool:
+    """Whether to verify against torch, for ``--verify/--no-verify`` (None: the default).
+
+    An explicit ``--verify`` without torch fails (:class:`MissingTorchError`: asked for, not
+    got, as ``check --verify``); the default without torch adds a note and skips it.
+    """
+    import importlib.util
+
+    if verify is False:
+        return False
+    if importlib.util.find_spec("torch") is not None:
+        return True
+    if verify:
+        from ..errors import MissingTorchError
+
+        raise MissingTorchError("--verify")
+    from ..errors import INSTALL_TORCH
+
+    notes.append(f"not verified: torch is not installed ({INSTALL_TORCH})")
+    return False
+
+
 def json_text(doc: Any) -> str:
     """The JSON convention of every command: objects indented by 2, one item a line in a list of
     objects or lists (a layer, a problem, a grid row), lists of plain values inline (``[3, 32, 32]``).

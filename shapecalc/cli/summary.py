@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import INSTALL_TORCH
 from .cost_options import cost_options
-from .options import DEVICE, SHAPE, batch_option, echo_json, format_option, note_unused, print_renderable
+from .options import (
+    DEVICE,
+    SHAPE,
+    batch_option,
+    echo_json,
+    format_option,
+    note_unused,
+    print_renderable,
+    wants_verification,
+)
 from .sweep_view import param_options
 
 if TYPE_CHECKING:
@@ -134,15 +141,7 @@ def command(
         note_unused(ctx, "depth", "--depth", "with --format json (the document has every row)")
     verification = None
     notes: list[str] = []
-    torch_missing = importlib.util.find_spec("torch") is None
-    if verify and torch_missing:
-        # asked for explicitly: not getting it is a failure (the same rule as `check --verify`)
-        from ..errors import MissingTorchError
-
-        raise MissingTorchError("--verify")
-    if verify is None and torch_missing:
-        notes.append(f"not verified: torch is not installed ({INSTALL_TORCH})")
-    elif verify is not False:
+    if wants_verification(verify, notes):
         from ..verification import verify as run_verify
 
         verification = run_verify(spec, analysis=analysis, device=device, batch=batch)

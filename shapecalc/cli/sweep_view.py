@@ -7,15 +7,13 @@ the comparison of every variant (:mod:`shapecalc.sweep`) instead of one layer ta
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
 
-from ..errors import INSTALL_TORCH
-from .options import echo_json, print_renderable
+from .options import echo_json, print_renderable, wants_verification
 
 
 def param_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -73,14 +71,7 @@ def show_sweep(
     rows = sweep.run(text, spec_file, values, input=input_shape, batch=batch, dtype=dtype)
 
     notes: list[str] = []
-    torch_missing = importlib.util.find_spec("torch") is None
-    if verify and torch_missing:
-        from ..errors import MissingTorchError
-
-        raise MissingTorchError("--verify")
-    if verify is None and torch_missing:
-        notes.append(f"not verified: torch is not installed ({INSTALL_TORCH})")
-    elif verify is not False:
+    if wants_verification(verify, notes):
         rows, notes = _verified(rows, device, batch)
 
     names = [n for n, _ in sweeps]
