@@ -108,8 +108,9 @@ def command(
     if train and (looks_like_ref(spec_file)):
         raise click.UsageError("--train works on a spec's layers, not on a Python model")
     if looks_like_ref(spec_file):
-        from .pymodel import summary_of_model
+        from .pymodel import note_model_flags, summary_of_model
 
+        note_model_flags(ctx, verify, device)
         model_analysis, model_notes = summary_of_model(spec_file, input_shape, model_args, batch=batch, dtype=dtype)
         _emit(model_analysis, None, model_notes, *costs)
         return
@@ -124,8 +125,9 @@ def command(
         return
     spec = _load(spec_file, parsed_sets(set_values))
     if spec.module is not None and not spec.has_layers:  # the spec only names a Python model
-        from .pymodel import summary_of_spec_module
+        from .pymodel import note_model_flags, summary_of_spec_module
 
+        note_model_flags(ctx, verify, device)
         model_analysis, model_notes = summary_of_spec_module(spec, input_shape, batch=batch, dtype=dtype)
         _emit(model_analysis, None, model_notes, *costs)
         return
