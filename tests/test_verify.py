@@ -281,3 +281,51 @@ def test_specs_mirroring_torchvision(name: str) -> None:
         out = model(x)
     assert tuple(out.shape[1:]) == analysis.output
     assert 2 * analysis.totals.macs == counter.get_total_flops()
+
+
+REPEATS = """\
+input: [4, 12, 12]
+layers:
+  - conv2d: {out_channels: 8, kernel_size: 3, padding: 1}
+  - batchnorm2d
+  - relu
+  - conv2d: {out_channels: 8, kernel_size: 3, padding: 1, repeat: 3}
+  - batchnorm2d: {repeat: 2}
+  - conv2d: {out_channels: 8, kernel_size: 3}
+  - conv2d: {out_channels: 8, kernel_size: 3, padding: 1, stride: 2}
+  - residual:
+      body:
+        - conv2d: {out_channels: 8, kernel_size: 3, padding: 1}
+        - relu
+  - relu
+  - maxpool2d: {kernel_size: 2}
+  - flatten
+  - linear: {out_features: 5}
+"""
+
+
+def test_meta_replays_repeated_leaves_with_torchs_own_answers() -> None:
+    """On meta each distinct (leaf configuration, input) runs once; repeats get that run's shape and FLOPs.
+    Every actual value equals the CPU pass's, which runs every layer."""
+    from shapecalc.spec import loads
+
+    spec = loads(REPEATS)
+    cpu, meta = verify(spec, device="cpu", batch=2), verify(spec, device="meta", batch=2)
+    assert cpu.ok and meta.ok
+    assert [(c.path, c.field, c.actual) for c in meta.checks] == [(c.path, c.field, c.actual) for c in cpu.checks]
+
+
+def test_meta_replay_keys_hold_every_setting() -> None:
+    from shapecalc.verification import _MetaReplay, _Recorder
+
+    replay = _MetaReplay(torch, _Recorder(None))
+    nn = torch.nn
+    conv = replay.config(nn.Conv2d(8, 8, 3, padding=1))
+    assert conv == replay.config(nn.Conv2d(8, 8, 3, padding=1))
+    assert conv != replay.config(nn.Conv2d(8, 8, 3, padding=0))
+    assert conv != replay.config(nn.Conv2d(8, 8, 3, padding=1, bias=False))
+    assert conv != replay.config(nn.Conv2d(8, 8, 3, padding=1, padding_mode="reflect"))
+    assert replay.config(nn.BatchNorm2d(8)) != replay.config(nn.BatchNorm2d(8, track_running_stats=False))
+    assert replay.config(nn.ReLU()) != replay.config(nn.ReLU(inplace=True))
+    assert replay.config(nn.Hardtanh(1, 2)) != replay.config(nn.Hardtanh(1.0, 2.0))  # types kept apart
+    assert replay.config(nn.Sequential(nn.ReLU())) is None  # containers always run
