@@ -207,10 +207,12 @@ def training_panel(mem: TrainingMemory, measured: MeasuredStep | None = None) ->
         rows.append((f"  {len(mem.saved_by_type) - 6} other types", fmt_bytes(rest), ""))
     step = mem.forward_macs + mem.backward_macs
     peak_note = "forward + backward + optimizer.step()"
-    if measured is not None and measured.peak_bytes is not None:
+    if measured is not None:
         off = _signed_pct(mem.peak_bytes - measured.peak_bytes, measured.peak_bytes)
         peak_note = f"torch measured {fmt_bytes(measured.peak_bytes)} (estimate {off})"
     rows.append(("peak", fmt_bytes(mem.peak_bytes), peak_note))
+    if measured is not None and measured.allocator_peak_bytes != measured.peak_bytes:
+        rows.append(("  with workspaces", fmt_bytes(measured.allocator_peak_bytes), "measured: + kernels' own buffers"))
     rows += [
         ("MACs per sample", "", ""),
         ("  forward", fmt_int(mem.forward_macs), ""),
@@ -250,5 +252,6 @@ def training_json(mem: TrainingMemory, measured: MeasuredStep | None = None) -> 
             "device": "cpu",
             "saved_bytes": measured.saved_bytes,
             "peak_bytes": measured.peak_bytes,
+            "allocator_peak_bytes": measured.allocator_peak_bytes,
         }
     return doc

@@ -99,7 +99,8 @@ def add_training(
         measured = measure_step(spec, batch=analysis.batch, optimizer=optimizer, input=analysis.input)
         notes.append(
             f"training step measured with torch on cpu: saved {measured.saved_bytes:,} bytes (estimate"
-            f" {mem.saved_bytes:,}), peak {_bytes(measured.peak_bytes)} (estimate {mem.peak_bytes:,})"
+            f" {mem.saved_bytes:,}), peak {measured.peak_bytes:,} bytes (estimate {mem.peak_bytes:,};"
+            f" with the kernels' workspaces {measured.allocator_peak_bytes:,})"
         )
     views.panels.append(training_panel(mem, measured))
     views.json["training"] = training_json(mem, measured)
@@ -110,9 +111,3 @@ def _fits(peak: int) -> bool:
 
     free = available_memory("cpu")
     return free is None or peak < free
-
-
-def _bytes(n: int | None) -> str:
-    if n is None:
-        return "not measured (torch's MemTracker fails on outputs without gradients: frozen first layers)"
-    return f"{n:,} bytes"
