@@ -186,6 +186,12 @@ QUANTITIES: dict[str, Quantity] = {
         "fvcore: 2-d nearest 1 and bilinear 4 per output element; other modes uncounted",
     ),
     "pool_window": Quantity(_pool_window_sum, "the elements each output's window reads, summed"),
+    "ptflops_lrn": Quantity(
+        lambda r: 3 * _numel(r.input_shape)
+        + (r.input_shape[0] + _kwargs(r).get("size", 1) - 1) * _numel(r.input_shape[1:]),
+        "ptflops' patched ops inside F.local_response_norm: x*x, *alpha and +k (3 per element), and"
+        " the average pool over the channel-padded squares (C + size - 1 per position)",
+    ),
 }
 
 #: a rule: (coefficient, quantity name) pairs, summed
@@ -267,6 +273,8 @@ CONVENTIONS: dict[str, Convention] = {
                 "leaky_relu": _r("out"),
                 "silu": _r("in"),
                 "softmax": _r("in"),
+                "softmax2d": _r("in"),  # it calls F.softmax
+                "local_response_norm": _r("ptflops_lrn"),
                 "upsample": _r("out", "ptflops_interpolate"),
             },
             adds="bias, norm 2 per element (1 without affine; LayerNorm always 1), pooling 1 per input"

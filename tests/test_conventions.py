@@ -21,11 +21,15 @@ from click.testing import CliRunner
 from shapecalc.analysis import analyse
 from shapecalc.cli import cli
 from shapecalc.conventions import CONVENTIONS, EXTRA_TERMS, compare, parse_terms, reproduce, with_terms
+from shapecalc.registry import LAYERS
 from shapecalc.spec import load
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDED = json.loads((ROOT / "bench" / "rivals.json").read_text())
-SPECS = sorted([*(ROOT / "architectures").glob("*.yaml"), *(ROOT / "tests" / "fixtures" / "rivals").glob("*.yaml")])
+PROBES = ROOT / "tests" / "fixtures" / "rivals"
+SPECS = sorted(
+    [*(ROOT / "architectures").glob("*.yaml"), *PROBES.glob("*.yaml"), *(PROBES / "types").glob("*.yaml")]
+)
 
 
 def _ids(paths: list[Path]) -> list[str]:
@@ -44,6 +48,18 @@ def test_recorded_figures_reproduced(key: str) -> None:
         assert rep.by_path(analysis) == measured["layers"], name
         assert rep.total == measured["total"], name
         assert measured["outside"] == 0  # no tool counts a residual add or a concat
+
+
+def test_every_spec_and_layer_type_is_recorded() -> None:
+    """bench/rivals.json holds every shipped spec and a one-layer probe of every registry type."""
+    recorded = set(RECORDED["architectures"])
+    assert {str(p.relative_to(ROOT)) for p in SPECS} <= recorded
+    for lt in LAYERS.values():
+        key = f"tests/fixtures/rivals/types/{lt.name}.yaml"
+        assert key in recorded, f"no probe of {lt.name}: add {key} and run bench/rivals.py"
+        entry = RECORDED["architectures"][key]
+        assert [r.type for r in analyse(load(str(ROOT / key))).layers] == [lt.name]
+        assert set(entry["spec"]) == {*CONVENTIONS, "flop_counter_macs"}
 
 
 def test_issue_figures_mobilenet_v2() -> None:
