@@ -222,6 +222,48 @@ MEASURES: dict[str, Measure] = {
 }
 
 
+def unsupported(tool: str, model: Any, inp: tuple[int, ...]) -> list[str]:
+    """What ``tool`` says it cannot count in ``model`` (empty: it claims every part):
+
+    - torchscan: the leaf modules whose MACs it reports as not ``complete`` (its total is then
+      "partial": the known part);
+    - thop: the leaf module classes without a rule in its ``register_hooks`` (it warns "Cannot
+      find rule ... Treat it as zero Macs" with ``report_missing=True``);
+    - fvcore: the operators of ``unsupported_ops()`` (it warns "Unsupported operator" by default);
+    - ptflops (pytorch backend): the leaf module classes its ``MODULES_MAPPING`` lacks (silently
+      zero, unless a patched functional call inside counts);
+    - torchinfo and ptflops' aten backend: nothing (torchinfo counts parameters of any module; the
+      aten backend silently ignores every operator it has no rule for).
+    """
+    leaves = _leaves(model)
+    if tool == "torchscan":
+        from torchscan import crawl_module
+
+        with _quiet():
+            report = crawl_module(copy.deepcopy(model), inp)
+        return sorted(
+            {layer["path"] for layer in report["layers"] if layer["path"] in leaves
+             and layer["metrics"]["macs"]["status"] != "complete"}
+        )  # fmt: skip
+    if tool == "thop":
+        from thop.profile import register_hooks
+
+        return sorted({type(m).__name__ for m in leaves.values() if type(m) not in register_hooks})
+    if tool == "fvcore":
+        from fvcore.nn import FlopCountAnalysis
+
+        with _quiet():
+            analysis = FlopCountAnalysis(copy.deepcopy(model).eval(), torch.ones(1, *inp))
+            analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+            analysis.total()  # runs the analysis
+            return sorted(analysis.unsupported_ops())
+    if tool == "ptflops":
+        from ptflops.pytorch_ops import MODULES_MAPPING
+
+        return sorted({type(m).__name__ for m in leaves.values() if type(m) not in MODULES_MAPPING})
+    return []
+
+
 def _flop_counter_macs(model: Any, inp: tuple[int, ...]) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -252,6 +294,9 @@ def measure(make: Callable[[], Any], inp: tuple[int, ...], names: dict[str, str]
                 key = names.get(name, name) if names is not None else name
                 layers[key] = layers.get(key, 0) + value
         out[tool] = {"total": total, "layers": layers, "outside": total - sum(layers.values())}
+        missing = unsupported(tool, original, inp)
+        if missing:
+            out[tool]["unsupported"] = missing
     out["flop_counter_macs"] = _flop_counter_macs(original, inp)
     return out
 

@@ -33,6 +33,7 @@ class CostViews:
     panels: list[Any] = field(default_factory=list)
     json: dict[str, Any] = field(default_factory=dict)
     row_json: dict[int, dict[str, Any]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # for stderr: what a tool cannot count here
 
 
 def _pct(x: float) -> str:
@@ -99,6 +100,10 @@ def cost_views(
                 views.row_json.setdefault(i, {}).setdefault("as", {})[name] = v
             conv = C.CONVENTIONS[name]
             views.json["as"][name] = {"total": rep.total, "reports": conv.reports}
+            note = C.cannot_count_note(analysis, name)
+            if note is not None:
+                views.notes.append(note)
+                views.json["as"][name]["cannot_count"] = [r.path for r in C.cannot_count(analysis, name)]
             totals_lines.append(
                 (
                     f"{name}",
@@ -152,9 +157,11 @@ def cost_views(
                 "adds": d.adds,
                 "misses": d.misses,
                 "bugs": d.bugs,
+                "cannot_count": [r.path for r in C.cannot_count(analysis, d.name)],
             }
             for d in C.compare(analysis)
         ]
+        views.notes.extend(n for n in (C.cannot_count_note(analysis, name) for name in C.CONVENTIONS) if n)
     return views
 
 

@@ -20,6 +20,7 @@ The loss is ``output.mean()``. torch is imported inside the functions only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,19 +61,31 @@ def measure_step(
 ) -> MeasuredStep:
     """Run two training steps of the spec's model on the CPU and measure the second."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from .torch_build import build
 
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}")
     analysis = analyse(spec, input=input)
     torch.manual_seed(0)
     built = build(spec, analysis=analysis)
-    model = built.module.train()
+    layers = {row.path: mod for row, mod in built.modules if row.kind == "layer"}
+    return measure_module_step(built.module, analysis.input, layers, batch=batch, optimizer=optimizer)
+
+
+def measure_module_step(
+    module: Any, input: tuple[int, ...], layers: Mapping[str, Any], *, batch: int = 2, optimizer: str = "adam"
+) -> MeasuredStep:
+    """Run two training steps of a torch module (on the CPU, a float32 input of ``[batch, *input]``)
+    and measure the second; ``layers`` names the modules (path -> module) saved tensors are
+    attributed to."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}")
+    model = module.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = _optimizer(torch, optimizer, params)
-    shape = (batch, *analysis.input)
+    shape = (batch, *input)
 
     def step(x: Any) -> None:
         model(x).mean().backward()
@@ -92,10 +105,9 @@ def measure_step(
         current.pop()  # returns nothing: a forward hook's return value would replace the output
 
     handles = []
-    for row, mod in built.modules:
-        if row.kind == "layer":
-            handles.append(mod.register_forward_pre_hook(enter(row.path)))
-            handles.append(mod.register_forward_hook(leave))
+    for path, mod in layers.items():
+        handles.append(mod.register_forward_pre_hook(enter(path)))
+        handles.append(mod.register_forward_hook(leave))
     own = {p.untyped_storage().data_ptr() for p in model.parameters()}
     own |= {b.untyped_storage().data_ptr() for b in model.buffers()}
     x = torch.randn(shape)

@@ -24,12 +24,12 @@ from shapecalc.conventions import CONVENTIONS, EXTRA_TERMS, compare, parse_terms
 from shapecalc.registry import LAYERS
 from shapecalc.spec import load
 
+LAYERS_BY_NAME = {lt.name for lt in LAYERS.values()}
+
 ROOT = Path(__file__).resolve().parent.parent
 RECORDED = json.loads((ROOT / "bench" / "rivals.json").read_text())
 PROBES = ROOT / "tests" / "fixtures" / "rivals"
-SPECS = sorted(
-    [*(ROOT / "architectures").glob("*.yaml"), *PROBES.glob("*.yaml"), *(PROBES / "types").glob("*.yaml")]
-)
+SPECS = sorted([*(ROOT / "architectures").glob("*.yaml"), *PROBES.glob("*.yaml"), *(PROBES / "types").glob("*.yaml")])
 
 
 def _ids(paths: list[Path]) -> list[str]:
@@ -60,6 +60,42 @@ def test_every_spec_and_layer_type_is_recorded() -> None:
         entry = RECORDED["architectures"][key]
         assert [r.type for r in analyse(load(str(ROOT / key))).layers] == [lt.name]
         assert set(entry["spec"]) == {*CONVENTIONS, "flop_counter_macs"}
+
+
+@pytest.mark.parametrize("name", list(CONVENTIONS))
+def test_every_layer_type_has_a_rule_in_every_tool(name: str) -> None:
+    """Table completeness: each tool's table decides every registry type, by type or by family
+    (``family:NAME``); the one-layer probes (test_recorded_figures_reproduced) verify each rule."""
+    rules = CONVENTIONS[name].rules
+    missing = [lt.name for lt in LAYERS.values() if lt.name not in rules and f"family:{lt.family}" not in rules]
+    assert missing == []
+    assert set(rules) <= {*LAYERS_BY_NAME, *(f"family:{lt.family}" for lt in LAYERS.values())}
+
+
+@pytest.mark.parametrize("name", list(CONVENTIONS))
+def test_what_a_tool_cannot_count_is_as_recorded(name: str) -> None:
+    """The types each tool says it cannot count (torchscan: partial total; thop, fvcore: a warning;
+    ptflops: silence), as bench/rivals.py recorded them on the one-layer probes."""
+    recorded = {
+        lt.name
+        for lt in LAYERS.values()
+        if RECORDED["architectures"][f"tests/fixtures/rivals/types/{lt.name}.yaml"]["spec"][name].get("unsupported")
+    }
+    assert CONVENTIONS[name].cannot_count == recorded
+
+
+def test_as_says_what_a_tool_cannot_count(tmp_path: Path) -> None:
+    path = tmp_path / "net.yaml"
+    path.write_text("input: [3, 8, 8]\nlayers:\n  - conv2d: {out_channels: 4, kernel_size: 3}\n  - gelu\n  - gelu\n")
+    result = CliRunner().invoke(cli, ["summary", str(path), "--no-verify", "--as", "torchscan", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        "torchscan cannot count gelu (2 layers): it reports no MACs for the layer and marks its total 'partial'"
+        " (the known part, what is shown)\n"
+    )
+    assert json.loads(result.stdout)["as"]["torchscan"]["cannot_count"] == ["layers[1]", "layers[2]"]
+    quiet = CliRunner().invoke(cli, ["summary", str(path), "--no-verify", "--as", "torchinfo"])
+    assert quiet.stderr == ""
 
 
 def test_issue_figures_mobilenet_v2() -> None:

@@ -321,3 +321,36 @@ def test_trainable_is_reserved_for_block_params() -> None:
     text = "input: [3, 8, 8]\nblocks:\n  b:\n    params: {trainable: 1}\n    layers: [relu]\nlayers: [b]\n"
     with pytest.raises(ShapecalcError, match="name, repeat and trainable are reserved"):
         loads(text)
+
+
+# --------------------------------------------------------------------------- Python models
+
+PYMODEL = str(ROOT / "tests" / "fixtures" / "pymodels" / "simple_cnn.py") + ":SimpleCNN"
+
+
+def _model_training(args: list[str]) -> dict[str, object]:
+    result = CliRunner().invoke(cli, ["summary", *args, "--train", "--batch", "4", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert "--train on a Python model: saved for backward" in result.stderr
+    training: dict[str, object] = json.loads(result.stdout)["training"]
+    return training
+
+
+def test_train_python_model_measured_like_the_spec() -> None:
+    """The lecture's SimpleCNN as Python code: its step, measured, equals the spec's estimate."""
+    pytest.importorskip("torch")
+    doc = _model_training([PYMODEL, "--input", "3x32x32"])
+    mem = training_memory(analyse(load(str(ROOT / "architectures" / "simple_cnn.yaml")), batch=4), "adam")
+    for key in ("param_bytes", "gradient_bytes", "optimizer_bytes", "buffer_bytes", "input_bytes", "backward_macs"):
+        assert doc[key] == getattr(mem, key), key
+    assert abs(mem.peak_bytes - int(doc["peak_bytes"])) <= 0.01 * int(doc["peak_bytes"])  # type: ignore[call-overload]
+    assert doc["measured"]["peak_bytes"] == doc["peak_bytes"]  # type: ignore[index]
+
+
+def test_train_module_only_spec(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    spec = tmp_path / "net.yaml"
+    spec.write_text(f"name: net\ninput: [3, 32, 32]\nmodule: {PYMODEL}\n")
+    doc = _model_training([str(spec)])
+    assert doc["param_bytes"] == 4 * 620_810
+    assert doc["optimizer"] == "adam"
