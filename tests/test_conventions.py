@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -256,3 +257,64 @@ def test_cli_unknown_term(tiny: Path) -> None:
     result = CliRunner().invoke(cli, ["summary", str(tiny), "--no-verify", "--count", "bias,flops"])
     assert result.exit_code == 2
     assert "unknown term 'flops'; choose from bias, norm, act, pool, add" in result.output
+
+
+# --------------------------------------------------------------------------- docs/conventions.md
+
+PAGE = ROOT / "docs" / "conventions.md"
+TYPES_BEGIN = "<!-- generated from shapecalc.conventions: SHAPECALC_UPDATE_DOCS=1 pytest tests/test_conventions.py -->"
+TOTALS_BEGIN = "<!-- generated from bench/rivals.json: SHAPECALC_UPDATE_DOCS=1 pytest tests/test_conventions.py -->"
+END = "<!-- end of generated table -->"
+
+
+def _rule_text(rule: tuple[tuple[int, str], ...]) -> str:
+    if not rule:
+        return "0"
+    return " + ".join(f"{c}×{q}" if c != 1 else q for c, q in rule).replace("+ -1×", "− ")
+
+
+def types_table() -> str:
+    lines = [TYPES_BEGIN, "", "| type | " + " | ".join(CONVENTIONS) + " |", "| --- |" + " --- |" * len(CONVENTIONS)]
+    for lt in sorted(LAYERS.values(), key=lambda t: (t.family, t.name)):
+        cells = []
+        for conv in CONVENTIONS.values():
+            rule = conv.rules.get(lt.name, conv.rules.get(f"family:{lt.family}", ()))
+            cells.append(f"`{_rule_text(rule)}`" + (" ⚠" if lt.name in conv.cannot_count else ""))
+        lines.append(f"| `{lt.name}` | " + " | ".join(cells) + " |")
+    from shapecalc.conventions import QUANTITIES
+
+    used = sorted({q for conv in CONVENTIONS.values() for rule in conv.rules.values() for _, q in rule})
+    lines += ["", "| quantity | what it is (per sample) |", "| --- | --- |"]
+    lines += [f"| `{q}` | {QUANTITIES[q].doc} |" for q in used]
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def totals_table() -> str:
+    tools = list(CONVENTIONS)
+    lines = [
+        TOTALS_BEGIN,
+        "",
+        "| spec | shapecalc | " + " | ".join(tools) + " |",
+        "| --- |" + " ---: |" * (len(tools) + 1),
+    ]
+    for key, entry in sorted(RECORDED["architectures"].items()):
+        if not key.startswith("architectures/") or key.endswith("_params.yaml"):
+            continue
+        figures = [f"{entry['macs']:,}", *(f"{entry['spec'][t]['total']:,}" for t in tools)]
+        lines.append(f"| {Path(key).stem} | " + " | ".join(figures) + " |")
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def test_conventions_page_tables_are_current() -> None:
+    text = PAGE.read_text(encoding="utf-8")
+    fresh = text
+    for begin, table in ((TYPES_BEGIN, types_table()), (TOTALS_BEGIN, totals_table())):
+        start = fresh.index(begin)
+        end = fresh.index(END, start) + len(END)
+        fresh = fresh[:start] + table + fresh[end:]
+    if os.environ.get("SHAPECALC_UPDATE_DOCS"):
+        PAGE.write_text(fresh, encoding="utf-8")
+        text = fresh
+    assert text == fresh, "docs/conventions.md is out of step: SHAPECALC_UPDATE_DOCS=1 pytest tests/test_conventions.py"

@@ -275,9 +275,9 @@ def _frozen_first(path: str, n: int) -> Spec:
 FROZEN_CASES = [
     ("architectures/lenet5.yaml", 3, None, 4, "sgd"),
     ("architectures/lenet5.yaml", 3, None, 4, "adam"),
-    ("architectures/simple_cnn.yaml", 1, None, 4, "momentum"),
+    ("architectures/simple_cnn.yaml", 1, None, 4, "sgd"),
     ("architectures/resnet18.yaml", 4, (3, 64, 64), 2, "sgd"),
-    ("architectures/mobilenet_v2.yaml", 5, (3, 64, 64), 2, "adamw"),
+    ("architectures/mobilenet_v2.yaml", 5, (3, 64, 64), 2, "sgd"),
 ]
 
 
