@@ -56,3 +56,15 @@ def test_sweep_notes_the_per_layer_options() -> None:
         "--depth is not used with --sweep: the comparison has one row per variant (its totals)",
         "--percent is not used with --sweep: shares are per layer; run one variant with --set",
     ]
+
+
+def test_csv_and_markdown_say_which_panels_they_leave_out() -> None:
+    """The panels of --train, --percent, --as totals are not table rows: csv and markdown say so."""
+    args = ["summary", "lenet5", "--no-verify", "--train", "--percent", "--format"]
+    for fmt in ("csv", "markdown"):
+        result = CliRunner().invoke(cli, [*args, fmt])
+        assert result.exit_code == 0, result.output
+        assert result.stderr.splitlines()[-1] == (
+            f'--format {fmt} has the table only; "By layer type", "Training step (float32, batch 1)":'
+            " with --format table or json"
+        )

@@ -196,6 +196,10 @@ def _emit(
     notes = [*notes, *views.notes]
     if training is not None:
         training(views, notes)
+    if fmt in ("csv", "markdown") and views.panels:
+        # the panels (counts per sample, by layer type, tools compared, training step) are not rows
+        titles = ", ".join(f'"{getattr(p, "title", "")}"' for p in views.panels)
+        notes.append(f"--format {fmt} has the table only; {titles}: with --format table or json")
     if fmt == "json":
         from ..render import to_json
 
