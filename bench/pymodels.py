@@ -50,10 +50,15 @@ def env() -> dict[str, str]:
     return e
 
 
-def timed(cmd: list[str]) -> float:
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system) of one fresh process running ``cmd``."""
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - start
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{cmd} failed")
+    return wall, usage.ru_utime + usage.ru_stime
 
 
 def published() -> tuple[int, float]:
@@ -71,12 +76,19 @@ def main(argv: list[str] | None = None) -> int:
     for cmd in tools.values():  # warm-up: page cache, byte-code
         timed(cmd)
     times: dict[str, list[float]] = {name: [] for name in tools}
+    cpu: dict[str, list[float]] = {name: [] for name in tools}
+    load = [os.getloadavg()[0]]
     for i in range(args.runs):
         order = list(tools) if i % 2 == 0 else list(reversed(tools))
         for name in order:
-            times[name].append(timed(tools[name]))
+            wall, used = timed(tools[name])
+            times[name].append(wall)
+            cpu[name].append(used)
+        load.append(os.getloadavg()[0])
     medians = {name: statistics.median(t) for name, t in times.items()}
+    cpu_medians = {name: statistics.median(t) for name, t in cpu.items()}
     ratio = medians["torchinfo"] / medians["shapecalc"]
+    cpu_ratio = cpu_medians["torchinfo"] / cpu_medians["shapecalc"]
 
     doc = json.loads(
         subprocess.run([*SHAPECALC, "--format", "json"], cwd=ROOT, env=env(), capture_output=True, text=True).stdout
@@ -88,24 +100,29 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         rss_file = Path(tmp) / "rss"
         start = time.perf_counter()
-        huge = subprocess.run(
-            [PYTHON, "-c", LAUNCHER, str(rss_file), *HUGE], cwd=ROOT, env=env(), capture_output=True, text=True
+        proc = subprocess.Popen(
+            [PYTHON, "-c", LAUNCHER, str(rss_file), *HUGE], cwd=ROOT, env=env(), stdout=subprocess.DEVNULL
         )
+        _, status, usage = os.wait4(proc.pid, 0)  # the launcher's children count in its rusage
         huge_s = time.perf_counter() - start
+        huge_cpu = usage.ru_utime + usage.ru_stime
         huge_rss = int(rss_file.read_text()) * 1024
-    huge_doc = json.loads(
-        subprocess.run(HUGE, cwd=ROOT, env=env(), capture_output=True, text=True, check=True).stdout
-    )
-    huge_ok = huge.returncode == 0 and huge_doc["totals"]["params"] == 10**11 and huge_rss < 1.5 * 2**30
+    huge_doc = json.loads(subprocess.run(HUGE, cwd=ROOT, env=env(), capture_output=True, text=True, check=True).stdout)
+    huge_params = huge_doc["totals"]["params"]
+    huge_ok = os.waitstatus_to_exitcode(status) == 0 and huge_params == 10**11 and huge_rss < 1.5 * 2**30
 
     result = {
         "runs": args.runs,
         "seconds": times,
         "median_seconds": medians,
+        "cpu_seconds": cpu,
+        "median_cpu_seconds": cpu_medians,
+        "load_average_1min": load,
         "torchinfo_over_shapecalc": ratio,
+        "torchinfo_over_shapecalc_cpu": cpu_ratio,
         "resnet50": {"shapecalc_params": ours["params"], "shapecalc_macs": ours["macs"],
                      "published_params": params, "published_gmacs": gmacs},
-        "huge": {"seconds": huge_s, "peak_rss_bytes": huge_rss, "params": huge_doc["totals"]["params"]},
+        "huge": {"seconds": huge_s, "cpu_seconds": huge_cpu, "peak_rss_bytes": huge_rss, "params": huge_params},
     }  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "pymodels.json").write_text(json.dumps(result, indent=2))
@@ -114,8 +131,15 @@ def main(argv: list[str] | None = None) -> int:
         f"  shapecalc {medians['shapecalc']:.2f} s, torchinfo {medians['torchinfo']:.2f} s:"
         f" torchinfo / shapecalc = {ratio:.2f}"
     )
+    print(
+        f"  CPU (user+sys): shapecalc {cpu_medians['shapecalc']:.2f} s, torchinfo {cpu_medians['torchinfo']:.2f} s:"
+        f" ratio {cpu_ratio:.2f}; load average {min(load):.1f}-{max(load):.1f}"
+    )
     print(f"  params {ours['params']:,} (torchvision: {params:,}), MACs {ours['macs']:,} (torchvision: {gmacs} G)")
-    print(f"huge model file (10^11 params): {huge_s:.2f} s, peak RSS {huge_rss / 2**20:.0f} MiB")
+    print(
+        f"huge model file (10^11 params): {huge_s:.2f} s wall, {huge_cpu:.2f} s CPU,"
+        f" peak RSS {huge_rss / 2**20:.0f} MiB"
+    )
     ok = ratio > 1 and numbers_ok and huge_ok
     print("all targets met" if ok else "TARGET MISSED")
     return 0 if ok else 1

@@ -152,6 +152,9 @@ class Analysis:
     #: the first layer whose receptive field is unknown (a window over, or a reshape of, axes a
     #: ``permute`` moved); ``receptive_field`` is then None
     receptive_field_lost_at: str | None = None
+    #: why it is unknown from there, where that is not a permute's doing (a Python model's
+    #: module or function shapecalc does not describe)
+    receptive_field_lost_why: str | None = None
 
     @property
     def layers(self) -> tuple[Row, ...]:
@@ -198,9 +201,7 @@ def _step_rf(rf: ReceptiveField | None, res: LayerResult, in_shape: Shape, net_i
     assert step is not None
     n = len(rf.size)
     if step.global_ or len(step.kernel) != n or len(in_shape) - 1 != n:
-        # the layer mixes every position: its output sees the whole input (and the padding
-        # already in the field)
-        return ReceptiveField(tuple(max(r, n) for r, n in zip(rf.size, net_input[1:])), rf.stride, rf.padding)
+        return whole_input_field(rf, net_input)
     # ints all the way (cheap) until an upsampling layer makes a jump fractional; the size is
     # then rounded up
     size = tuple(math.ceil(r + (k - 1) * j) for r, k, j in zip(rf.size, step.kernel, rf.stride))
@@ -209,6 +210,27 @@ def _step_rf(rf: ReceptiveField | None, res: LayerResult, in_shape: Shape, net_i
         tuple(j * s for j, s in zip(rf.stride, step.stride, strict=True)),
         tuple(p + q * j for p, q, j in zip(rf.padding, step.padding, rf.stride)),
     )
+
+
+def whole_input_field(rf: ReceptiveField, net_input: Shape) -> ReceptiveField:
+    """The field after a layer that mixes every position (a global pool, a mean): the whole input.
+
+    The padding already in the field stays; ``net_input`` is the network's per-sample input shape.
+    """
+    return ReceptiveField(tuple(max(r, n) for r, n in zip(rf.size, net_input[1:])), rf.stride, rf.padding)
+
+
+def step_receptive_field(
+    rf: ReceptiveField | None, res: LayerResult, in_shape: Shape, net_input: Shape
+) -> ReceptiveField | None:
+    """The receptive field after one layer, from the registry's ``res`` for its input shape.
+
+    ``None`` in, ``None`` out (no spatial axes, or already unknown); ``None`` too where the
+    layer makes it unknown (a window over an axis a ``permute`` moved). What a spec's walk
+    and a Python model's hooked pass (:mod:`shapecalc.pymodel.trace`) both use.
+    """
+    new = _step_rf(rf, res, in_shape, net_input)
+    return None if new is UNKNOWN else new
 
 
 #: the receptive field became unknown: a window slid over an axis that is not spatial
@@ -273,7 +295,8 @@ def _has_spatial(shape: Shape, rf: ReceptiveField) -> bool:
     return any(s > 1 and carried for s, carried in zip(shape, rf.axes))
 
 
-def _merge_rf(fields: Sequence[ReceptiveField | None]) -> ReceptiveField | None:
+def merge_receptive_fields(fields: Sequence[ReceptiveField | None]) -> ReceptiveField | None:
+    """The field where branches meet (an add, a concat, a split): the largest; unknown if one is."""
     present = [f for f in fields if f is not None]
     if len(present) < len(fields):
         return None  # unknown in one branch (or no spatial axes at all): unknown
@@ -320,7 +343,7 @@ def _walk(
                 location=node.location,
                 path=f"{node.path} (residual)",
             )
-        shape, rf = body_shape, _merge_rf([body_rf, short_rf])
+        shape, rf = body_shape, merge_receptive_fields([body_rf, short_rf])
         st.activation_elems += _numel(shape)
         kind, group = "residual", None
     elif isinstance(node, Gate):
@@ -461,7 +484,7 @@ def _walk_branches(
     shape = (sum(o[0] for o in outs), *ref[1:])
     st.activation_elems += _numel(shape)
     st.peak_elems = max(st.peak_elems, st.held_elems + held + _numel(shape))
-    return shape, _merge_rf(fields)
+    return shape, merge_receptive_fields(fields)
 
 
 def _shortcut_hint(in_shape: Shape, body: Shape) -> str:
@@ -502,12 +525,10 @@ def _walk_layer(
     out_elems = _numel(out)
     if out_elems > st.max_elems or res.params > st.max_param_elems or layer.type.batch_check is not None:
         _torch_limits(layer, shape, res, out_elems, st)
-    new_rf = _step_rf(rf, res, shape, st.net_input)
-    if new_rf is UNKNOWN:
+    new_rf = step_receptive_field(rf, res, shape, st.net_input)
+    if new_rf is None and rf is not None and st.rf_lost_at is None:
         # from here on the field is unknown: shown as none, and no expect-style total
-        new_rf = None
-        if st.rf_lost_at is None:
-            st.rf_lost_at = layer.path
+        st.rf_lost_at = layer.path
     st.activation_elems += out_elems
     st.peak_elems = max(st.peak_elems, st.held_elems + _numel(shape) + out_elems)
     if res.torch_kwargs.get("track_running_stats"):

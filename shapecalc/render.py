@@ -418,7 +418,8 @@ def _rf_total(analysis: Analysis) -> tuple[str, str, str]:
     """The totals' receptive field row: the size, n/a (no spatial axis), or unknown (axes a permute moved)."""
     if analysis.receptive_field_lost_at is not None:
         lost = analysis.receptive_field_lost_at
-        return ("Receptive field", "—", f"unknown from {lost} on: it slides over or reshapes axes a permute moved")
+        why = analysis.receptive_field_lost_why or "it slides over or reshapes axes a permute moved"
+        return ("Receptive field", "—", f"unknown from {lost} on: {why}")
     if analysis.receptive_field is None:
         return ("Receptive field", "n/a", "")
     return ("Receptive field", str(analysis.receptive_field), "")

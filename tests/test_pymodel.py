@@ -319,3 +319,77 @@ def test_our_bugs_keep_their_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(trace, "_per_sample", None)  # our hook now fails inside shapecalc
     result = invoke("summary", f"{SIMPLE}:SimpleCNN", "--input", "3x32x32")
     assert isinstance(result.exception, TypeError)
+
+
+# --------------------------------------------------------------------------- unknown receptive field, flags
+
+
+def test_unknown_receptive_field_in_every_format() -> None:
+    """SPEC v2's "—" in the table and Markdown; CSV's empty cells and JSON's null (docs/output.md)."""
+    pytest.importorskip("torch")
+    ref = f"{MODELS}:UnknownField"
+    table = invoke("summary", ref, "--input", "3x16x16")
+    assert table.exit_code == 0, table.output
+    rows = [line for line in table.stdout.splitlines() if "Conv2d '" in line or "Opaque '" in line]
+    assert [line.rstrip("│ ").split("│")[-1].strip() for line in rows] == ["3 /1", "—", "—"]
+    assert "unknown from odd on: Opaque is not a layer type shapecalc describes" in table.stdout
+    markdown = invoke("summary", ref, "--input", "3x16x16", "--format", "markdown")
+    assert [line.split("|")[-2].strip() for line in markdown.stdout.splitlines() if "'conv" in line] == ["3 /1", "—"]
+    assert "| Receptive field | — | unknown from odd on: Opaque is not a layer type shapecalc describes |" in (
+        markdown.stdout
+    )
+    csv = invoke("summary", ref, "--input", "3x16x16", "--format", "csv")
+    cells = [line.split(",")[-3:] for line in csv.stdout.splitlines()[1:]]  # rf_size, rf_stride, verified
+    assert cells == [["3", "1", ""], ["", "", ""], ["", "", ""]]
+    doc = json.loads(invoke("summary", ref, "--input", "3x16x16", "--format", "json").stdout)
+    assert [layer["receptive_field"] is None for layer in doc["layers"]] == [False, True, True]
+    assert (doc["receptive_field"], doc["receptive_field_lost_at"]) == (None, "odd")
+    function = invoke("summary", f"{MODELS}:TransposedField", "--input", "3x16x16")
+    assert "unknown from transpose (after conv) on: shapecalc does not know how transpose moves positions" in (
+        function.stdout
+    )
+
+
+def test_verify_and_device_say_they_do_nothing_for_a_python_model() -> None:
+    pytest.importorskip("torch")
+    result = invoke("summary", f"{SIMPLE}:SimpleCNN", "--input", "3x32x32", "--verify", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[:2] == [
+        "note: --verify does nothing with a Python model: its numbers are torch's own, measured on meta",
+        "note: --device cpu does nothing with a Python model: it runs on meta, no memory allocated",
+    ]
+    quiet = invoke("summary", f"{SIMPLE}:SimpleCNN", "--input", "3x32x32")
+    assert "note:" not in quiet.stderr
+
+
+def test_a_batch_axis_in_input_gets_the_hint() -> None:
+    pytest.importorskip("torch")
+    result = invoke("summary", f"{SIMPLE}:SimpleCNN", "--input", "1x3x32x32")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "--input 1x3x32x32: that looks like a batch axis; use --input 3x32x32 --batch 1"
+    ]
+    imported = invoke("import", f"{SIMPLE}:SimpleCNN", "--input", "4x3x32x32")
+    assert imported.exit_code == 1
+    assert imported.stderr.splitlines() == ["--input 4x3x32x32: that looks like a batch axis; use --input 3x32x32"]
+    # a wrong shape that is not a batch axis keeps its located error (torch's refusal, not our bug)
+    wrong = invoke("summary", f"{SIMPLE}:SimpleCNN", "--input", "3x32x32x5")
+    assert wrong.exit_code == 1 and len(wrong.stderr.splitlines()) == 1
+    assert "gets [1, 3, 32, 32, 5] from the input" in wrong.stderr and "Traceback" not in wrong.output
+
+
+@pytest.mark.torchvision
+def test_convnext_receptive_field_through_torchvision_s_mirrored_layers() -> None:
+    """torchvision's LayerNorm2d, Permute and StochasticDepth are the registry's layernorm2d, permute and
+    stochastic_depth (tests/test_torchvision_layers.py): the field follows the permuted axes as for the spec."""
+    pytest.importorskip("torchvision")
+    from shapecalc.analysis import analyse
+    from shapecalc.shipped import path_of
+    from shapecalc.spec import load
+
+    result = summarise("torchvision.models:convnext_tiny", (3, 224, 224))
+    spec = analyse(load(str(path_of("convnext_tiny"))))
+    assert result.analysis.receptive_field == spec.receptive_field == 1688
+    assert result.analysis.receptive_field_lost_at is None
+    types = {row.type for row in result.analysis.rows if row.result is not None}
+    assert {"Permute", "LayerNorm2d", "StochasticDepth"} <= types  # the registry describes them

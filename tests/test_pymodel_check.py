@@ -329,3 +329,88 @@ def test_a_parameter_a_block_owns_agrees_with_layer_scale(tmp_path: Path) -> Non
         "missing.yaml:1:9: error: module: the layers have nothing for scaled.py:Net's block.gamma: parameter with"
         " parameters [4, 1, 1] (built at scaled.py:9)  [SC011]",
     ]
+
+
+# --------------------------------------------------------------------------- --update-expect
+
+STALE = '''\
+# -*- coding: utf-8 -*-
+from torch import nn
+
+SHAPECALC_MODELS = {
+    # «the lecture's numbers»: a comment, non-ASCII text and odd layout stay as written
+    "Net": {"input": [3, 8, 8], "args": {"width": 4}, "expect": {"params": 1,  # stale
+                                                                 "output": [7, 8, 8], "macs": 5}},
+    "Wide": {"input": [3, 8, 8], "args": {"width": 6}},
+    "Bare": {"input": [3, 8, 8], "expect": {}},
+    "Broken": {"input": [3, 8, 8], "expect": {"params": 3}},
+}
+
+
+class Net(nn.Module):
+    def __init__(self, width=8):
+        super().__init__()
+        self.conv = nn.Conv2d(3, width, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def Wide(width):
+    return Net(width)
+
+
+def Bare():
+    return Net(2)
+
+
+class Broken(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(5, 2)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+'''
+
+PAD = "\n" + " " * 65
+UPDATED = STALE.replace(
+    '"expect": {"params": 1,  # stale' + PAD + '"output": [7, 8, 8], "macs": 5}}',
+    '"expect": {"params": 112,  # stale' + PAD + '"output": [4, 8, 8], "macs": 6912}}',
+).replace(
+    '"Wide": {"input": [3, 8, 8], "args": {"width": 6}}',
+    '"Wide": {"input": [3, 8, 8], "args": {"width": 6}, "expect": {"output": [6, 8, 8], "params": 168,'
+    ' "trainable": 168, "buffers": 0, "macs": 10368, "receptive_field": 3}}',
+).replace(
+    '"Bare": {"input": [3, 8, 8], "expect": {}}',
+    '"Bare": {"input": [3, 8, 8], "expect": {"output": [2, 8, 8], "params": 56, "trainable": 56, "buffers": 0,'
+    ' "macs": 3456, "receptive_field": 3}}',
+)
+
+
+def test_update_expect_rewrites_only_the_expect_values_of_a_model_file(tmp_path: Path) -> None:
+    """Counts by hand: conv 3->4, 3x3: 4*27 + 4 = 112 params, 4*27*64 = 6912 MACs; width 6: 168, 10368; 2: 56, 3456."""
+    pytest.importorskip("torch")
+    path = tmp_path / "models.py"
+    path.write_bytes(STALE.encode("utf-8"))
+    path.chmod(0o640)
+    result = CliRunner().invoke(cli, ["check", "--update-expect", str(path)])
+    assert path.read_bytes() == UPDATED.encode("utf-8")
+    assert oct(path.stat().st_mode & 0o777) == "0o640"
+    assert result.exit_code == 1  # Broken cannot run: left as it was, and reported
+    assert result.stderr.splitlines()[0] == f"{path}: expect: updated"
+    assert [line.split("  [")[-1] for line in result.stdout.splitlines()] == ["SC002]"]
+    again = CliRunner().invoke(cli, ["check", "--update-expect", str(path)])
+    assert "expect: updated" not in again.stderr and path.read_bytes() == UPDATED.encode("utf-8")
+
+
+def test_update_expect_of_a_model_file_needs_its_literal_intact(tmp_path: Path) -> None:
+    """The guard: an edit that would change anything but the expect values is refused, the file unchanged."""
+    pytest.importorskip("torch")
+    from shapecalc.errors import ShapecalcError
+    from shapecalc.pymodel.checkpy import _only_expect_values_changed
+
+    old = STALE.encode("utf-8")
+    with pytest.raises(ShapecalcError, match="cannot update SHAPECALC_MODELS in place"):
+        _only_expect_values_changed("m.py", old, old.replace(b"width=8", b"width=9"), {"Net": {"params": 1}})
+    _only_expect_values_changed("m.py", old, old, {"Net": {"params": 1}})  # the values it already has: fine

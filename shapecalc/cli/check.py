@@ -125,9 +125,18 @@ def command(
     failed = 0
     for file in files:
         if file.endswith(".py"):
-            from ..pymodel.checkpy import check_python_file
+            from ..pymodel.checkpy import check_python_file, update_python_expect
 
+            py_not_updated = None
+            if update_expect:
+                try:
+                    if update_python_expect(file):
+                        click.echo(f"{file}: expect: updated", err=True)
+                except ShapecalcError as err:
+                    py_not_updated = err
             found_py = check_python_file(file)
+            if found_py is not None and py_not_updated is not None:
+                found_py.insert(0, problem_from_error(py_not_updated, file, "SC010"))
             if found_py is None:
                 if verbose:
                     click.echo(f"{file}: skipped: no SHAPECALC_MODELS in it", err=True)
@@ -173,7 +182,7 @@ def command(
         summary = (
             f"shapecalc check: {n} checked, {failed} failed: {_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
         )
-        if not update_expect and any(p.code == "SC010" and not p.file.endswith(".py") for p in problems):
+        if not update_expect and any(p.code == "SC010" for p in problems):
             summary += " (--update-expect accepts the current values)"
     click.echo(summary, err=True)
     ctx.exit(1 if errors else 0)

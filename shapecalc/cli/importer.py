@@ -25,10 +25,16 @@ def command(model: str, input_shape: tuple[int, ...], model_args: tuple[str, ...
     from .pymodel import need_torch
 
     need_torch(f"import of a Python model ({model})")
+    from ..errors import BatchAxisError, ShapecalcError
     from ..pymodel import parse_args, parse_ref
     from ..pymodel.fximport import import_model
 
-    text = import_model(parse_ref(model, parse_args(model_args)), input_shape)
+    try:
+        text = import_model(parse_ref(model, parse_args(model_args)), input_shape, batch_axis_hint=True)
+    except BatchAxisError as err:  # import writes one sample's spec: there is no --batch to point to
+        shape = "x".join(str(s) for s in err.given)
+        rest = "x".join(str(s) for s in err.given[1:])
+        raise ShapecalcError(f"--input {shape}: that looks like a batch axis; use --input {rest}") from None
     if output:
         with open(output, "w", encoding="utf-8") as f:
             f.write(text)

@@ -15,6 +15,20 @@ def need_torch(what: str) -> None:
         raise MissingTorchError(what)
 
 
+def note_model_flags(ctx: Any, verify: bool | None, device: str) -> None:
+    """``--verify``/``--no-verify``/``--device`` with a Python model: named, never silently ignored.
+
+    A spec's numbers come from formulas, so verifying them means building the torch model
+    and comparing; a Python model's rows are torch's own (its shapes, FlopCounterMode MACs,
+    ``numel()`` counts, measured on ``meta``), so there is nothing to compare them with.
+    """
+    from .options import note_unused
+
+    flag = "--verify" if verify else "--no-verify"
+    note_unused(ctx, "verify", flag, "with a Python model: its numbers are torch's own, measured on meta")
+    note_unused(ctx, "device", f"--device {device}", "with a Python model: it runs on meta, no memory allocated")
+
+
 def summary_of_model(
     text: str, input_shape: tuple[int, ...] | None, arg_pairs: Sequence[str], *, batch: int, dtype: str
 ) -> tuple[Any, list[str]]:
@@ -26,7 +40,7 @@ def summary_of_model(
     from ..pymodel.ref import parse_args, parse_ref
 
     ref = parse_ref(text, parse_args(arg_pairs))
-    result = summarise_ref(ref, input_shape, batch=batch, dtype=dtype)
+    result = summarise_ref(ref, input_shape, batch=batch, dtype=dtype, batch_axis_hint=True)
     notes = [f"measured with torch {result.torch_version} on meta (no memory allocated), eval mode", *result.notes]
     return result.analysis, notes
 
@@ -41,6 +55,10 @@ def summary_of_spec_module(
     from ..pymodel import summarise_ref
     from ..pymodel.ref import parse_ref
 
+    if input_shape is not None and len(input_shape) == len(spec.input) + 1:
+        from ..errors import BatchAxisError
+
+        raise BatchAxisError(input_shape)
     ref = parse_ref(spec.module, spec.module_args, base=os.path.dirname(spec.file) or ".")
     result = summarise_ref(ref, input_shape or spec.input, batch=batch, dtype=dtype)
     notes = [f"measured with torch {result.torch_version} on meta (no memory allocated), eval mode", *result.notes]

@@ -107,8 +107,9 @@ def command(
     costs = (fmt, depth, as_tools, count, percent, compare_tools)
     if looks_like_ref(spec_file):
         from ..pymodel.ref import parse_args, parse_ref
-        from .pymodel import summary_of_model
+        from .pymodel import note_model_flags, summary_of_model
 
+        note_model_flags(ctx, verify, device)
         model_analysis, model_notes = summary_of_model(spec_file, input_shape, model_args, batch=batch, dtype=dtype)
         ref = parse_ref(spec_file, parse_args(model_args)) if train else None
         _emit(model_analysis, None, model_notes, *costs, _model_training(ref, model_analysis, optimizer))
@@ -126,8 +127,9 @@ def command(
         return
     spec = _load(spec_file, parsed_sets(set_values))
     if spec.module is not None and not spec.has_layers:  # the spec only names a Python model
-        from .pymodel import summary_of_spec_module
+        from .pymodel import note_model_flags, summary_of_spec_module
 
+        note_model_flags(ctx, verify, device)
         model_analysis, model_notes = summary_of_spec_module(spec, input_shape, batch=batch, dtype=dtype)
         ref = None
         if train:

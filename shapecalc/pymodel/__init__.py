@@ -17,12 +17,24 @@ from .trace import ModelSummary
 __all__ = ["ModelRef", "ModelSummary", "PythonModelError", "parse_args", "parse_ref", "summarise_ref"]
 
 
-def summarise_ref(ref: ModelRef, input_shape: Sequence[int], *, batch: int = 1, dtype: str = "float32") -> ModelSummary:
-    """Build the model ``ref`` names on ``meta`` and analyse it for a per-sample ``input_shape``."""
+def summarise_ref(
+    ref: ModelRef, input_shape: Sequence[int], *, batch: int = 1, dtype: str = "float32", batch_axis_hint: bool = False
+) -> ModelSummary:
+    """Build the model ``ref`` names on ``meta`` and analyse it for a per-sample ``input_shape``.
+
+    ``batch_axis_hint``: see :func:`~shapecalc.pymodel.trace.summarise`.
+    """
     from .build import build
     from .trace import summarise
 
     built = build(ref)
     return summarise(
-        built.module, tuple(input_shape), name=built.name, file=built.file, sites=built.sites, batch=batch, dtype=dtype
+        built.module,
+        tuple(input_shape),
+        name=built.name,
+        file=built.file,
+        sites=built.sites,
+        batch=batch,
+        dtype=dtype,
+        batch_axis_hint=batch_axis_hint,
     )

@@ -23,7 +23,7 @@ import ast
 import importlib.util
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..check import Problem, expect_problems
@@ -46,6 +46,9 @@ class Declared:
     col: int
     #: expect key -> (line, col) of its value
     expect_at: Mapping[str, tuple[int, int]]
+    #: the model's entry dict in the file's syntax tree, and its ``expect`` dict (None without one)
+    entry_node: Any = field(default=None, compare=False, repr=False)
+    expect_node: Any = field(default=None, compare=False, repr=False)
 
 
 def _at(node: ast.AST) -> tuple[int, int]:
@@ -154,6 +157,8 @@ def read_declarations(file: str) -> list[Declared] | Problem | None:
                 line,
                 col,
                 {k: _at(v) for k, (_, v) in expect_parts.items()},
+                entry_node,
+                parts["expect"][1] if "expect" in parts else None,
             )
         )
     return found
@@ -172,6 +177,24 @@ def _problem(err: ShapecalcError, file: str, code: str, model: str, at: tuple[in
     return Problem(where, loc.line, loc.col, "error", code, path, err.message)
 
 
+def _measure(file: str, d: Declared) -> tuple[Any, Problem | None]:
+    """The summary of one declared model, or the problem that stopped it (SC003, SC002)."""
+    from . import parse_ref
+    from .build import build
+    from .ref import PythonModelError
+    from .trace import summarise
+
+    ref = parse_ref(f"{file}:{d.name}", d.args)
+    try:
+        built = build(ref)
+    except ShapecalcError as err:
+        return None, _problem(err, file, "SC003", d.name, (d.line, d.col))
+    try:
+        return summarise(built.module, d.input, name=d.name, file=file, sites=built.sites), None
+    except PythonModelError as err:
+        return None, _problem(err, file, "SC002", d.name, (d.line, d.col))
+
+
 def check_python_file(file: str) -> list[Problem] | None:
     """Check every model ``file`` declares; None when it declares none (skipped, nothing imported)."""
     declared = read_declarations(file)
@@ -182,25 +205,122 @@ def check_python_file(file: str) -> list[Problem] | None:
     if importlib.util.find_spec("torch") is None:
         message = MissingTorchError("checking a Python model").message
         return [Problem(file, d.line, d.col, "error", "SC003", d.name, message) for d in declared]
-    from . import parse_ref
-    from .build import build
-    from .ref import PythonModelError
-    from .trace import summarise
-
     problems: list[Problem] = []
     for d in declared:
-        ref = parse_ref(f"{file}:{d.name}", d.args)
-        try:
-            built = build(ref)
-        except ShapecalcError as err:
-            problems.append(_problem(err, file, "SC003", d.name, (d.line, d.col)))
-            continue
-        try:
-            result = summarise(built.module, d.input, name=d.name, file=file, sites=built.sites)
-        except PythonModelError as err:
-            problems.append(_problem(err, file, "SC002", d.name, (d.line, d.col)))
+        result, problem = _measure(file, d)
+        if problem is not None:
+            problems.append(problem)
             continue
         for key, message in expect_problems(d.expect, result.analysis):
             line, col = d.expect_at.get(key, (d.line, d.col))
             problems.append(Problem(file, line, col, "error", "SC010", f"{d.name}: expect.{key}", message))
     return problems
+
+
+# --------------------------------------------------------------------------- --update-expect
+
+
+def _literal(value: Any) -> str:
+    """A value of ``expect`` as Python literal text: ``[10]``, ``620810``, ``None``."""
+    return repr(list(value) if isinstance(value, tuple) else value)
+
+
+def _offsets(source: bytes) -> list[int]:
+    """Byte offset of the start of each line (1-based: ``[0, 0, len(line 1), ...]``)."""
+    starts = [0, 0]
+    for line in source.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    return starts
+
+
+def updated_python_source(file: str) -> tuple[bytes, bytes]:
+    """``(old, new)`` bytes of a model file with each declared model's ``expect`` set to its current values.
+
+    Only the characters of the ``expect`` values change (ast positions: ``col_offset`` counts
+    UTF-8 bytes, so the edit is made on the bytes): keys the dict has keep their order,
+    comments and layout; a model without ``expect`` (or with ``{}``) gets one with every key.
+    A model that cannot be built or run is left as it is (``check`` then reports it). The
+    result is parsed again: the same ``SHAPECALC_MODELS`` but for those values, and every
+    other statement of the file unchanged, or a :class:`ShapecalcError`.
+    """
+    from ..check import current_values
+    from ..reader import read_bytes
+
+    old = read_bytes(file, what="a Python model file")
+    declared = read_declarations(file)
+    if not isinstance(declared, list):
+        return old, old  # no SHAPECALC_MODELS, or a malformed one: check reports it
+    if importlib.util.find_spec("torch") is None:
+        raise MissingTorchError("--update-expect of a Python model file")
+    starts = _offsets(old)
+
+    def span(node: ast.expr) -> tuple[int, int]:
+        end = starts[node.end_lineno or node.lineno] + (node.end_col_offset or 0)
+        return starts[node.lineno] + node.col_offset, end
+
+    edits: list[tuple[int, int, str]] = []
+    wanted: dict[str, dict[str, Any]] = {}
+    for d in declared:
+        result, problem = _measure(file, d)
+        if problem is not None:
+            continue
+        current = current_values(result.analysis)
+        if d.expect:
+            values = {k: current[k] for k in d.expect}
+            parts = _dict_items(d.expect_node)
+            edits += [(*span(parts[k][1]), _literal(v)) for k, v in values.items()]
+        else:
+            values = {k: current[k] for k in EXPECT_KEYS if not (k == "receptive_field" and current[k] is None)}
+            text = "{" + ", ".join(f'"{k}": {_literal(v)}' for k, v in values.items()) + "}"
+            if d.expect_node is not None:  # "expect": {}
+                edits.append((*span(d.expect_node), text))
+            else:  # after the entry's last value: , "expect": {...}
+                last = d.entry_node.values[-1]
+                end = span(last)[1]
+                edits.append((end, end, f', "expect": {text}'))
+        wanted[d.name] = values
+    new = old
+    for start, end, text in sorted(edits, reverse=True):
+        new = new[:start] + text.encode("utf-8") + new[end:]
+    if new != old:
+        _only_expect_values_changed(file, old, new, wanted)
+    return old, new
+
+
+def _only_expect_values_changed(file: str, old: bytes, new: bytes, wanted: Mapping[str, Mapping[str, Any]]) -> None:
+    """The last guard: the new file parses, holds exactly ``wanted`` and differs in nothing else."""
+
+    def models(tree: ast.Module) -> Any:
+        node = _find(tree)
+        return ast.literal_eval(node) if node is not None else None
+
+    def others(tree: ast.Module) -> str:
+        return ast.dump(ast.Module([s for s in tree.body if _find(ast.Module([s], [])) is None], []))
+
+    try:
+        before, after = ast.parse(old, filename=file), ast.parse(new, filename=file)
+        expected = models(before)
+        for name, values in wanted.items():
+            expected[name] = {**expected[name], "expect": {**expected[name].get("expect", {}), **values}}
+        ok = models(after) == expected and others(before) == others(after)
+    except (SyntaxError, ValueError, TypeError, KeyError):
+        ok = False
+    if not ok:
+        raise ShapecalcError(
+            f"{file}: --update-expect cannot update SHAPECALC_MODELS in place; edit its expect values by hand"
+        )
+
+
+def update_python_expect(file: str) -> bool:
+    """Rewrite the ``expect`` values of the models ``file`` declares; True when the file changed.
+
+    Written as a spec's ``--update-expect`` writes (:func:`shapecalc.check.write_atomically`:
+    all or nothing, the file's mode kept).
+    """
+    from ..check import write_atomically
+
+    old, new = updated_python_source(file)
+    if new == old:
+        return False
+    write_atomically(file, new)
+    return True

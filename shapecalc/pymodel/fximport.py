@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import math
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import Location, ShapecalcError
@@ -27,6 +27,7 @@ from .layers import known_layer
 from .ref import (
     PythonModelError,
     exception_line,
+    forward_location,
     frame_location,
     innermost_user_frame,
     is_user_frame,
@@ -69,6 +70,18 @@ def _shape(node: Any) -> tuple[int, ...] | None:
     return tuple(int(s) for s in shape) if shape is not None else None
 
 
+def _is_tensors(node: Any) -> bool:
+    """A tensor, or a tuple of tensors (what ``torch.split`` returns)."""
+    meta = node.meta.get("tensor_meta") if hasattr(node, "meta") else None
+    if getattr(meta, "shape", None) is not None:
+        return True
+    return isinstance(meta, tuple | list) and bool(meta) and all(getattr(m, "shape", None) is not None for m in meta)
+
+
+#: what cuts a tensor into parts (each part then taken with ``getitem``)
+SPLITS = frozenset({"split", "chunk", "split_with_sizes", "tensor_split", "unbind"})
+
+
 def _describe(node: Any) -> str:
     if node.op == "call_module":
         return f"module {node.target}"
@@ -83,10 +96,11 @@ class _Importer:
         self.input = input_node
         self.nodes = [n for n in gm.graph.nodes]
         self.index = {n: i for i, n in enumerate(self.nodes)}
+        self.shuffles = _channel_shuffles(self.nodes)
         reach = {input_node}
         for n in self.nodes:
             # tensors only: x.size(0) depends on the input too, but is a number, not a branch
-            if n is not input_node and n.op != "output" and _shape(n) is not None:
+            if n is not input_node and n.op != "output" and _is_tensors(n):
                 if any(a in reach for a in n.all_input_nodes):
                     reach.add(n)
         self.reach = reach
@@ -114,20 +128,62 @@ class _Importer:
         items: list[Item] = []
         v = dst
         while v is not src:
+            if self.index[v] < self.index[src]:
+                raise Unsupported(dst, f"{_describe(dst)} mixes tensors of two branches")
             preds = self.preds(v)
             if not preds:
                 raise Unsupported(v, f"{_describe(v)} does not depend on the input")
+            if v in self.shuffles:
+                groups, v = self.shuffles[v]
+                items.insert(0, {"channel_shuffle": {"groups": groups, "_scope": _scope(v)}})
+                continue
             merge = self.merge_kind(v)
             if merge is None:
                 if len(preds) != 1:
                     raise Unsupported(v, f"{_describe(v)} combines {len(preds)} tensors")
-                items[:0] = self.layers(v)
+                items[:0] = [_scoped(item, v) for item in self.layers(v)]
                 v = preds[0]
                 continue
             d = self.idom[v]
-            items.insert(0, self.structure(v, merge, d))
+            if merge == "concat" and _name(d) in SPLITS and d.op != "call_module":
+                items.insert(0, _scoped(self.split(v, d), v))
+                v = self.preds(d)[0]
+                continue
+            items.insert(0, _scoped(self.structure(v, merge, d), v))
             v = d
         return items
+
+    def split(self, cat: Any, cut: Any) -> Item:
+        """``torch.cat`` of the parts of a ``split``/``chunk``, each through its branch: a spec ``split``."""
+        rank = len(_shape(cat) or ())
+        dim_of_cut = _arg(cut, 2, "dim", 0) if _name(cut) != "unbind" else _arg(cut, 1, "dim", 0)
+        if _name(cut) in ("unbind", "tensor_split"):
+            raise Unsupported(cut, f"{_describe(cut)} has no spec equivalent (a split keeps the channel axis)")
+        if not isinstance(dim_of_cut, int) or dim_of_cut not in (1, 1 - rank):
+            raise Unsupported(cut, f"{_describe(cut)} along dim {dim_of_cut}: a split cuts the channel axis (dim 1)")
+        cat_dim = _arg(cat, 1, "dim", 0)
+        if cat_dim not in (1, 1 - rank):
+            raise Unsupported(cat, f"torch.cat along dim {cat_dim}: a concat joins the channel axis (dim 1)")
+        tensors = _arg(cat, 0, "tensors", ())
+        parts = cut.meta["tensor_meta"]
+        order, branches = [], []
+        for t in tensors:
+            head = t
+            while self.idom[head] is not cut:
+                head = self.idom[head]
+            if _name(head) != "getitem" or not isinstance(head.args[1], int):
+                raise Unsupported(t, f"{_describe(t)} uses the whole split tensor: a split's branch sees one part")
+            order.append(head.args[1] % len(parts))
+            branches.append(self.chain(t, head))
+        if order != list(range(len(parts))):
+            raise Unsupported(
+                cat,
+                f"torch.cat of the parts of {_name(cut)} in the order {order}: a split concatenates every part,"
+                f" once, in order {list(range(len(parts)))}",
+            )
+        sizes = [int(m.shape[1]) for m in parts]
+        body: dict[str, Any] = {} if len(set(sizes)) == 1 else {"sizes": sizes}
+        return {"split": {**body, "branches": branches}}
 
     def merge_kind(self, n: Any) -> str | None:
         if (n.op == "call_function" and n.target in (operator.add, operator.iadd)) or _name(n) in ("add", "add_"):
@@ -169,6 +225,17 @@ class _Importer:
                 raise Unsupported(n, f"module {n.target} ({type(module).__name__}) has no spec layer type")
             return [{known.type.name: {**known.spec_args, "name": str(n.target)}}]
         name = _name(n)
+        if name == "getitem" and _name(self.preds(n)[0]) in SPLITS:
+            cut = self.preds(n)[0]
+            if _name(cut) in ("unbind", "tensor_split"):
+                raise Unsupported(cut, f"{_describe(cut)} has no spec equivalent (a split keeps the channel axis)")
+            raise Unsupported(
+                n,
+                f"part {n.args[1]} of {_describe(cut)} is not concatenated back with the others: a spec's split"
+                " runs each part through its branch and concatenates them all, in order, along the channel axis",
+            )
+        if name in SPLITS:
+            raise Unsupported(n, f"{_describe(n)} whose parts are not concatenated back has no spec equivalent")
         convert = FUNCTIONS.get(name)
         if convert is None:
             raise Unsupported(n, f"{_describe(n)} has no spec equivalent")
@@ -177,6 +244,27 @@ class _Importer:
         if out is None:
             raise Unsupported(n, f"{_describe(n)} with these arguments has no spec equivalent")
         return out
+
+
+def _scope(n: Any) -> str:
+    """The qualified name of the module whose ``forward`` made node ``n`` ("" for the model's own)."""
+    stack = n.meta.get("nn_module_stack") if hasattr(n, "meta") else None
+    if not stack:
+        return ""
+    path = list(stack.values())[-1]
+    return str(path[0]) if isinstance(path, tuple) else str(path)
+
+
+def _scoped(item: Item, n: Any) -> Item:
+    """``item`` (made by node ``n``) marked with its module, for the grouping; modules' layers have their names."""
+    if n.op == "call_module":
+        return item
+    if isinstance(item, str):
+        return {item: {"_scope": _scope(n)}}
+    kind, body = next(iter(item.items()))
+    if isinstance(body, dict):
+        return {kind: {**body, "_scope": _scope(n)}}
+    return item  # a concat in list form: grouped by its layers' names
 
 
 def _name(n: Any) -> str:
@@ -277,6 +365,38 @@ def _single_cat(n: Any, in_shape: Any, out_shape: Any) -> list[Item] | None:
     return [] if in_shape == out_shape else None
 
 
+def _channel_shuffles(nodes: list[Any]) -> dict[Any, tuple[int, Any]]:
+    """ShuffleNet's ``channel_shuffle`` written as views: the last view -> (groups, the tensor shuffled).
+
+    ``x.view(n, g, c // g, h, w)``, ``transpose(1, 2)`` (``contiguous()``), ``view(n, c, h, w)``
+    is ``nn.ChannelShuffle(g)``: the spec's ``channel_shuffle: {groups: g}``.
+    """
+    found: dict[Any, tuple[int, Any]] = {}
+    for t in nodes:
+        if _name(t) != "transpose" or len(t.args) != 3:
+            continue
+        grouped = t.args[0]
+        if not hasattr(grouped, "op") or _name(grouped) not in ("view", "reshape"):
+            continue
+        source = grouped.args[0]
+        shape_in, shape_mid = _shape(source), _shape(grouped)
+        if shape_in is None or shape_mid is None or len(shape_mid) != len(shape_in) + 1:
+            continue
+        if not all(isinstance(a, int) for a in t.args[1:]) or sorted(a % len(shape_mid) for a in t.args[1:]) != [1, 2]:
+            continue
+        g = shape_mid[1]
+        if shape_mid != (shape_in[0], g, shape_in[1] // g, *shape_in[2:]) or g * shape_mid[2] != shape_in[1]:
+            continue
+        after = t
+        users = list(after.users)
+        if len(users) == 1 and _name(users[0]) == "contiguous":
+            after = users[0]
+            users = list(after.users)
+        if len(users) == 1 and _name(users[0]) in ("view", "reshape") and _shape(users[0]) == shape_in:
+            found[users[0]] = (g, source)
+    return found
+
+
 def _nest_dense_cats(graph: Any) -> None:
     """``cat([x0, .., xk])`` where ``cat([x0, .., xk-1])`` was computed too becomes ``cat([that, xk])``.
 
@@ -335,7 +455,84 @@ FUNCTIONS: dict[str, Callable[[Any, Any, Any], list[Item] | None]] = {
 }
 
 
-def trace_to_layers(model: Any, input_shape: tuple[int, ...]) -> list[Item]:
+def _refuse_sharing(model: Any, nodes: Any, sites: Mapping[int, Location]) -> None:
+    """What a spec cannot say about parameters: one tensor in two layers, a layer called twice, unused ones.
+
+    A spec's layer owns its parameters (SPEC.md has no way to name another layer's), so each
+    would be written twice or not at all, and the spec's totals would not be the model's.
+    """
+    owners: dict[int, list[str]] = {}
+    for name, p in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]:
+        owners.setdefault(id(p), []).append(name)
+    called: dict[str, Any] = {}
+    for n in nodes:
+        if n.op != "call_module":
+            continue
+        module = model.get_submodule(n.target)
+        own = next(iter(module.parameters()), None) is not None or next(iter(module.buffers()), None) is not None
+        if n.target in called and own:
+            raise Unsupported(
+                n,
+                f"module {n.target} is called again (first at line {_line(called[n.target])}): a spec layer owns"
+                " its parameters, and a spec cannot share them between two layers",
+            )
+        called.setdefault(n.target, n)
+        for p in [*module.parameters(), *module.buffers()]:
+            names = owners.get(id(p), [])
+            if len(names) > 1:
+                raise Unsupported(
+                    n,
+                    f"{' and '.join(names)} are one tensor (tied weights): a spec layer owns its parameters,"
+                    " and a spec cannot share them between layers",
+                )
+    used = {id(p) for target in called for p in model.get_submodule(target).parameters()}
+    used |= {id(b) for target in called for b in model.get_submodule(target).buffers()}
+    used |= {id(model.get_parameter(n.target)) for n in nodes if n.op == "get_attr" and _is_parameter(model, n.target)}
+    unused = [(name, p) for name, p in model.named_parameters() if id(p) not in used]
+    if unused:
+        module_name = unused[0][0].rsplit(".", 1)[0] if "." in unused[0][0] else ""
+        site = sites.get(id(model.get_submodule(module_name))) if module_name else None
+        raise PythonModelError(
+            f"{sum(p.numel() for _, p in unused):,} parameters the forward pass never uses"
+            f" ({', '.join(name for name, _ in unused[:4])}{' ...' if len(unused) > 4 else ''}): a spec has no"
+            " layer for them, so its totals would not be the model's",
+            location=site,
+            path=module_name or None,
+        )
+
+
+def _defaults(model: Any) -> dict[str, Any] | None:
+    """``forward``'s optional arguments at their defaults (``mask=None``): the one input is traced alone."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    fixed = {
+        p.name: p.default
+        for p in params[1:]
+        if p.default is not inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
+    return fixed or None
+
+
+def _is_parameter(model: Any, target: str) -> bool:
+    try:
+        model.get_parameter(target)
+    except AttributeError:
+        return False
+    return True
+
+
+def _line(node: Any) -> str:
+    loc = _node_location(node)
+    return str(loc.line) if loc is not None else "?"
+
+
+def trace_to_layers(
+    model: Any, input_shape: tuple[int, ...], sites: Mapping[int, Location] | None = None
+) -> list[Item]:
     """The spec ``layers`` of ``model`` (built on meta) for a per-sample ``input_shape``.
 
     Raises :class:`PythonModelError` for a model fx cannot trace (data-dependent
@@ -351,7 +548,7 @@ def trace_to_layers(model: Any, input_shape: tuple[int, ...]) -> list[Item]:
     model.eval()
     try:
         try:
-            graph = tracer.trace(model)
+            graph = tracer.trace(model, concrete_args=_defaults(model))
         except Exception as err:  # fx refused the user's forward (control flow on a traced value...)
             if raised_by_us(err.__traceback__):
                 raise
@@ -361,8 +558,17 @@ def trace_to_layers(model: Any, input_shape: tuple[int, ...]) -> list[Item]:
             ) from None
         gm = torch.fx.GraphModule(tracer.root, graph, type(model).__name__)
         placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+        # an optional argument traced at its default (concrete_args) stays a placeholder nobody uses
+        # (fx's guard that it keeps that value aside)
+        placeholders = placeholders[:1] + [
+            n for n in placeholders[1:] if any(_name(u) != "_assert_is_none" for u in n.users)
+        ]
         if len(placeholders) != 1:
-            raise PythonModelError(f"{type(model).__name__}.forward takes {len(placeholders)} inputs; a spec has one")
+            names = ", ".join(str(p.target) for p in placeholders)
+            raise PythonModelError(
+                f"{type(model).__name__}.forward takes {len(placeholders)} inputs ({names}); a spec has one input",
+                location=forward_location(model),
+            )
         device = next((p.device for p in model.parameters()), torch.device("meta"))
         with torch.no_grad():
             try:
@@ -370,7 +576,8 @@ def trace_to_layers(model: Any, input_shape: tuple[int, ...]) -> list[Item]:
             except Exception as err:
                 if raised_by_us(err.__traceback__):
                     raise
-                raise PythonModelError(f"running the traced model failed: {exception_line(err)}") from None
+                cause = err.__cause__ if isinstance(err.__cause__, Exception) else err  # ShapeProp wraps it
+                raise PythonModelError(f"running the traced model failed: {exception_line(cause)}") from None
     finally:
         for m, training in was_training:
             m.training = training
@@ -379,14 +586,14 @@ def trace_to_layers(model: Any, input_shape: tuple[int, ...]) -> list[Item]:
     if not hasattr(result, "op"):
         raise PythonModelError(
             f"{type(model).__name__}.forward returns {type(result).__name__}; a spec describes one output tensor",
-            location=_node_location(output),
+            location=_node_location(output) or forward_location(model),
         )
     _nest_dense_cats(gm.graph)
     importer = _Importer(gm, placeholders[0])
     try:
-        _CLASSES.clear()
-        _CLASSES.update({name: type(m).__name__ for name, m in model.named_modules() if name})
-        return _grouped(importer.chain(result, placeholders[0]))
+        _refuse_sharing(model, gm.graph.nodes, sites or {})
+        classes = {name: type(m).__name__ for name, m in model.named_modules() if name}
+        return _grouped(importer.chain(result, placeholders[0]), classes)
     except Unsupported as err:
         raise PythonModelError(
             f"cannot be written as a spec: {err.what}", location=_node_location(err.node), path=str(err.node.name)
@@ -401,11 +608,7 @@ class _FlowList(list):
     """A list written on one line: ``input``."""
 
 
-#: qualified module name -> class name, for the grouping of one import (block names)
-_CLASSES: dict[str, str] = {}
-
-
-def _grouped(items: list[Item], prefix: str = "") -> list[Item]:
+def _grouped(items: list[Item], classes: Mapping[str, str], prefix: str = "") -> list[Item]:
     """Runs of consecutive items from the same submodule become a named ``sequential``.
 
     ``features.0`` .. ``features.11`` are written inside ``sequential: {name: features}``,
@@ -421,16 +624,16 @@ def _grouped(items: list[Item], prefix: str = "") -> list[Item]:
         run = items[i:j]
         several = j - i > 1 or _is_structure(items[i])
         if head and several and head != _module_of(items[i]):
-            inner = _grouped(run, head + ".")
+            inner = _grouped(run, classes, head + ".")
             if len(inner) == 1 and isinstance(inner[0], dict) and _is_structure(inner[0]):
                 kind, body = next(iter(inner[0].items()))
                 if isinstance(body, dict) and "name" not in body:
-                    out.append({kind: {"name": head, **body, "_class": _CLASSES.get(head, "")}})
+                    out.append({kind: {"name": head, **body, "_class": classes.get(head, "")}})
                     i = j
                     continue
-            out.append({"sequential": {"name": head, "layers": inner, "_class": _CLASSES.get(head, "")}})
+            out.append({"sequential": {"name": head, "layers": inner, "_class": classes.get(head, "")}})
         else:
-            out.extend(_nested(item) for item in run)
+            out.extend(_nested(item, classes) for item in run)
         i = j
     return out
 
@@ -439,24 +642,37 @@ def _is_structure(item: Item) -> bool:
     return isinstance(item, dict) and next(iter(item)) in ("residual", "concat", "gate", "split", "sequential")
 
 
-def _nested(item: Item) -> Item:
+def _nested(item: Item, classes: Mapping[str, str]) -> Item:
     """Group inside a structure's branches too."""
     if not _is_structure(item):
         return item
     kind, body = next(iter(item.items()))
     if kind == "concat" and isinstance(body, list):
-        return {kind: [_grouped(b, _common(b)) for b in body]}
+        return {kind: [_grouped(b, classes, _common(b)) for b in body]}
     if isinstance(body, dict):
-        return {kind: {k: (_grouped(v, _common(v)) if isinstance(v, list) else v) for k, v in body.items()}}
+        return {kind: {k: _nested_value(k, v, classes) for k, v in body.items()}}
     return item
 
 
+def _nested_value(key: str, value: Any, classes: Mapping[str, str]) -> Any:
+    if key == "branches":  # a list of branches, each a list of items
+        return [_grouped(b, classes, _common(b)) for b in value]
+    return _grouped(value, classes, _common(value)) if key in ("layers", "body", "shortcut") else value
+
+
 def _module_of(item: Item) -> str:
-    """The module path an item comes from: a layer's name, or the common prefix of a structure's layers."""
+    """The module path an item comes from: a layer's name, or the common prefix of a structure's layers.
+
+    A functional call, and a structure made by one (``+``, ``torch.cat`` after a ``split``), comes
+    from the module whose ``forward`` made it (fx's ``nn_module_stack``).
+    """
     if isinstance(item, dict):
         _kind, body = next(iter(item.items()))
         if isinstance(body, dict) and isinstance(body.get("name"), str) and not _is_structure(item):
             return str(body["name"])
+        if isinstance(body, dict) and "_scope" in body:
+            scope = str(body["_scope"])
+            return f"{scope}.<{'structure' if _is_structure(item) else 'function'}>" if scope else ""
         prefix = _common_prefix(_names(item))
         return f"{prefix}.<structure>" if prefix else ""
     return ""
@@ -505,12 +721,16 @@ def _child(module: str, prefix: str) -> str:
 def _flowed(value: Any) -> Any:
     if isinstance(value, dict):
         kind = next(iter(value)) if len(value) == 1 else None
-        if kind is not None and kind not in ("residual", "concat", "gate", "split", "sequential") and isinstance(
-            value[kind], dict
+        if (
+            kind is not None
+            and kind not in ("residual", "concat", "gate", "split", "sequential")
+            and isinstance(value[kind], dict)
         ):
             return {kind: _Flow(value[kind])}
         return {k: _flowed(v) for k, v in value.items()}
     if isinstance(value, list):
+        if value and all(isinstance(v, int) for v in value):
+            return _FlowList(value)  # a split's sizes: [58, 58]
         return [_flowed(v) for v in value]
     return value
 
@@ -534,7 +754,7 @@ def dump_spec(doc: dict[str, Any]) -> str:
     return yaml.dump(body, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=120, allow_unicode=True)
 
 
-def import_model(ref: Any, input_shape: tuple[int, ...]) -> str:
+def import_model(ref: Any, input_shape: tuple[int, ...], *, batch_axis_hint: bool = False) -> str:
     """The spec text (YAML) of the model ``ref`` names, checked to analyse to the model's own numbers.
 
     The spec's ``expect`` holds the Python model's output shape, parameters,
@@ -549,17 +769,16 @@ def import_model(ref: Any, input_shape: tuple[int, ...]) -> str:
     from .trace import summarise
 
     built = build(ref)
-    owners: dict[int, list[str]] = {}
-    for name, p in built.module.named_parameters(remove_duplicate=False):
-        owners.setdefault(id(p), []).append(name)
-    tied = next((names for names in owners.values() if len(names) > 1), None)
-    if tied is not None:
-        raise PythonModelError(
-            f"{ref.text}: {' and '.join(tied)} are one tensor (tied weights); a spec cannot share parameters"
-            " between layers"
-        )
-    layers = trace_to_layers(built.module, input_shape)
-    measured = summarise(built.module, input_shape, name=built.name, file=built.file, sites=built.sites).analysis
+    # the hooked pass first: a shape mistake is then its located one-line error, not fx's
+    measured = summarise(
+        built.module,
+        input_shape,
+        name=built.name,
+        file=built.file,
+        sites=built.sites,
+        batch_axis_hint=batch_axis_hint,
+    ).analysis
+    layers = trace_to_layers(built.module, input_shape, built.sites)
     t = measured.totals
     expect = {
         "output": list(measured.output),
@@ -601,10 +820,12 @@ def import_model(ref: Any, input_shape: tuple[int, ...]) -> str:
 def _skeleton(value: Any) -> Any:
     """The structure of an item with every argument value and name left out (what blocks must share)."""
     if isinstance(value, dict):
-        return tuple((k, _skeleton(v)) for k, v in value.items() if k != "name")
+        return tuple((k, _skeleton(v)) for k, v in value.items() if k != "name" and not k.startswith("_"))
     if isinstance(value, list):
-        if value and all(isinstance(v, dict | list | str) for v in value) and not all(
-            isinstance(v, int | float) for v in value
+        if (
+            value
+            and all(isinstance(v, dict | list | str) for v in value)
+            and not all(isinstance(v, int | float) for v in value)
         ):
             return ("list", tuple(_skeleton(v) for v in value))
         return "value"
@@ -624,9 +845,9 @@ def _slots(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...]
     out: list[tuple[tuple[Any, ...], Any]] = []
     if isinstance(value, dict):
         for k, v in value.items():
-            if k == "name":
+            if k == "name" or k.startswith("_"):
                 continue
-            if isinstance(v, dict) or (isinstance(v, list) and any(isinstance(x, dict | str) for x in v)):
+            if isinstance(v, dict) or (isinstance(v, list) and any(isinstance(x, dict | str | list) for x in v)):
                 out += _slots(v, (*path, k))
             else:
                 out.append(((*path, k), v))
@@ -751,7 +972,11 @@ def _value_at(slots: list[tuple[tuple[Any, ...], Any]], path: tuple[Any, ...]) -
 
 def _strip_private(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _strip_private(v) for k, v in value.items() if k != "_class"}
+        if len(value) == 1:
+            kind, body = next(iter(value.items()))
+            if isinstance(body, dict) and body and all(k.startswith("_") for k in body):
+                return kind  # {"relu": {"_scope": ...}} is the bare "relu"
+        return {k: _strip_private(v) for k, v in value.items() if not k.startswith("_")}
     if isinstance(value, list):
         return [_strip_private(v) for v in value]
     return value

@@ -7,7 +7,9 @@ the module does to the receptive field, summarise its arguments (``3x3 s2 p1``),
 infer the incoming size a wrong module should have (``in_features should be
 2048``), and write it as a spec layer (``shapecalc import``).
 
-Only exact ``torch.nn`` classes are matched: a subclass may override ``forward``.
+Only exact classes are matched (a subclass may override ``forward``): ``torch.nn``'s, the
+modules of shapecalc's own types (:mod:`shapecalc.torch_layers`) and the torchvision
+classes those mirror (:data:`MIRRORED`).
 """
 
 from __future__ import annotations
@@ -90,13 +92,33 @@ def _by_torch_name() -> dict[str, LayerType]:
     return {lt.torch_name: lt for lt in LAYERS.values()}
 
 
+#: torchvision's classes that shapecalc's own layer types mirror exactly (tests/test_torchvision_layers.py)
+MIRRORED = frozenset(
+    {
+        "torchvision.models.convnext.LayerNorm2d",
+        "torchvision.ops.misc.Permute",
+        "torchvision.ops.stochastic_depth.StochasticDepth",
+    }
+)
+
+
+def _is_class_of(cls: type, lt: LayerType) -> bool:
+    import torch
+
+    if lt.source != "shapecalc":
+        return getattr(torch.nn, lt.torch_name, None) is cls
+    from ..torch_layers import classes
+
+    return cls is classes().get(lt.torch_name) or f"{cls.__module__}.{cls.__qualname__}" in MIRRORED
+
+
 def known_layer(module: Any) -> KnownLayer | None:
     """The registry's view of ``module``, or None for a class the registry does not have."""
     import torch
 
     cls = type(module)
     lt = _by_torch_name().get(cls.__name__)
-    if lt is None or getattr(torch.nn, lt.torch_name, None) is not cls:
+    if lt is None or not _is_class_of(cls, lt):
         return None
     args: dict[str, Any] = {}
     for a in lt.args:
@@ -107,6 +129,8 @@ def known_layer(module: Any) -> KnownLayer | None:
             value = value is not None  # bias=True leaves a Parameter, bias=False None
         elif isinstance(value, torch.Tensor):
             continue
+        if a.inferred and isinstance(value, tuple | list) and len(value) == 1 and a.kind == "pos_int":
+            value = value[0]  # LayerNorm2d keeps normalized_shape as (C,): the registry's C
         try:
             args[a.name] = lt.check_arg(a.name, value)
         except LayerConfigError:

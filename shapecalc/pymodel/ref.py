@@ -166,6 +166,20 @@ def exception_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
+def forward_location(model: Any) -> Location | None:
+    """Where ``def forward`` of the model's class is written (None when its source is unknown)."""
+    import inspect
+
+    try:
+        file = inspect.getsourcefile(type(model).forward)
+        lines, line = inspect.getsourcelines(type(model).forward)
+    except (OSError, TypeError):
+        return None
+    if not file or not lines:
+        return None
+    return Location(short_path(file), line, len(lines[0]) - len(lines[0].lstrip()) + 1)
+
+
 def frame_location(frame: traceback.FrameSummary | None) -> Location | None:
     """The frame's place as a :class:`Location` (1-based column, 1 when unknown)."""
     if frame is None:

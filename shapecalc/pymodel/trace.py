@@ -29,11 +29,27 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..analysis import DTYPE_BYTES, Analysis, ReceptiveField, Row, Totals, _merge_rf, _step_rf
-from ..errors import Location, ShapecalcError, show_value
+from ..analysis import (
+    DTYPE_BYTES,
+    Analysis,
+    ReceptiveField,
+    Row,
+    Totals,
+    merge_receptive_fields,
+    step_receptive_field,
+    whole_input_field,
+)
+from ..errors import BatchAxisError, Location, ShapecalcError, show_value
 from ..spec.model import Sequential, Spec
 from .layers import KnownLayer, known_layer
-from .ref import PythonModelError, exception_line, frame_location, innermost_user_frame, raised_by_us
+from .ref import (
+    PythonModelError,
+    exception_line,
+    forward_location,
+    frame_location,
+    innermost_user_frame,
+    raised_by_us,
+)
 
 # Functions (torch.*, torch.nn.functional.*, Tensor methods, operators; leading and trailing
 # underscores dropped) through which the receptive field passes unchanged: element by element,
@@ -160,8 +176,10 @@ class _Pass:
         self.peak = 0
         self.refs: dict[int, Any] = {}
         self.failed_op: str | None = None
+        self.failed: Exception | None = None
         self.counter: Any = None
         self.last_spatial: Row | None = None
+        self.lost: tuple[str, str | None] | None = None  # where the receptive field became unknown, why
         n = len(input_shape) - 1
         self.rf0 = ReceptiveField((1,) * n, (1,) * n, (0,) * n) if n else None
 
@@ -230,9 +248,14 @@ class _Pass:
             result = layer.infer(call.in_shape) if layer is not None else None
             if result is not None:
                 summary = result.summary
-                rf = _step_rf(call.in_rf, result, call.in_shape, self.input) if call.in_rf is not None else None
+                rf = step_receptive_field(call.in_rf, result, call.in_shape, self.input)
             else:
                 rf = None  # a module the registry does not describe: its effect on the field is unknown
+            if rf is None and call.in_rf is not None:
+                self._lost(
+                    call.name,
+                    None if result is not None else f"{type(module).__name__} is not a layer type shapecalc describes",
+                )
             if out is not None:
                 self.flow.set(out, rf, call.name)
                 self.activation += math.prod(out_shape)
@@ -270,9 +293,10 @@ class _Pass:
     def function(self, func: Any, args: Any, kwargs: Any) -> Any:
         try:
             out = func(*args, **kwargs)
-        except Exception:
+        except Exception as err:
             if self.failed_op is None:
                 self.failed_op = self._describe_op(func, args, kwargs)
+                self.failed = err  # torch's refusal, raised in C++ below our frame: not our bug
             raise
         outs = list(_tensors(out))
         if not outs:
@@ -294,6 +318,8 @@ class _Pass:
         parts = producer.split(" + ")
         producer = " + ".join([*parts[-2:], name]) if parts[-1] != name else producer
         rf = self._op_rf(name, outs[0], known)
+        if rf is None and all(k[0] is not None for _, k in known):
+            self._lost(f"{name} (after {known[0][1][1]})", f"shapecalc does not know how {name} moves positions")
         for t in outs:
             self.flow.set(t, rf, producer)
         return out
@@ -303,16 +329,18 @@ class _Pass:
             spatial = tuple(out.shape[2:])
             # an input broadcast over the positions (a gate's [N, C, 1, 1]) leaves the field alone
             full = [k[0] for t, k in known if tuple(t.shape[2:]) == spatial or not spatial] or [k[0] for _, k in known]
-            return None if any(f is None for f in full) else _merge_rf(full)
+            return merge_receptive_fields(full)
         if name in CONCAT or name in RESHAPE:
-            fields = [k[0] for _, k in known]
-            return None if any(f is None for f in fields) else _merge_rf(fields)
+            return merge_receptive_fields([k[0] for _, k in known])
         if name in GLOBAL:
             rf = known[0][1][0]
-            if rf is None:
-                return None
-            return ReceptiveField(tuple(max(r, n) for r, n in zip(rf.size, self.input[1:])), rf.stride, rf.padding)
+            return whole_input_field(rf, self.input) if rf is not None else None
         return None
+
+    def _lost(self, where: str, why: str | None) -> None:
+        """The receptive field became unknown here (the first place is what the totals name)."""
+        if self.lost is None and self.rf0 is not None:
+            self.lost = (where, why)
 
     def _describe_op(self, func: Any, args: Any, kwargs: Any) -> str:
         shapes = []
@@ -331,14 +359,41 @@ def summarise(
     sites: Mapping[int, Location] | None = None,
     batch: int = 1,
     dtype: str = "float32",
+    batch_axis_hint: bool = False,
 ) -> ModelSummary:
     """Run ``model`` once on zeros of ``[1, *input_shape]`` and return its analysis.
 
     The model runs where its parameters are (``meta`` for a model from
     :func:`~shapecalc.pymodel.build.build`). ``batch`` and ``dtype`` only change the
     memory figures. A shape error in the forward pass raises
-    :class:`PythonModelError`, located at the line of ``forward`` that failed.
+    :class:`PythonModelError`, located at the line of ``forward`` that failed; with
+    ``batch_axis_hint`` (an ``--input`` typed on the command line), a
+    :class:`~shapecalc.errors.BatchAxisError` instead when the pass fails and would
+    run without the shape's first axis (``--input 1x3x32x32``).
     """
+    try:
+        return _summarise(model, input_shape, name=name, file=file, sites=sites, batch=batch, dtype=dtype)
+    except PythonModelError as first:
+        if not batch_axis_hint or len(input_shape) < 2:
+            raise
+        try:
+            _summarise(model, input_shape[1:], name=name, file=file, sites=sites, batch=batch, dtype=dtype)
+        except ShapecalcError:
+            raise first from None  # not a batch axis either: the first error stands
+        raise BatchAxisError(tuple(input_shape)) from None
+
+
+def _summarise(
+    model: Any,
+    input_shape: tuple[int, ...],
+    *,
+    name: str,
+    file: str,
+    sites: Mapping[int, Location] | None,
+    batch: int,
+    dtype: str,
+) -> ModelSummary:
+    """:func:`summarise` without the batch-axis hint."""
     import torch
     from torch.overrides import TorchFunctionMode
     from torch.utils.flop_counter import FlopCounterMode
@@ -349,6 +404,7 @@ def summarise(
         raise ShapecalcError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPE_BYTES)}")
     if not input_shape or any(s < 1 for s in input_shape):
         raise ShapecalcError(f"input shape {show_value(list(input_shape))} must be a non-empty list of positive sizes")
+    _one_input(model)
     st = _Pass(torch, model, tuple(input_shape), sites or {})
 
     class Flow(TorchFunctionMode):
@@ -378,7 +434,7 @@ def summarise(
             try:
                 out = model(x)
             except Exception as err:  # the user's forward failed (ours keep their traceback, below)
-                if raised_by_us(err.__traceback__):
+                if raised_by_us(err.__traceback__) and err is not st.failed:
                     raise
                 raise _located(st, err) from None
     finally:
@@ -388,6 +444,25 @@ def summarise(
         for m, training in modes:
             m.training = training
     return _finish(st, model, out, name, file, batch, dtype, counter.get_total_flops())
+
+
+def _one_input(model: Any) -> None:
+    """A ``forward`` that needs more than the one input tensor is named, at its ``def`` line."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: let the call say what it needs
+        return
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p.name for p in params if p.default is inspect.Parameter.empty and p.kind in positional]
+    required += [p.name for p in params if p.default is inspect.Parameter.empty and p.kind is p.KEYWORD_ONLY]
+    if len(required) > 1:
+        raise PythonModelError(
+            f"{type(model).__name__}.forward takes {len(required)} inputs ({', '.join(required)}); shapecalc runs"
+            " a model on one input tensor (--input)",
+            location=forward_location(model),
+        )
 
 
 def _located(st: _Pass, err: Exception) -> PythonModelError:
@@ -473,9 +548,8 @@ def _finish(st: _Pass, model: Any, out: Any, name: str, file: str, batch: int, d
         totals=totals,
         receptive_field=rf,
         spec=spec,
-        receptive_field_lost_at=next(
-            (r.path for r in rows if r.kind == "layer" and r.receptive is None and st.rf0 is not None), None
-        ),
+        receptive_field_lost_at=st.lost[0] if st.lost is not None else None,
+        receptive_field_lost_why=st.lost[1] if st.lost is not None else None,
     )
     return ModelSummary(analysis, tuple(_notes(st, model, rows, params)), str(torch.__version__).split("+")[0])
 
