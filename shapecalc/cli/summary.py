@@ -194,7 +194,9 @@ def _emit(
     """Print the report in ``fmt`` to stdout and the notes to stderr (a spec's or a Python model's)."""
     from ..render_costs import cost_views
 
-    views = cost_views(analysis, as_tools=as_tools, count=count, percent=percent, compare_tools=compare_tools)
+    views = cost_views(
+        analysis, as_tools=as_tools, count=count, percent=percent, compare_tools=compare_tools, json=fmt == "json"
+    )
     notes = [*notes, *views.notes]
     if training is not None:
         training(views, notes)

@@ -28,6 +28,7 @@ Mapping keys are kept as the text written (``on:`` is the key ``"on"``, not
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from typing import Any, NoReturn, Union
 
 import yaml
@@ -42,12 +43,18 @@ from yaml.events import (
 )
 from yaml.nodes import ScalarNode
 
-from ..errors import Location, SpecError
+from ..errors import Location, SpecError, show_text
 
 #: deepest nesting of lists/mappings accepted
 MAX_DEPTH = 200
 #: how many nodes aliases may add to the document when expanded
 MAX_ALIAS_NODES = 1_000_000
+#: a document may hold at most max(VALUES_FLOOR, characters // CHARS_PER_VALUE) values, a list or a
+#: mapping counting twice (its start and its end): composing costs 1-4 µs a value, and YAML as dense
+#: as `[{},{},...]` (1.5 characters a value) would make a 1 MB file cost a second before the spec is
+#: even read. A real spec spends more than 3 characters a value (`kernel_size: [3,3,3]` spends 3.4).
+VALUES_FLOOR = 20_000
+CHARS_PER_VALUE = 3
 #: longest int literal (digits, sign, underscores): bounds int() work
 MAX_INT_TEXT = 40
 
@@ -61,6 +68,10 @@ _TEXT_TAGS = {STR, _CORE + "timestamp", _CORE + "value", MERGE}  # implicit-only
 _SCALAR_TAGS = {STR, INT, FLOAT, BOOL, NULL}
 
 _DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+# a plain scalar that is a name: text to YAML 1.1 unless it is one of these words (PyYAML's bool and
+# null resolvers; no other resolver matches a text starting with a letter or '_' and made of \w)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WORDS = frozenset("yes Yes YES no No NO true True TRUE false False FALSE on On ON off Off OFF null Null NULL".split())
 
 # characters YAML does not allow in a document (YAML 1.1 "printable" set, negated)
 _NON_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -82,12 +93,16 @@ class _Positioned:
     ~4x as much to build. Treat them as read-only all the same.
     """
 
-    __slots__ = ("_loc", "col", "file", "line")
+    __slots__ = ("_loc", "col", "end", "file", "line", "start")
 
-    def __init__(self, file: str, line: int, col: int) -> None:
+    def __init__(self, file: str, line: int, col: int, start: int = 0, end: int = 0) -> None:
         self.file = file
         self.line = line
         self.col = col
+        #: character offsets of the node's text in the composed document (``--update-expect`` edits
+        #: values in place with them; a block list's end lies past the comments after it, as PyYAML's)
+        self.start = start
+        self.end = end
         self._loc: Location | None = None
 
     @property
@@ -104,12 +119,14 @@ class YScalar(_Positioned):
 
     __slots__ = ("text", "value")
 
-    def __init__(self, value: Any, text: str, file: str, line: int, col: int) -> None:
+    def __init__(self, value: Any, text: str, file: str, line: int, col: int, start: int = 0, end: int = 0) -> None:
         self.value = value
         self.text = text
         self.file = file
         self.line = line
         self.col = col
+        self.start = start
+        self.end = end
         self._loc = None  # assigned here, not via super().__init__: one call less per scalar
 
 
@@ -118,11 +135,13 @@ class YSeq(_Positioned):
 
     __slots__ = ("items",)
 
-    def __init__(self, items: tuple[YNode, ...], file: str, line: int, col: int) -> None:
+    def __init__(self, items: tuple[YNode, ...], file: str, line: int, col: int, start: int = 0, end: int = 0) -> None:
         self.items = items
         self.file = file
         self.line = line
         self.col = col
+        self.start = start
+        self.end = end
         self._loc = None  # not via super().__init__: one call less per node
 
 
@@ -131,16 +150,47 @@ class YMap(_Positioned):
 
     __slots__ = ("items", "keys")
 
-    def __init__(self, items: dict[str, YNode], keys: dict[str, YScalar], file: str, line: int, col: int) -> None:
+    def __init__(
+        self,
+        items: dict[str, YNode],
+        keys: dict[str, YScalar],
+        file: str,
+        line: int,
+        col: int,
+        start: int = 0,
+        end: int = 0,
+    ) -> None:
         self.items = items
         self.keys = keys
         self.file = file
         self.line = line
         self.col = col
+        self.start = start
+        self.end = end
         self._loc = None  # not via super().__init__: one call less per node
 
 
 YNode = Union[YScalar, YSeq, YMap]  # noqa: UP007 - a runtime alias, Python 3.10 safe
+
+
+class ValueLocations(Mapping[str, Location]):
+    """Key -> where its value starts, for a mapping's values: a read-only mapping whose
+    :class:`Location` objects are made on lookup (a layer's argument locations are read only
+    for a message; a 100,000-layer spec would otherwise make 300,000 of them up front)."""
+
+    __slots__ = ("nodes",)
+
+    def __init__(self, nodes: Mapping[str, YNode]) -> None:
+        self.nodes = nodes
+
+    def __getitem__(self, key: str) -> Location:
+        return self.nodes[key].loc
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.nodes)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
 
 
 def kind(node: YNode) -> str:
@@ -155,19 +205,32 @@ def kind(node: YNode) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
-        return f"the text {v!r}"
+        return f"the text {show_text(v)}"
     return f"the number {v!r}"
 
 
 class _Open:
     """A list or mapping being composed (a plain slotted class: one is made per collection)."""
 
-    __slots__ = ("anchor", "col", "entries", "is_map", "items", "key", "key_is_merge", "keys", "line", "merge_loc",
-                 "merges")
+    __slots__ = (
+        "anchor",
+        "col",
+        "entries",
+        "is_map",
+        "items",
+        "key",
+        "key_is_merge",
+        "keys",
+        "line",
+        "merge_loc",
+        "merges",
+        "start",
+    )
 
-    def __init__(self, line: int, col: int, anchor: str | None, is_map: bool) -> None:
+    def __init__(self, line: int, col: int, anchor: str | None, is_map: bool, start: int) -> None:
         self.line = line
         self.col = col
+        self.start = start
         self.anchor = anchor
         self.is_map = is_map
         self.items: list[YNode] = []
@@ -179,11 +242,18 @@ class _Open:
         self.merge_loc: Location | None = None
 
 
+def value_limit(size: int) -> int:
+    """The most values (scalars and aliases; lists and mappings count twice) a document of ``size``
+    characters may hold."""
+    return max(VALUES_FLOOR, size // CHARS_PER_VALUE)
+
+
 def compose(text: str, file: str) -> YNode | None:
     """Compose a YAML document into positioned values; None for an empty document.
 
     Raises :class:`SpecError` (located) for a syntax error, a tag, a duplicate key,
-    too deep nesting, an alias bomb, or a second document.
+    too deep nesting, an alias bomb, more values than :func:`value_limit` of its
+    length, or a second document.
     """
     bad = _NON_PRINTABLE.search(text)
     if bad is not None:
@@ -195,7 +265,7 @@ def compose(text: str, file: str) -> YNode | None:
         )
     loader = LOADER(text)
     try:
-        return _Composer(loader, file).run()
+        return _Composer(loader, file).run(value_limit(len(text)))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         loc = Location(file, mark.line + 1, mark.column + 1) if mark is not None else Location(file, 1, 1)
@@ -210,10 +280,19 @@ def compose(text: str, file: str) -> YNode | None:
 
 
 class _Composer:
+    """Composes positioned nodes from the parser's events, one handler per kind of event.
+
+    The open collections are a stack of :class:`_Open`; ``sizes`` holds, for each, the size it
+    would have with every alias expanded (the alias-bomb bound). Scalars are most of a spec's
+    events, so :meth:`scalar` places a list item, a key and a key's value itself and leaves only
+    the rare cases (a merge key, a duplicate, a non-text key) to :meth:`add`.
+    """
+
     def __init__(self, loader: Any, file: str) -> None:
         self.loader = loader
         self.file = file
         self.stack: list[_Open] = []
+        self.sizes: list[int] = []  # running expanded size of each open collection
         #: anchor -> (node, expanded size)
         self.anchors: dict[str, tuple[YNode, int]] = {}
         self.anchor_lines: dict[str, int] = {}
@@ -223,6 +302,15 @@ class _Composer:
         self.documents = 0
         #: plain scalar text -> (that text, its value): keys and small numbers repeat a lot in a spec
         self.plain: dict[str, tuple[str, Any]] = {}
+        self.handlers = {
+            ScalarEvent: self.scalar,
+            SequenceStartEvent: self.start,
+            MappingStartEvent: self.start,
+            SequenceEndEvent: self.end,
+            MappingEndEvent: self.end,
+            AliasEvent: self.alias,
+            DocumentStartEvent: self.document,
+        }
 
     def loc(self, event: Any) -> Location:
         mark = event.start_mark
@@ -231,103 +319,105 @@ class _Composer:
     def fail(self, message: str, loc: Location) -> NoReturn:
         raise SpecError(message, location=loc)
 
-    def run(self) -> YNode | None:
-        # the hot loop (one pass per event): attributes and methods are looked up once, here
+    def run(self, max_values: int) -> YNode | None:
+        """Every event of the stream, each to its handler (the others: stream and document ends);
+        at most ``max_values`` of them (see :func:`value_limit`)."""
         get_event = self.loader.get_event
-        file = self.file
-        plain = self.plain
-        stack = self.stack
-        add = self.add
-        sizes: list[int] = []  # running expanded size of each open collection
-        node: YNode
-        while True:
-            event = get_event()
-            if event is None:  # after the end of the stream
-                break
-            cls = type(event)
-            if cls is ScalarEvent:
-                mark = event.start_mark
-                text = event.value
-                tag = event.tag
-                if tag is None and event.implicit[0]:  # a plain scalar: resolved by its text alone
-                    known = plain.get(text)
-                    if known is None:
-                        known = plain[text] = _PLAIN.get(text) or self.shared(text, event.implicit, mark)
-                    text, value = known  # the first copy of the text: a spec repeats its keys 100k times
-                else:
-                    value = self.value(text, tag, event.implicit, mark)
-                scalar = YScalar(value, text, file, mark.line + 1, mark.column + 1)
-                if event.anchor is not None:
-                    self.register(event.anchor, scalar, 1)
-                if not stack:
-                    add(scalar, 1, sizes)
-                    continue
-                top = stack[-1]
-                if not top.is_map:  # fast path: an item of a list
-                    sizes[-1] += 1
-                    top.items.append(scalar)
-                elif top.key is None:
-                    if type(value) is not str:  # a _Merge, or a key that is no name: the general path
-                        add(scalar, 1, sizes)
-                        continue
-                    sizes[-1] += 1  # fast path: a key
-                    top.key = scalar
-                    top.key_is_merge = False
-                elif not top.key_is_merge and top.key.text not in top.keys:  # fast path: a key's value
-                    sizes[-1] += 1
-                    key, top.key = top.key, None
-                    top.keys[key.text] = key
-                    top.entries[key.text] = scalar
-                else:
-                    add(scalar, 1, sizes)
-            elif cls is SequenceStartEvent or cls is MappingStartEvent:
-                is_map = cls is MappingStartEvent
-                mark = event.start_mark
-                line, col = mark.line + 1, mark.column + 1
-                tag = event.tag
-                if tag is not None:
-                    self.check_tag(tag, MAP if is_map else SEQ, line, col, "a mapping" if is_map else "a list")
-                if len(stack) >= MAX_DEPTH:
-                    self.fail(f"the YAML nests more than {MAX_DEPTH} levels deep", Location(file, line, col))
-                if event.anchor is not None:
-                    self.check_anchor(event.anchor, Location(file, line, col))
-                    self.open_anchors.add(event.anchor)
-                stack.append(_Open(line, col, event.anchor, is_map))
-                sizes.append(1)
-            elif cls is SequenceEndEvent or cls is MappingEndEvent:
-                top = stack.pop()
-                size = sizes.pop()
-                if top.is_map and not top.merges:  # the common case: the mapping as composed, without a call
-                    node = YMap(top.entries, top.keys, file, top.line, top.col)
-                elif top.is_map:
-                    node = self.finish_map(top)
-                else:
-                    node = YSeq(tuple(top.items), file, top.line, top.col)
-                if top.anchor is not None:
-                    self.open_anchors.discard(top.anchor)
-                    self.anchors[top.anchor] = (node, size)
-                add(node, size, sizes)
-            elif cls is AliasEvent:
-                loc = self.loc(event)
-                name = event.anchor
-                if name in self.open_anchors:
-                    self.fail(f"the alias *{name} refers to a node that contains it (a recursive alias)", loc)
-                if name not in self.anchors:
-                    self.fail(f"the alias *{name} refers to no anchor (&{name} must come first)", loc)
-                node, size = self.anchors[name]
-                self.alias_nodes += size
-                if self.alias_nodes > MAX_ALIAS_NODES:
-                    self.fail(
-                        f"the document expands to more than {MAX_ALIAS_NODES:,} nodes through YAML aliases"
-                        f" (at *{name})",
-                        loc,
-                    )
-                add(node, size, sizes)
-            elif cls is DocumentStartEvent:
-                self.documents += 1
-                if self.documents > 1:
-                    self.fail("a spec is a single YAML document, but a second one starts here", self.loc(event))
+        handlers = self.handlers
+        values_left = max_values + 4  # + the stream's and the document's start and end
+        while (event := get_event()) is not None:
+            values_left -= 1
+            if not values_left:
+                self.fail(
+                    f"the YAML holds more than {max_values:,} values, lists and mappings counting twice (at most"
+                    f" one per {CHARS_PER_VALUE} characters of the file): a spec this dense is not a network",
+                    self.loc(event),
+                )
+            handler = handlers.get(type(event))
+            if handler is not None:
+                handler(event)
         return self.root
+
+    def scalar(self, event: Any) -> None:
+        mark = event.start_mark
+        text = event.value
+        if event.tag is None and event.implicit[0]:  # a plain scalar: resolved by its text alone
+            known = self.plain.get(text)
+            if known is None:
+                known = self.plain[text] = _PLAIN.get(text) or self.shared(text, event.implicit, mark)
+            text, value = known  # the first copy of the text: a spec repeats its keys 100k times
+        else:
+            value = self.value(text, event.tag, event.implicit, mark)
+        node = YScalar(value, text, self.file, mark.line + 1, mark.column + 1, mark.index, event.end_mark.index)
+        if event.anchor is not None:
+            self.register(event.anchor, node, 1)
+        stack = self.stack
+        if not stack:
+            self.add(node, 1)
+            return
+        top = stack[-1]
+        if not top.is_map:  # an item of a list
+            self.sizes[-1] += 1
+            top.items.append(node)
+        elif top.key is None and type(value) is str:  # a key (a merge key is a _Merge: the general path)
+            self.sizes[-1] += 1
+            top.key = node
+            top.key_is_merge = False
+        elif top.key is not None and not top.key_is_merge and top.key.text not in top.keys:  # a key's value
+            self.sizes[-1] += 1
+            key, top.key = top.key, None
+            top.keys[key.text] = key
+            top.entries[key.text] = node
+        else:
+            self.add(node, 1)
+
+    def start(self, event: Any) -> None:
+        is_map = type(event) is MappingStartEvent
+        mark = event.start_mark
+        line, col = mark.line + 1, mark.column + 1
+        if event.tag is not None:
+            self.check_tag(event.tag, MAP if is_map else SEQ, line, col, "a mapping" if is_map else "a list")
+        if len(self.stack) >= MAX_DEPTH:
+            self.fail(f"the YAML nests more than {MAX_DEPTH} levels deep", Location(self.file, line, col))
+        if event.anchor is not None:
+            self.check_anchor(event.anchor, Location(self.file, line, col))
+            self.open_anchors.add(event.anchor)
+        self.stack.append(_Open(line, col, event.anchor, is_map, mark.index))
+        self.sizes.append(1)
+
+    def end(self, event: Any) -> None:
+        top = self.stack.pop()
+        size = self.sizes.pop()
+        node: YNode
+        end = event.end_mark.index
+        if top.is_map:
+            node = self.finish_map(top, end)
+        else:
+            node = YSeq(tuple(top.items), self.file, top.line, top.col, top.start, end)
+        if top.anchor is not None:
+            self.open_anchors.discard(top.anchor)
+            self.anchors[top.anchor] = (node, size)
+        self.add(node, size)
+
+    def alias(self, event: Any) -> None:
+        loc = self.loc(event)
+        name = event.anchor
+        if name in self.open_anchors:
+            self.fail(f"the alias *{name} refers to a node that contains it (a recursive alias)", loc)
+        if name not in self.anchors:
+            self.fail(f"the alias *{name} refers to no anchor (&{name} must come first)", loc)
+        node, size = self.anchors[name]
+        self.alias_nodes += size
+        if self.alias_nodes > MAX_ALIAS_NODES:
+            self.fail(
+                f"the document expands to more than {MAX_ALIAS_NODES:,} nodes through YAML aliases (at *{name})", loc
+            )
+        self.add(node, size)
+
+    def document(self, event: Any) -> None:
+        self.documents += 1
+        if self.documents > 1:
+            self.fail("a spec is a single YAML document, but a second one starts here", self.loc(event))
 
     def shared(self, text: str, implicit: Any, mark: Any) -> tuple[str, Any]:
         """A plain scalar's (text, value), remembered across files (see :data:`_PLAIN`)."""
@@ -363,6 +453,10 @@ class _Composer:
                     self.mark_loc(mark),
                 )
             tag: str = explicit_tag
+        elif implicit[0] and _NAME.fullmatch(text) and text not in _WORDS:
+            return text  # the common distinct plain scalars, without the resolver's ~1.5 µs
+        elif implicit[0] and len(text) <= MAX_INT_TEXT and _DECIMAL.fullmatch(text):
+            return int(text)  # as the resolver's int tag and construct_yaml_int read it
         else:
             tag = self.loader.resolve(ScalarNode, text, implicit)
         if tag in _TEXT_TAGS:
@@ -391,11 +485,12 @@ class _Composer:
     def mark_loc(self, mark: Any) -> Location:
         return Location(self.file, mark.line + 1, mark.column + 1)
 
-    def add(self, node: YNode, size: int, sizes: list[int]) -> None:
+    def add(self, node: YNode, size: int) -> None:
+        """Place a finished node: the root, a list's item, a mapping's key or a key's value."""
         if not self.stack:
             self.root = node
             return
-        sizes[-1] += size
+        self.sizes[-1] += size
         top = self.stack[-1]
         if not top.is_map:
             top.items.append(node)
@@ -424,9 +519,9 @@ class _Composer:
         top.keys[name] = key
         top.entries[name] = node
 
-    def finish_map(self, top: _Open) -> YMap:
+    def finish_map(self, top: _Open, end: int) -> YMap:
         if not top.merges:
-            return YMap(top.entries, top.keys, self.file, top.line, top.col)
+            return YMap(top.entries, top.keys, self.file, top.line, top.col, top.start, end)
         # as PyYAML: explicit keys win over merged ones; among merged mappings the first wins
         entries: dict[str, YNode] = {}
         keys: dict[str, YScalar] = {}
@@ -436,7 +531,7 @@ class _Composer:
             keys.update(src.keys)
         entries.update(top.entries)
         keys.update(top.keys)
-        return YMap(entries, keys, self.file, top.line, top.col)
+        return YMap(entries, keys, self.file, top.line, top.col, top.start, end)
 
 
 class _Merge(str):
