@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from .analysis import DTYPE_BYTES, Analysis, Row, analyse
+from .analysis import Analysis, Row, analyse
 from .errors import ShapecalcError
 from .spec.model import Spec
 from .torch_build import import_torch
@@ -288,15 +288,52 @@ def work_needed(analysis: Analysis, batch: int) -> int:
     return work * batch
 
 
-def memory_needed(analysis: Analysis, batch: int) -> int:
-    """Bytes the verification pass needs: float32 parameters and buffers plus the inference peak.
+#: what the pass costs beyond its tensors, measured (tests/test_peak.py): torch's CPU kernels load
+#: code and per-thread scratch on their first call and the allocator keeps some freed memory
+RUNTIME_BYTES = 64 * 2**20
 
-    Under ``inference_mode`` nothing is kept for a backward pass, so the peak of
-    live activations (``Totals.peak_bytes``) is what the pass holds, not their sum.
+
+def memory_needed(analysis: Analysis, batch: int) -> int:
+    """Bytes the verification pass may need: an upper bound of its peak over the torch baseline.
+
+    float32 parameters and buffers; the inference peak of the forward pass
+    (``Totals.peak_bytes``: under ``inference_mode`` nothing is kept for a backward
+    pass); the largest buffer one operator allocates and frees while it runs (an
+    im2col buffer, max-pool indices), which comes on top of the tensors alive at that
+    moment; and :data:`RUNTIME_BYTES`. ``tests/test_peak.py`` measures peak RSS against it.
     """
+    from .peak import inference_peak
+
     t = analysis.totals
-    peak_elems = t.peak_bytes // (analysis.batch * DTYPE_BYTES[analysis.dtype])
-    return 4 * (t.params + t.buffers + peak_elems * batch)
+    peak = inference_peak(analysis, batch=batch, item_bytes=4)
+    workspace = max((_workspace_elems(row) for row in analysis.rows if row.kind == "layer"), default=0)
+    return 4 * (t.params + t.buffers + workspace * batch) + peak + RUNTIME_BYTES
+
+
+def _workspace_elems(row: Row) -> int:
+    """A bound (float32 elements, per sample) of what one layer's CPU/GPU kernel allocates for itself.
+
+    Convolutions: the im2col/col2im matrix of the unfused path, ``C_in x kernel volume x
+    output positions`` (a transposed convolution: ``C_out x kernel volume x input
+    positions``), plus a reordered copy of input, weight and output (oneDNN). Max pooling:
+    the int64 indices, two floats an output element. Others: a copy of the output.
+    """
+    name = row.type
+    out = math.prod(row.output_shape)
+    inp = math.prod(row.input_shape)
+    kw = row.result.torch_kwargs if row.result is not None else {}
+    kernel = kw.get("kernel_size")
+    if name.startswith("conv"):
+        k: tuple[int, ...] = kernel if isinstance(kernel, tuple) else (int(kernel or 1),) * (len(row.output_shape) - 1)
+        volume = math.prod(k)
+        if "transpose" in name:
+            cols = row.output_shape[0] * volume * math.prod(row.input_shape[1:])
+        else:
+            cols = row.input_shape[0] * volume * math.prod(row.output_shape[1:])
+        return cols + inp + out + row.params
+    if "maxpool" in name:
+        return 2 * out
+    return out
 
 
 # --------------------------------------------------------------------------- the pass

@@ -262,14 +262,7 @@ def _text(spec_file: str) -> tuple[str, str]:
 
         path = resolve(spec_file)
         return read_text(path), path
-    from ..errors import Location, SpecError
+    from ..reader import read_stream
 
-    data = sys.stdin.buffer.read()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise SpecError(
-            f"file is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})",
-            location=Location("<stdin>", 1, 1),
-        ) from None
+    text = read_stream(sys.stdin.buffer)
     return text, "<stdin>"
