@@ -4,7 +4,7 @@ under a second and 200 MB for any file under 1 MB).
     python bench/hostile.py [--runs N] [--size BYTES]
 
 Each file is built to make ``check`` do as much as a file of its size allows: as many layers as
-the layer limit lets it expand to (``spec.document.layer_limit``: 40,666 at 1 MB), nested blocks,
+the layer limit lets it expand to (``spec.document.layer_limit``: 10,000 at 1 MB), nested blocks,
 residuals and concats, expressions evaluated for every block use, aliases up to the YAML composer's
 limit, a 1 MB name. Each is checked as a whole process (``shapecalc check FILE``, interpreter
 start-up included) ``--runs`` times; the table shows the median wall time, CPU time (user + system:
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -30,6 +31,9 @@ _SCRIPT = Path(sys.executable).parent / "shapecalc"
 SHAPECALC = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "shapecalc"]
 TARGET_SECONDS = 1.0
 TARGET_MIB = 200
+# an installed shapecalc runs from compiled bytecode: a PYTHONDONTWRITEBYTECODE environment would
+# make every run compile the package again (~0.1 s of start-up that no user pays)
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 # the child's own peak RSS: ru_maxrss of a direct child starts at its parent's high-water mark
 LAUNCHER = """\
@@ -68,6 +72,22 @@ def flat_conv(size: int) -> str:
     head = "input: [4, 4, 4]\nlayers:\n"
     line = "- conv2d: {out_channels: 4, kernel_size: 3, padding: 1}\n"
     return head + line * ((size - len(head)) // len(line))
+
+
+def flat_conv_at_limit(size: int) -> str:
+    head = "input: [4, 4, 4]\nlayers:\n"
+    return _pad(head + "- conv2d: {out_channels: 4, kernel_size: 3, padding: 1}\n" * (_limit(size) - 1), size)
+
+
+def many_warnings(size: int) -> str:
+    # a warning per written pair (a conv's bias before batch norm, SC101; odd padding between
+    # size-keeping convs, SC103): every one at its own line, so none folds into "in each of N copies"
+    head = "input: [4, 8, 8]\nlayers:\n"
+    unit = (
+        "- conv2d: {out_channels: 4, kernel_size: 3, padding: 1}\n- batchnorm2d\n"
+        "- conv2d: {out_channels: 4, kernel_size: 3}\n- conv2d: {out_channels: 4, kernel_size: 3, padding: 2}\n"
+    )
+    return _pad(head + unit * ((_limit(size) - 1) // 4), size)
 
 
 def repeat_to_limit(size: int) -> str:
@@ -153,6 +173,54 @@ def aliases(size: int) -> str:
                 "    layers: [relu]\nlayers:\n- b\n", size)  # fmt: skip
 
 
+def _fill(head: str, item: Callable[[int], str], tail: str, size: int) -> str:
+    """``head``, then ``item(0)``, ``item(1)``, ... as many as fit in ``size`` bytes with ``tail``."""
+    parts, used, i = [head], len(head) + len(tail), 0
+    while used + len(item(i)) <= size:
+        parts.append(item(i))
+        used += len(item(i))
+        i += 1
+    return "".join(parts) + tail
+
+
+def dense_values(size: int) -> str:
+    # the densest YAML: empty mappings, 1.5 bytes a value (refused at the composer's value limit)
+    return _fill("input: [3]\nlayers: [relu]\ndescription: [", lambda i: "{},", "{}]\n", size)
+
+
+def distinct_names(size: int) -> str:
+    # the costliest scalars to compose: every one a new text (nothing is shared between them)
+    return _fill("input: [3]\nlayers: [relu]\ndescription: [", lambda i: f"a{i},", "a]\n", size)
+
+
+def many_blocks(size: int) -> str:
+    # block definitions are checked before any use: their layers count toward the layer limit
+    item = "  b{}:\n    params: {{c: 4}}\n    layers: [conv2d: {{out_channels: $c, kernel_size: 3}}, relu]\n".format
+    return _fill("input: [4, 8, 8]\nblocks:\n", item, "layers: [b1]\n", size)
+
+
+def block_chain(size: int) -> str:
+    # each block uses the next: one use expands the whole chain
+    n = (size - 100) // 37
+    return _fill("input: [4, 8, 8]\nblocks:\n", lambda i: f"  b{i}:\n    layers: [b{i + 1}, relu]\n",
+                 f"  b{n}:\n    layers: [relu]\nlayers: [b0]\n", size)  # fmt: skip
+
+
+def many_params(size: int) -> str:
+    return _fill("input: [4, 8, 8]\nparams:\n", lambda i: f"  p{i}: {i}\n", "layers: [relu]\n", size)
+
+
+def long_expression(size: int) -> str:
+    n = (size - 100) // 5
+    expression = " + ".join(["$c"] * n)
+    return f"input: [4, 8, 8]\nparams: {{c: 4}}\nlayers:\n- conv2d: {{out_channels: '{expression}', kernel_size: 1}}\n"
+
+
+def wide_concat(size: int) -> str:
+    n = (_limit(size) - 10) // 2
+    return _pad("input: [4, 8, 8]\nlayers:\n- concat: [" + ", ".join(["[relu]"] * n) + "]\n", size)
+
+
 def long_name(size: int) -> str:
     head = "input: [3]\nlayers: [relu]\nname: '"
     return head + "x" * (size - len(head) - 3) + "'\n"
@@ -167,12 +235,21 @@ FILES: dict[str, Callable[[int], str]] = {
     "trivial": trivial,
     "flat_relu": flat_relu,
     "flat_conv": flat_conv,
+    "flat_conv_at_limit": flat_conv_at_limit,
+    "many_warnings": many_warnings,
     "repeat_to_limit": repeat_to_limit,
     "nested_blocks": nested_blocks,
     "expressions": expressions,
     "residual_concat": residual_concat,
     "deep_nesting": deep_nesting,
     "aliases": aliases,
+    "dense_values": dense_values,
+    "distinct_names": distinct_names,
+    "many_blocks": many_blocks,
+    "block_chain": block_chain,
+    "many_params": many_params,
+    "long_expression": long_expression,
+    "wide_concat": wide_concat,
     "long_name": long_name,
 }
 
@@ -181,7 +258,7 @@ def run(path: Path) -> tuple[float, float, float, int]:
     """(wall seconds, CPU seconds, peak RSS MiB, exit code) of ``shapecalc check path``."""
     with tempfile.NamedTemporaryFile("r") as out:
         start = time.perf_counter()
-        code = subprocess.call([sys.executable, "-c", LAUNCHER, out.name, *SHAPECALC, "check", str(path)])
+        code = subprocess.call([sys.executable, "-c", LAUNCHER, out.name, *SHAPECALC, "check", str(path)], env=ENV)
         wall = time.perf_counter() - start
         rss_kib, cpu = out.read().split()
     return wall, float(cpu), int(rss_kib) / 1024, code
@@ -194,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        warm = Path(tmp) / "warm.yaml"
+        warm.write_text(trivial(0), encoding="utf-8")
+        run(warm)  # writes the bytecode caches
         for name, make in FILES.items():
             path = Path(tmp) / f"{name}.yaml"
             text = make(args.size)

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .errors import LayerConfigError, Location, ShapecalcError, show_value
+from .errors import SHOWN_ITEMS, LayerConfigError, Location, ShapecalcError, show_value
 from .gcpause import paused
 from .registry import LayerResult, Ratio, Shape
 from .spec.model import Concat, Gate, Layer, Node, Residual, Sequential, Spec, Split, block_note
@@ -426,7 +426,9 @@ def _split_sizes(node: Split, in_shape: Shape) -> tuple[int, ...]:
     total = sum(node.sizes)
     if total != channels:
         last = channels - sum(node.sizes[:-1])
-        if last >= 1:
+        if last >= 1 and len(node.sizes) > SHOWN_ITEMS:  # the list is shown cut: name the change
+            fix = f"; a last size of {last} instead of {node.sizes[-1]} would sum to {channels}"
+        elif last >= 1:
             fix = f"; {show_value((*node.sizes[:-1], last))} would sum to {channels}"
         else:
             fix = f": they must sum to {channels}"
@@ -580,6 +582,14 @@ def _torch_limits(layer: Layer, shape: Shape, res: LayerResult, out_elems: int, 
             layer.type.batch_check(layer.type, shape, res, st.batch)
     except LayerConfigError as err:
         raise _located(err, layer) from None
+
+
+def check_tensor_size(what: str, shape: Sequence[int], batch: int = 1, item_bytes: int = VERIFY_BYTES) -> None:
+    """Raise :class:`LayerConfigError` when torch could not hold ``shape`` at ``batch`` (the rule the
+    analysis applies to every tensor, for callers outside it: ``shapecalc layer``)."""
+    elems = _numel(shape)
+    if elems * batch > MAX_TENSOR_BYTES // item_bytes:
+        raise LayerConfigError(_too_large(f"{what} {show_value(tuple(shape))}", elems, batch, item_bytes))
 
 
 def _too_large(what: str, elems: int, batch: int, item_bytes: int) -> str:

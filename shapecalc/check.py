@@ -27,10 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import Location, MissingTorchError, ShapecalcError, SpecError
 from .formulas import same_padding
+from .gcpause import paused
 
 if TYPE_CHECKING:  # the analysis is imported lazily: a missing path needs none of it
     from .analysis import Analysis, Row
     from .spec.model import Layer, Sequential, Spec
+    from .spec.yamlnodes import YNode
 
 #: codes of problems that always fail the check (they cannot be ignored)
 ERROR_CODES: dict[str, str] = {
@@ -103,7 +105,13 @@ def check_file(
     defaults otherwise. ``expect:`` describes the defaults, so it is not compared
     when a parameter is set.
     """
-    file = os.fspath(path)
+    with paused():  # loading, analysis and the warnings build one large acyclic tree: see shapecalc.gcpause
+        return _check(os.fspath(path), strict, ignore, verify, device, params)
+
+
+def _check(
+    file: str, strict: bool, ignore: Iterable[str], verify: bool, device: str, params: Mapping[str, Any] | None
+) -> list[Problem]:
     spec_or_problem = _load(file, params)
     if isinstance(spec_or_problem, Problem):
         return [spec_or_problem]
@@ -528,8 +536,8 @@ def _verify(spec: Spec, analysis: Analysis, file: str, device: str) -> list[Prob
         row = analysis.rows[c.index] if c.index is not None else None
         where = row.location if row is not None and row.location is not None else loc
         path = f"{row.path} ({row.type})" if row is not None else None
-        if c.field == "forward":
-            message = f"torch refused to run it: {c.actual}"
+        if c.field == "forward":  # the model cannot run in torch, and the analysis lacks torch's rule
+            message = f"torch refuses to run it: {c.actual} (shapecalc's analysis misses this rule: please report it)"
         else:
             message = f"torch disagrees on {c.field}: shapecalc computes {_show(c.expected)}, torch {_show(c.actual)}"
         problems.append(Problem(file, where.line, where.col, "error", "SC020", path, message))
@@ -548,99 +556,96 @@ def _render(value: Any) -> str:
     return str(value)
 
 
-def rewrite_expect(text: str, values: Mapping[str, Any]) -> str:
+def rewrite_expect(text: str, values: Mapping[str, Any], document: YNode | None = None) -> str:
     """``text`` with the values of its ``expect:`` block replaced by ``values``.
 
     Only the characters of each value change: keys, their order, comments,
     quoting of other parts and line endings stay as they are. Keys the block
     does not have are not added (a block pins what its author chose); a file
     without an ``expect:`` block gets one appended at the end with every key of
-    ``values``. ``text`` must be a loadable spec (its YAML is composed again to
-    find the value spans: node marks give their start and end).
+    ``values``. ``document`` is ``text`` as the loader composed it (its nodes know
+    their character offsets); without it, ``text`` is composed here by the same composer.
     """
-    import yaml
+    from .spec.yamlnodes import YMap, compose
 
-    from .spec.yamlnodes import LOADER
-
-    if text.startswith("\ufeff"):  # libyaml's marks do not count a byte order mark: edit after it
-        return "\ufeff" + rewrite_expect(text[1:], values)
-    # the parser class the loader uses (libyaml's when present): the pure-Python one refuses
-    # tabs that libyaml takes, so a spec that loads could not have been rewritten
-    root = yaml.compose(text, Loader=LOADER)
-    if not isinstance(root, yaml.MappingNode):
+    if text.startswith("\ufeff"):  # the loader composes the text after a byte order mark: edit after it
+        return "\ufeff" + rewrite_expect(text[1:], values, document)
+    root = compose(text, "<text>") if document is None else document
+    if not isinstance(root, YMap):
         raise SpecError("the spec is not a mapping; cannot write an expect: block")
     newline = "\r\n" if "\r\n" in text else "\n"
-    expect_value = None
-    for key_node, value_node in root.value:
-        if isinstance(key_node, yaml.ScalarNode) and key_node.value == "expect":
-            expect_value = (key_node, value_node)
-    if expect_value is None and root.flow_style:
+    if "expect" not in root.items and text[root.start] == "{":
         # `{input: ..., layers: ...}`: one more key inside the braces
-        end = root.end_mark.index - 1
+        end = root.end - 1
         flow = "{" + ", ".join(f"{k}: {_render(v)}" for k, v in values.items()) + "}"
         return text[:end] + f", expect: {flow}" + text[end:]
-    if expect_value is None:
+    if "expect" not in root.items:
         body = text if not text or text.endswith(("\n", "\r")) else text + newline
         return body + "expect:" + newline + "".join(f"  {k}: {_render(v)}{newline}" for k, v in values.items())
-    key_node, node = expect_value
-    if not isinstance(node, yaml.MappingNode) or not node.value:
+    key_node, node = root.keys["expect"], root.items["expect"]
+    if not isinstance(node, YMap) or not node.items:
         # `expect:` with nothing (or `{}`): the key and its empty value become a full block
         block = "expect:" + "".join(f"{newline}  {k}: {_render(v)}" for k, v in values.items())
-        return text[: key_node.start_mark.index] + block + text[node.end_mark.index :]
+        return text[: key_node.start] + block + text[node.end :]
     edits: list[tuple[int, int, str]] = []
-    for k, v in node.value:
-        if not isinstance(k, yaml.ScalarNode) or k.value not in values:
+    for name, value_node in node.items.items():
+        if name not in values:
             continue
-        _refuse_shared(text, node, k, v)
-        edits += _value_edits(v, values[k.value])
+        _refuse_shared(text, node, node.keys[name], value_node)
+        edits += _value_edits(text, value_node, values[name])
     out = text
     for start, end, new in sorted(edits, reverse=True):
         out = out[:start] + new + out[end:]
     return out
 
 
-def _refuse_shared(text: str, block: Any, key: Any, node: Any) -> None:
+def _refuse_shared(text: str, block: YNode, key: YNode, node: YNode) -> None:
     """Refuse to edit a value that is not the expect: block's own text.
 
     Through an alias (``output: *i``) or a merge key (``<<: *base``) the value node is one
     written elsewhere (``input: &i [3, 32, 32]``): editing it would change the model. An
     anchored value (``params: &p 10``) may be used elsewhere: editing it would change that too.
     """
-    inside = block.start_mark.index <= node.start_mark.index < block.end_mark.index
-    start = text[node.start_mark.index : node.start_mark.index + 1]
-    if not inside or start in ("*", "&") or text[key.end_mark.index :].lstrip(": \t").startswith(("*", "&")):
+    inside = block.start <= node.start < block.end
+    if not inside or text[node.start : node.start + 1] in ("*", "&") or text[key.end :].lstrip(": \t").startswith(
+        ("*", "&")
+    ):
         raise SpecError(
-            f"--update-expect cannot update expect.{key.value}: its value is shared with another part of the"
-            " file through a YAML anchor or alias, and only expect: values may change; write the value out",
-            location=Location("<text>", key.start_mark.line + 1, key.start_mark.column + 1),
+            f"--update-expect cannot update expect.{text[key.start:key.end]}: its value is shared with another part"
+            " of the file through a YAML anchor or alias, and only expect: values may change; write the value out",
+            location=Location("<text>", key.line, key.col),
         )
 
 
-def _value_edits(node: Any, value: Any) -> list[tuple[int, int, str]]:
+def _value_edits(text: str, node: YNode, value: Any) -> list[tuple[int, int, str]]:
     """Character spans to replace so that ``node`` reads ``value``."""
-    import yaml
+    from .spec.yamlnodes import YScalar, YSeq
 
-    if isinstance(node, yaml.SequenceNode) and not node.flow_style and node.value:
-        items = node.value
-        if (
-            isinstance(value, list | tuple)
-            and len(items) == len(value)
-            and all(isinstance(i, yaml.ScalarNode) for i in items)
-        ):
+    if isinstance(node, YSeq) and node.items and text[node.start] != "[":
+        items = node.items
+        if isinstance(value, list | tuple) and len(items) == len(value) and all(isinstance(i, YScalar) for i in items):
             # a block list of the same length: each item in place, the `- ` layout kept
-            return [(i.start_mark.index, i.end_mark.index, _render(v)) for i, v in zip(items, value, strict=True)]
-        # a block list's end mark lies past trailing comments: end at its last item instead
-        return [(node.start_mark.index, _last_end(items[-1]), _render(value))]
-    return [(node.start_mark.index, node.end_mark.index, _render(value))]
+            return [(i.start, i.end, _render(v)) for i, v in zip(items, value, strict=True)]
+        # a block list's end lies past trailing comments: end at its last item instead
+        return [(node.start, _last_end(text, items[-1]), _render(value))]
+    return [(node.start, node.end, _render(value))]
 
 
-def _last_end(node: Any) -> int:
-    import yaml
+def _last_end(text: str, node: YNode) -> int:
+    from .spec.yamlnodes import YMap, YSeq
 
-    if isinstance(node, yaml.SequenceNode | yaml.MappingNode) and not node.flow_style and node.value:
-        last = node.value[-1]
-        return _last_end(last[1] if isinstance(last, tuple) else last)
-    return int(node.end_mark.index)
+    if isinstance(node, YSeq | YMap) and node.items and text[node.start] not in "[{":
+        last = node.items[-1] if isinstance(node, YSeq) else list(node.items.values())[-1]
+        return _last_end(text, last)
+    return node.end
+
+
+def _read_once(text: str, file: str) -> tuple[Spec, YNode]:
+    """The spec and its composed document, from one parse of ``text`` (as :func:`shapecalc.spec.loads`)."""
+    from .spec.document import Reader, layer_limit
+
+    reader = Reader(file, layer_limit(len(text)), {})
+    return reader.read(text[1:] if text.startswith("\ufeff") else text), reader.document
 
 
 def updated_source(path: str | os.PathLike[str]) -> tuple[str, str]:
@@ -649,14 +654,19 @@ def updated_source(path: str | os.PathLike[str]) -> tuple[str, str]:
     Raises :class:`ShapecalcError` when the spec does not load or analyse, or
     when the rewritten text would not load back with exactly those values.
     """
+    old, new, _ = _updated(os.fspath(path))
+    return old, new
+
+
+def _updated(file: str) -> tuple[str, str, Location]:
+    """(old text, new text, where the expect: block is or would go)."""
     from .analysis import analyse
     from .reader import read_text
-    from .spec import loads
 
-    file = os.fspath(path)
     # bytes decoded, not text mode: universal newlines would turn \r\n into \n and touch every line
     old = read_text(file)
-    spec = loads(old, file)
+    with paused():  # as the loader: one large acyclic tree
+        spec, document = _read_once(old, file)  # composed once: the edit uses the loader's own nodes
     current = current_values(analyse(spec))
     from .spec import EXPECT_KEYS  # the keys check compares, in the order a new block is written
 
@@ -666,49 +676,54 @@ def updated_source(path: str | os.PathLike[str]) -> tuple[str, str]:
     values = {k: current[k] for k in keys if k in current}
     where = spec.expect.location if spec.expect is not None else spec.location
     try:
-        new = rewrite_expect(old, values)
+        new = rewrite_expect(old, values, document)
     except SpecError as err:
         loc = err.location
         raise SpecError(err.message, location=Location(file, loc.line, loc.col) if loc else where) from None
     if new == old:
-        return old, new
+        return old, new, where
     try:
-        check_spec = loads(new, file=file)
+        with paused():
+            check_spec, new_document = _read_once(new, file)
         drift = expect_drift(check_spec, analyse(check_spec), file)
-        if not _same_but_expect(old, new):
+        if not _same_but_expect(document, new_document):
             raise SpecError("the rewrite would change more than the expect: block")
     except ShapecalcError as err:
         raise SpecError(
             f"--update-expect cannot update the expect: block of this file in place ({err.message}); edit it by hand",
-            location=spec.expect.location if spec.expect is not None else spec.location,
+            location=where,
         ) from None
     if drift:
         raise SpecError(
             f"--update-expect cannot update the expect: block of this file in place"
             f" ({drift[0].path}: {drift[0].message});"
             " edit it by hand",
-            location=spec.expect.location if spec.expect is not None else spec.location,
+            location=where,
         )
-    return old, new
+    return old, new, where
 
 
-def _same_but_expect(old: str, new: str) -> bool:
-    """Whether two spec texts hold the same document once their ``expect:`` values are left out.
+def _same_but_expect(old: YNode, new: YNode) -> bool:
+    """Whether two composed spec documents are the same once their ``expect:`` values are left out.
 
     The last guard of ``--update-expect``: whatever the edit did, nothing but ``expect`` changed.
-    Both texts loaded already (their alias expansion is bounded by the loader's composer).
+    Both documents were composed by the loader (their alias expansion is bounded by it).
     """
-    import yaml
+    from .spec.yamlnodes import YMap, YSeq
 
-    from .spec.yamlnodes import LOADER
+    def plain(node: YNode) -> Any:
+        if isinstance(node, YMap):
+            return tuple((k, plain(v)) for k, v in node.items.items())
+        if isinstance(node, YSeq):
+            return tuple(plain(v) for v in node.items)
+        return type(node.value).__name__, repr(node.value)  # repr: a .nan equals itself as text only
 
-    def without_expect(text: str) -> Any:
-        doc = yaml.load(text, Loader=LOADER)  # a safe loader: CSafeLoader or SafeLoader
-        if isinstance(doc, dict):
-            doc.pop("expect", None)
-        return repr(doc)  # repr, not ==: a .nan argument equals itself as text only
+    def without_expect(node: YNode) -> Any:
+        if isinstance(node, YMap):
+            return tuple((k, plain(v)) for k, v in node.items.items() if k != "expect")
+        return plain(node)
 
-    return without_expect(old) == without_expect(new)
+    return bool(without_expect(old) == without_expect(new))
 
 
 def update_expect(path: str | os.PathLike[str]) -> bool:
@@ -716,12 +731,16 @@ def update_expect(path: str | os.PathLike[str]) -> bool:
 
     The file is replaced atomically (a temporary file in its directory, then a rename) with
     its permission bits kept: a failed write leaves it as it was. A file that cannot be
-    written is a :class:`ShapecalcError` (one line), the file unchanged.
+    written is a :class:`SpecError` at its ``expect:`` block (one line), the file unchanged.
     """
-    old, new = updated_source(path)
+    file = os.fspath(path)
+    old, new, where = _updated(file)
     if new == old:
         return False
-    write_atomically(os.fspath(path), new.encode("utf-8"))
+    try:
+        write_atomically(file, new.encode("utf-8"))
+    except ShapecalcError as err:
+        raise SpecError(err.message.removeprefix(f"{file}: "), location=where) from None
     return True
 
 
@@ -737,8 +756,11 @@ def write_atomically(file: str, data: bytes) -> None:
     real = os.path.realpath(file)
     try:
         mode = stat.S_IMODE(os.stat(real).st_mode)
+        # read-only: not writable by us, or (for root, who may write anything) by no one
         if not os.access(real, os.W_OK):
             raise PermissionError(13, "Permission denied")
+        if not mode & 0o222:
+            raise PermissionError(13, "the file is read-only")
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(real)}.", suffix=".tmp", dir=os.path.dirname(real))
     except OSError as err:
         raise ShapecalcError(f"{file}: cannot write the updated expect: block ({err.strerror or err})") from None

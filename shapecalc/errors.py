@@ -84,19 +84,37 @@ class MissingTorchError(ShapecalcError):
         )
 
 
+#: a message shows at most this many characters of a text and items of a list from a file
+SHOWN_CHARS = 60
+SHOWN_ITEMS = 12
+
+
 def show_value(value: Any) -> str:
-    """A value as a spec would write it, for messages: ``true``, ``null``, ``'text'``, ``[3, 3]``."""
+    """A value as a spec would write it, for messages: ``true``, ``null``, ``'text'``, ``[3, 3]``.
+
+    Bounded, as every message must be one readable line: a text longer than
+    :data:`SHOWN_CHARS` or a list longer than :data:`SHOWN_ITEMS` is cut, saying its size.
+    """
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "null"
     if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(show_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {show_value(v)}" for k, v in value.items()) + "}"
+        return show_text(value)
+    if isinstance(value, list | tuple | dict):
+        items = list(value.items())[:SHOWN_ITEMS] if isinstance(value, dict) else value[:SHOWN_ITEMS]
+        shown = [f"{k}: {show_value(v)}" for k, v in items] if isinstance(value, dict) else map(show_value, items)
+        more = [f"... ({len(value):,} items)"] if len(value) > SHOWN_ITEMS else []
+        inner = ", ".join([*shown, *more])
+        return "{" + inner + "}" if isinstance(value, dict) else "[" + inner + "]"
     return repr(value) if isinstance(value, float) else str(value)
+
+
+def show_text(text: str, limit: int = SHOWN_CHARS) -> str:
+    """A text from a file, quoted for a message, cut after ``limit`` characters."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text):,} characters)"
 
 
 class BatchAxisError(ShapecalcError):

@@ -109,6 +109,9 @@ def analyse_layer(name: str, args: Mapping[str, Any], input_shape: tuple[int, ..
         raise LayerConfigError(f"batch must be at least 1, not {batch}")
     for key, value in args.items():
         lt.check_arg(key, value)
+    from .analysis import check_tensor_size  # the analysis's rule: what torch cannot address
+
+    check_tensor_size("the input", input_shape, batch)
     try:
         result = lt.infer(tuple(input_shape), args)
     except LayerConfigError as err:
@@ -120,5 +123,8 @@ def analyse_layer(name: str, args: Mapping[str, Any], input_shape: tuple[int, ..
             else:
                 raise BatchAxisError(tuple(input_shape)) from None
         raise err from None
+    check_tensor_size("its output", result.output, batch)
+    for tensor, dims in result.tensors:
+        check_tensor_size(f"its {tensor}", dims)
     return LayerReport(lt, dict(args), tuple(input_shape), result, batch)
 

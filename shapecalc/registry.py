@@ -182,6 +182,8 @@ def did_you_mean(name: str, candidates: Sequence[str]) -> str:
     """``" (did you mean 'x'?)"`` for the closest candidate, or ``""``."""
     import difflib  # only error messages need it: kept off the start-up path
 
+    if len(name) > 100:  # no name is that long: a long text is like none of them (and costs to compare)
+        return ""
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     if not close:
         norm = {normalise_name(c): c for c in candidates}

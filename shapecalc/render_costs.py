@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from . import conventions as C
 from .analysis import Analysis
@@ -164,8 +165,8 @@ def breakdown_panel(analysis: Analysis) -> Panel:
     for header in ("type", "layers", "params", "%", "MACs", "%"):
         table.add_column(header, justify="left" if header == "type" else "right", no_wrap=True)
     for c in breakdown(analysis):
-        table.add_row(
-            c.type, str(c.layers), fmt_int(c.params), _pct(c.params_share), fmt_int(c.macs), _pct(c.macs_share)
+        table.add_row(  # a Python model's type names are its own: Text, never markup
+            Text(c.type), str(c.layers), fmt_int(c.params), _pct(c.params_share), fmt_int(c.macs), _pct(c.macs_share)
         )
     return Panel(table, title="By layer type", title_align="left", expand=False)
 
@@ -217,8 +218,8 @@ def training_panel(mem: TrainingMemory, measured: MeasuredStep | None = None) ->
         ("  backward", fmt_int(mem.backward_macs), "weight and input gradients of conv and linear layers"),
         ("  step", fmt_int(step), f"x batch {mem.batch}: {fmt_count(step * mem.batch)}"),
     ]
-    for row in rows:
-        grid.add_row(*row)
+    for label, amount, note in rows:
+        grid.add_row(Text(label), amount, note)  # type names may be a Python model's own
     title = f"Training step ({mem.dtype}, batch {mem.batch})"
     return Panel(grid, title=title, title_align="left", expand=False)
 

@@ -23,6 +23,11 @@ from .errors import ShapecalcError
 
 #: the most variants one sweep may ask for: each is a whole load and analysis
 MAX_VARIANTS = 1_000
+#: the most text all variants may compose together (each variant is loaded from the text again)
+MAX_SWEEP_CHARS = 16 * 2**20
+#: the most layers all variants may expand to together: 1,000 variants of a 10,000-layer spec
+#: would be a quarter of an hour of work for one command
+MAX_SWEEP_LAYERS = 200_000
 
 
 class SweepError(ShapecalcError):
@@ -48,14 +53,37 @@ class Variant:
         return self.analysis is not None
 
 
-def _yaml_value(text: str, option: str, source: str) -> Any:
-    import yaml
+#: a --set or --sweep value is YAML read by the spec loader's composer (bounded nesting, aliases
+#: and int literals), at most this many characters and values
+MAX_VALUE_TEXT = 10_000
+MAX_VALUE_NODES = 10_000
 
+
+def _yaml_value(text: str, option: str, source: str) -> Any:
+    from .errors import SpecError, show_text
+    from .spec.yamlnodes import YMap, YNode, YSeq, compose
+
+    shown = source if len(source) <= 60 else show_text(source)
+    if len(text) > MAX_VALUE_TEXT:
+        raise SweepError(f"{option} {shown}: the value has {len(text):,} characters, more than {MAX_VALUE_TEXT:,}")
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        problem = getattr(exc, "problem", None) or "not YAML"
-        raise SweepError(f"{option} {source}: the value is not YAML ({problem})") from None
+        node = compose(text, "<value>")
+    except SpecError as exc:
+        problem = exc.message.removeprefix("YAML syntax error: ")
+        raise SweepError(f"{option} {shown}: the value is not YAML ({problem})") from None
+    budget = [MAX_VALUE_NODES]
+
+    def plain(n: YNode) -> Any:  # aliases count each time they are used: a bomb is refused, not expanded
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise SweepError(f"{option} {shown}: the value holds more than {MAX_VALUE_NODES:,} values")
+        if isinstance(n, YMap):
+            return {k: plain(v) for k, v in n.items.items()}
+        if isinstance(n, YSeq):
+            return [plain(v) for v in n.items]
+        return n.value
+
+    return None if node is None else plain(node)
 
 
 def _name_and_text(assignment: str, option: str) -> tuple[str, str]:
@@ -123,7 +151,13 @@ def run(
     from .spec import loads
     from .spec.document import UnknownParameterError
 
+    if len(values) * len(text) > MAX_SWEEP_CHARS:
+        raise SweepError(
+            f"--sweep: {len(values):,} variants of a {len(text):,}-character spec would read"
+            f" {len(values) * len(text):,} characters, more than {MAX_SWEEP_CHARS:,}; sweep fewer values at once"
+        )
     out: list[Variant] = []
+    layers = 0
     for given in values:
         try:
             spec = loads(text, spec_file, params=given)
@@ -134,6 +168,12 @@ def run(
             out.append(Variant(dict(given), error=str(exc)))
             continue
         out.append(Variant(dict(given), analysis))
+        layers += len(analysis.rows)
+        if layers > MAX_SWEEP_LAYERS:  # bounded: at most one variant's layers past the limit
+            raise SweepError(
+                f"--sweep: {len(out):,} of {len(values):,} variants already expand to {layers:,} layers, more than"
+                f" {MAX_SWEEP_LAYERS:,} for one sweep; sweep fewer values at once"
+            )
     return out
 
 
@@ -275,12 +315,13 @@ def renderable(variants: Sequence[Variant], names: Sequence[str], title_text: st
     from rich.text import Text
 
     header, rows, notes = table_cells(variants, names)
-    table = Table(title=title_text, title_justify="left", box=box.HEAVY_HEAD)
+    # every cell is Text, never markup: the title holds the spec's name, cells its values and reasons
+    table = Table(title=Text(title_text), title_justify="left", box=box.HEAVY_HEAD)
     for h in header:
-        table.add_column(h, justify="right" if h in ("Params", "MACs", "RF", "Memory") else "left")
+        table.add_column(Text(h), justify="right" if h in ("Params", "MACs", "RF", "Memory") else "left")
     for row, v in zip(rows, variants):
-        if v.ok:
-            table.add_row(*row)
-        else:
-            table.add_row(*row[: len(names)], Text(row[len(names)], style="red"), *row[len(names) + 1 :])
+        cells = [Text(c) for c in row]
+        if not v.ok:
+            cells[len(names)].stylize("red")
+        table.add_row(*cells)
     return Group(table, *(Text(n) for n in notes))

@@ -134,6 +134,16 @@ class Verification:
         )
         return f"verified with torch {self.torch_version} on {self.device}: {counted}, {verdict}"
 
+    @property
+    def refusal(self) -> Check | None:
+        """The check saying torch refused to build or run the model (``field`` ``forward``), if it did.
+
+        The analysis accepted a model torch refuses: the model cannot run in PyTorch as written,
+        and the analysis lacks the rule of torch's that says so. That is not a disagreement about
+        a number, and :meth:`describe` does not call it one.
+        """
+        return next((c for c in self.checks if c.field == "forward" and not c.ok), None)
+
     def describe(self) -> list[str]:
         """Lines for a person: the summary, the meta fallback and why, then each mismatch with both values."""
         lines = [self.summary]
@@ -141,13 +151,19 @@ class Verification:
             lines.append(
                 f"verified on meta (shapes and counts, no memory) instead of {self.target}: {self.fallback_reason}"
             )
-        for c in self.mismatches:
-            if c.field == "forward":
-                lines.append(f"MISMATCH {c.path}: torch cannot run the layer as analysed: {c.actual}")
-            else:
-                lines.append(f"MISMATCH {c.path} {c.field}: shapecalc {_text(c.expected)}, torch {_text(c.actual)}")
-        if not self.ok:
+        refusal = self.refusal
+        numbers = [c for c in self.mismatches if c is not refusal]
+        if refusal is not None:
+            lines.append(f"torch refuses to run {refusal.path}: {refusal.actual}")
+        for c in numbers:
+            lines.append(f"MISMATCH {c.path} {c.field}: shapecalc {_text(c.expected)}, torch {_text(c.actual)}")
+        if numbers:
             lines.append("torch disagrees with shapecalc: this is a bug in shapecalc, please report it")
+        elif refusal is not None:
+            lines.append(
+                "the model cannot run in PyTorch as written; shapecalc's analysis accepted it, so it lacks"
+                " this rule of torch's (please report it), and its numbers for this model are not proven"
+            )
         return lines
 
     def to_json(self) -> dict[str, Any]:
@@ -331,11 +347,12 @@ def verify(
     run_on = "meta" if reason else target
     try:
         checks = _run(spec, analysis, torch, run_on, batch)
-    except NotImplementedError as exc:
-        # a device without a kernel for some op (MPS lacks a few): shapes and FLOPs still come from meta
+    except (NotImplementedError, _OutOfMemory) as exc:
+        # a device without a kernel for some op (MPS lacks a few), or less memory than it reported
+        # free: shapes and FLOPs still come from meta
         if run_on == "meta":
             raise
-        reason = f"{target} cannot run it: {_first_line(exc)}"
+        reason = f"{target} cannot run it: {_first_line(exc.__cause__ or exc)}"
         run_on = "meta"
         checks = _run(spec, analysis, torch, run_on, batch)
     return Verification(
@@ -404,13 +421,57 @@ class _Recorder:
         return hook
 
 
+#: how torch refuses a model: its kernels' checks raise RuntimeError (TORCH_CHECK), ValueError,
+#: IndexError (dims out of range) or TypeError; Python-level checks in torch.nn assert (AssertionError)
+#: or overflow converting a size (OverflowError). Anything else escaping the pass is a bug of ours.
+TORCH_REFUSALS: tuple[type[BaseException], ...] = (
+    RuntimeError,
+    ValueError,
+    IndexError,
+    TypeError,
+    AssertionError,
+    OverflowError,
+    ZeroDivisionError,
+)
+
+
+class _OutOfMemory(Exception):
+    """The device could not allocate what the pass needs (raised from torch's allocator error)."""
+
+
+def _out_of_memory(torch: Any, exc: BaseException) -> bool:
+    oom = getattr(torch, "OutOfMemoryError", None)
+    return (oom is not None and isinstance(exc, oom)) or "can't allocate memory" in str(exc)
+
+
+def _refused(culprit: Row | None, exc: BaseException) -> Check:
+    """The check that records torch refusing the model, at the innermost row that was running."""
+    return Check(
+        culprit.index if culprit else None,
+        culprit.path if culprit else NETWORK,
+        culprit.kind if culprit else "network",
+        "forward",
+        "runs",
+        _first_line(exc),
+        False,
+    )
+
+
 def _run(spec: Spec, analysis: Analysis, torch: Any, device: str, batch: int) -> tuple[Check, ...]:
     from torch.utils.flop_counter import FlopCounterMode
 
     from .torch_build import build
 
-    built = build(spec, analysis=analysis, device="meta")
-    model = built.module if device == "meta" else _materialise(torch, built.module, device)
+    try:
+        built = build(spec, analysis=analysis, device="meta")
+    except TORCH_REFUSALS as exc:  # a constructor refused arguments the analysis accepted
+        return (_refused(None, exc),)
+    try:
+        model = built.module if device == "meta" else _materialise(torch, built.module, device)
+    except RuntimeError as exc:
+        if _out_of_memory(torch, exc):
+            raise _OutOfMemory() from exc
+        raise
     model.eval()
     counter = FlopCounterMode(display=False)
     rec = _Recorder(counter)
@@ -418,28 +479,21 @@ def _run(spec: Spec, analysis: Analysis, torch: Any, device: str, batch: int) ->
     for row, module in built.modules:
         handles.append(module.register_forward_pre_hook(rec.pre(row)))
         handles.append(module.register_forward_hook(rec.post(row)))
-    x = torch.zeros((batch, *analysis.input), device=device)
     failure: Check | None = None
     out_shape: tuple[int, ...] | None = None
     try:
+        x = torch.zeros((batch, *analysis.input), device=device)
         with warnings.catch_warnings(), torch.inference_mode(), no_dynamo_import(), counter:
             # torch's advice about the user's own choices (Softmax(dim=None), padding='same' with an
             # even kernel) is noise in a report about whether the numbers agree
             warnings.filterwarnings("ignore", message="Implicit dimension choice", category=UserWarning)
             warnings.filterwarnings("ignore", message="Using padding='same'", category=UserWarning)
             out_shape = tuple(model(x).shape)
-    except (RuntimeError, ValueError, IndexError) as exc:
-        # torch refused the model the analysis described: the analysis is wrong (a bug), report where
-        culprit = rec.running[-1] if rec.running else None
-        failure = Check(
-            culprit.index if culprit else None,
-            culprit.path if culprit else NETWORK,
-            culprit.kind if culprit else "network",
-            "forward",
-            "runs",
-            _first_line(exc),
-            False,
-        )
+    except TORCH_REFUSALS as exc:
+        if _out_of_memory(torch, exc):
+            raise _OutOfMemory() from exc
+        # torch refused the model the analysis accepted: say where (Verification.describe words it)
+        failure = _refused(rec.running[-1] if rec.running else None, exc)
     finally:
         for h in handles:
             h.remove()

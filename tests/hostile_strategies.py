@@ -40,10 +40,37 @@ expect: {output: [10], params: 0}
 """
 
 
+#: the version-2 constructs: spec params and $names, gate, split, trainable, v2 layer types
+SMALL_V2 = """\
+name: small_v2
+input: [8, 16, 16]
+params: {c: 8, k: 3, n: 2}
+blocks:
+  se:
+    params: {r: 2}
+    layers:
+      - gate:
+          body: [adaptive_avgpool2d: {output_size: 1}, conv2d: {out_channels: $r, kernel_size: 1}, relu,
+                 conv2d: {out_channels: $c, kernel_size: 1}, sigmoid]
+layers:
+  - conv2d: {out_channels: $c, kernel_size: $k, padding: '$k // 2', trainable: false}
+  - se: {r: 2, repeat: $n}
+  - split: {sizes: [4, 4], branches: [[relu], [conv2d: {out_channels: 4, kernel_size: 1}]]}
+  - channel_shuffle: {groups: 2}
+  - pixel_unshuffle: {downscale_factor: 2}
+  - layernorm2d
+  - local_response_norm: {size: 3}
+  - hardtanh: {min_val: -.inf, max_val: 2.0}
+  - stochastic_depth: {p: 0.1, mode: row}
+  - flatten
+  - linear: {out_features: 10}
+"""
+
+
 def base_specs() -> list[str]:
-    """The texts mutations start from: a small spec using most constructs, and the shipped ones."""
+    """The texts mutations start from: small specs using most constructs (v2's too), and the shipped ones."""
     shipped = sorted((ROOT / "architectures").glob("*.yaml"))
-    return [SMALL, *(p.read_text(encoding="utf-8") for p in shipped[:12])]
+    return [SMALL, SMALL_V2, *(p.read_text(encoding="utf-8") for p in shipped[:12])]
 
 
 #: YAML values an attacker writes where a number, a name or a list belongs
@@ -53,7 +80,13 @@ HOSTILE_VALUES = [
     "[]", "{}", "[null, 1]", "[1, 2, 3, 4, 5]", "[[[[1]]]]", "'same'", "'[/x]'", "'[bold red]X[/bold red]'",
     "*nope", "&a 3", "!!python/object/apply:os.system ['true']", "999999", "'$c * 1000000'", "$c", "'\\t'",
     "'" + "x" * 300 + "'", "\t3", "{repeat: 999999}",
+    # version 2: expressions, parameters, frozen layers, structures
+    "'$c // 0'", "'$nope'", "'$c * $c * $c * $c * $c * $c'", "'" + "(" * 60 + "$c" + ")" * 60 + "'",
+    "'$k - $k'", "$n", "'$c' ", "false", "'yes'", "{body: [relu]}", "[[relu], [relu]]", "{sizes: [1, 99]}",
 ]  # fmt: skip
+
+#: what an attacker writes as a spec's ``module:`` (check imports only what it names)
+HOSTILE_MODULES = ["'missing.py:Net'", "'os:path'", "'json:loads'", "':'", "'x.py:'", "'[/x].py:Net'", "3", "[]"]
 
 _NUMBER = re.compile(r"(?<![\w.$])\d+(?:\.\d+)?(?![\w.])")
 _VALUE = re.compile(r"(?<=: )[^,\]\}\n#]+")
@@ -67,12 +100,19 @@ def _replace_nth(pattern: re.Pattern[str], text: str, n: int, new: str) -> str:
     return text[: m.start()] + new + text[m.end() :]
 
 
+#: the mutations: the outside campaign's, then version 2's constructs
+KINDS = ["number", "value", "repeat", "dup", "delete", "cut", "tab", "name", "alias"]
+KINDS += ["params", "trainable", "gate", "split", "module"]
+#: what a gate's body becomes
+GATE_BODIES = ["[relu]", "[]", "[flatten]", "[conv2d: {out_channels: 1, kernel_size: 1}]", "relu", "{body: [sigmoid]}"]
+
+
 @st.composite
 def mutated_specs(draw: Any) -> str:
     """A real spec with one to three hostile mutations."""
     text: str = draw(st.sampled_from(base_specs()))
     for _ in range(draw(st.integers(1, 3))):
-        kind = draw(st.sampled_from(["number", "value", "repeat", "dup", "delete", "cut", "tab", "name", "alias"]))
+        kind = draw(st.sampled_from(KINDS))
         n = draw(st.integers(0, 10_000))
         lines = text.split("\n")
         if kind == "number":
@@ -95,6 +135,21 @@ def mutated_specs(draw: Any) -> str:
             text = text[:i] + "\t" + text[i:]
         elif kind == "name":
             text = f"name: {draw(st.sampled_from(HOSTILE_VALUES))}\n" + text
+        elif kind == "params":  # a spec parameter with a hostile default, used by a layer
+            value = draw(st.sampled_from(HOSTILE_VALUES))
+            text = re.sub(r"^params:.*$", "", text, count=1, flags=re.M)
+            text = f"params: {{c: {value}, k: 3, n: 2}}\n" + text.replace("out_channels: 8", "out_channels: $c", 1)
+        elif kind == "trainable":
+            value = draw(st.sampled_from(HOSTILE_VALUES))
+            text = text.replace("{out_channels:", f"{{trainable: {value}, out_channels:", 1)
+        elif kind == "gate":
+            body = draw(st.sampled_from(GATE_BODIES))
+            text = text.replace("layers:\n", f"layers:\n  - gate: {{body: {body}}}\n", 1)
+        elif kind == "split":
+            sizes = draw(st.sampled_from(["[1, 2]", "[0, 3]", "[-1, 4]", "[]", "[1000000000000, 1]", "$c", "[1.5, 2]"]))
+            text = text.replace("layers:\n", f"layers:\n  - split: {{sizes: {sizes}, branches: [[relu], []]}}\n", 1)
+        elif kind == "module":
+            text += f"\nmodule: {draw(st.sampled_from(HOSTILE_MODULES))}\n"
         else:
             text = text.replace("input: ", "input: &in ", 1) + "\nexpect: {output: *in}\n"
     return text
@@ -114,7 +169,12 @@ _CLI_TEXT = st.one_of(
 def cli_invocations(draw: Any) -> list[str]:
     """Arguments of one ``shapecalc`` invocation with hostile values where numbers belong."""
     a, b, c = draw(_CLI_TEXT), draw(_CLI_TEXT), draw(_CLI_TEXT)
-    command = draw(st.sampled_from(["out", "solve", "layer", "convolve", "summary"]))
+    command = draw(st.sampled_from(["out", "solve", "layer", "convolve", "summary", "set", "sweep"]))
+    params_spec = str(ROOT / "architectures" / "simple_cnn_params.yaml")
+    if command == "set":  # a spec parameter set from the command line, as YAML text
+        return ["check", "--set", f"k={a}", params_spec]
+    if command == "sweep":
+        return ["summary", params_spec, "--no-verify", "--sweep", f"k={a},{b}"]
     if command == "out":
         return ["out", "--in", a, "-k", b, "-s", c or "1"]
     if command == "solve":

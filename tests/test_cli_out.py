@@ -149,7 +149,7 @@ def test_uncovered_rows_against_brute_force() -> None:
                     for d in range(1, 4):
                         try:
                             out = F.conv_out(size, k, s, p, d)
-                        except Exception:
+                        except LayerConfigError:  # no output at these values
                             continue
                         assert F.uncovered_rows(size, k, s, p, d, out) == brute(size, k, s, p, d, out)
     # bounded work for huge sizes: grouped by residue, never a loop over the input

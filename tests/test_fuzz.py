@@ -51,7 +51,8 @@ def test_mutated_specs_get_located_lines_or_pass(text: str) -> None:
     if importlib.util.find_spec("torch") is not None:
         from shapecalc.verification import verify
 
-        result = verify(spec, analysis=analysis, device="meta")
+        # on the CPU (real kernels, which refuse more than meta's) when the work is small, else on meta
+        result = verify(spec, analysis=analysis, device="cpu", compute_limit=10**8, memory_limit=2**28)
         assert result.ok, result.describe()
 
 
@@ -76,7 +77,7 @@ def test_the_strategies_reach_every_class() -> None:
     try:
         loads("input: [3]\nlayers: [relu: {repeat: 999999}]\n")
     except ShapecalcError as err:
-        assert "20,000 layers" in err.message
+        assert "10,000 layers" in err.message
 
 
 def check_file_text(text: str) -> list[Problem]:

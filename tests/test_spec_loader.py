@@ -83,7 +83,11 @@ def test_full_spec_tree(loader: type, in_fixtures: None) -> None:
     use = top.items[0]
     assert isinstance(use, Sequential)
     assert (use.kind, use.block, use.path, use.location, use.trace) == (
-        "block", "conv_bn_relu", "layers[0]", at(30, 5), ()
+        "block",
+        "conv_bn_relu",
+        "layers[0]",
+        at(30, 5),
+        (),
     )
     conv, bn, relu = use.items
     assert isinstance(conv, Layer) and isinstance(bn, Layer) and isinstance(relu, Layer)
@@ -113,9 +117,7 @@ def test_full_spec_tree(loader: type, in_fixtures: None) -> None:
     inner_conv = inner.items[0]
     assert isinstance(inner_conv, Layer)
     assert inner_conv.path == "layers[1].basic.layers[0].residual.body[0].conv_bn_relu.layers[0]"
-    assert dict(inner_conv.args) == {
-        "out_channels": 32, "kernel_size": 3, "stride": 2, "padding": 1, "bias": False
-    }
+    assert dict(inner_conv.args) == {"out_channels": 32, "kernel_size": 3, "stride": 2, "padding": 1, "bias": False}
     assert inner_conv.trace == ("block 'basic' defined at line 12", "block 'conv_bn_relu' defined at line 6")
     assert inner_conv.location == at(31, 5)  # the outermost use
     assert isinstance(conv2, Layer)
@@ -272,11 +274,15 @@ def test_suppressions() -> None:
 
 def test_many_layers_load() -> None:
     lines = ["input: [3, 32, 32]", "layers:"]
-    lines += ["  - conv2d: {out_channels: 8, kernel_size: 3, padding: 1}", "  - relu"] * 10_000
-    s = spec.loads("\n".join(lines) + "\n", "big.yaml")
-    assert len(s.layers.items) == 20_000
+    lines += ["  - conv2d: {out_channels: 8, kernel_size: 3, padding: 1}", "  - relu"] * 5_000
+    s = spec.loads("\n".join(lines) + "\n", "big.yaml")  # 10,000 layers: the limit of a file under 1 MB
+    assert len(s.layers.items) == 10_000
     last = s.layers.items[-1]
-    assert isinstance(last, Layer) and last.path == "layers[19999]" and last.location == Location("big.yaml", 20002, 5)
+    assert isinstance(last, Layer) and last.path == "layers[9999]" and last.location == Location("big.yaml", 10002, 5)
+    with pytest.raises(
+        SpecError, match=r"big.yaml:10003:5: layers\[10000\] \(relu\): the spec expands to more than 10,000"
+    ):
+        spec.loads("\n".join([*lines, "  - relu"]) + "\n", "big.yaml")
 
 
 @pytest.mark.parametrize(
@@ -333,7 +339,7 @@ BROKEN_MESSAGES = {
     " not 0",
     "bad_value_in_block.yaml": "bad_value_in_block.yaml:10:5: layers[1].conv_bn_relu.layers[0] (conv2d): conv2d"
     " out_channels must be a positive int, not 'x' (in block 'conv_bn_relu' defined at line 3)",
-    "block_bomb.yaml": "block_bomb.yaml:3:10: layers[0] (b0): the spec expands to more than 20,000 layers",
+    "block_bomb.yaml": "block_bomb.yaml:3:10: layers[0] (b0): the spec expands to more than 10,000 layers",
     "block_cycle.yaml": "block_cycle.yaml:9:9: block cycle: a -> b -> a",
     "block_named_like_layer.yaml": "block_named_like_layer.yaml:3:3: the block name 'Conv2d' is the layer type"
     " conv2d: choose another name",
@@ -380,10 +386,10 @@ BROKEN_MESSAGES = {
     " a spec is plain YAML (no tags)",
     "recursive_alias.yaml": "recursive_alias.yaml:2:19: the alias *l refers to a node that contains it"
     " (a recursive alias)",
-    "repeat_huge.yaml": "repeat_huge.yaml:3:20: layers[0] (relu): the spec expands to more than 20,000 layers"
+    "repeat_huge.yaml": "repeat_huge.yaml:3:20: layers[0] (relu): the spec expands to more than 10,000 layers"
     " (repeat: 1,000,000,000)",
     "repeat_nested_huge.yaml": "repeat_nested_huge.yaml:4:15: layers[0] (sequential): the spec expands to more than"
-    " 20,000 layers (repeat: 10,000)",
+    " 10,000 layers (repeat: 10,000)",
     "repeat_zero.yaml": "repeat_zero.yaml:3:20: layers[0] (relu): repeat must be an int >= 1, not 0",
     "reserved_param.yaml": "reserved_param.yaml:4:14: 'repeat' cannot be a block parameter: name, repeat and"
     " trainable are reserved in every layer",
@@ -710,8 +716,10 @@ def test_expression_grammar() -> None:
             "1000000000000 + $k",
             "bad expression '1000000000000 + $k': the number 1000000000000 is too large at position 1",
         ),
-        ("(" * 51 + "1" + ")" * 51, f"bad expression '{'(' * 51}1{')' * 51}': parentheses nest more than 50 deep"
-         " at position 51"),
+        (
+            "(" * 51 + "1" + ")" * 51,
+            f"bad expression '{'(' * 51}1{')' * 51}': parentheses nest more than 50 deep at position 51",
+        ),
     ],
 )
 def test_expression_syntax_errors(text: str, message: str) -> None:
@@ -721,9 +729,13 @@ def test_expression_syntax_errors(text: str, message: str) -> None:
 
 
 def test_expression_long_chains_do_not_recurse() -> None:
-    n = 100_000
+    n = (X.MAX_CHARS + 3) // 5  # "$k + " * (n - 1) + "$k": the longest chain allowed
     assert X.parse(" + ".join(["$k"] * n)).evaluate({"k": 1}) == n
-    assert X.parse("-" * n + "$k").evaluate({"k": 5}) == 5
+    assert X.parse("-" * (X.MAX_CHARS - 2) + "$k").evaluate({"k": 5}) == 5
+    with pytest.raises(
+        SpecError, match=r"\(1,001 characters\): longer than an expression may be \(1,000 characters\)$"
+    ):
+        X.parse("-" * (X.MAX_CHARS - 1) + "$k")
 
 
 _OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "//": operator.floordiv, "%": operator.mod}

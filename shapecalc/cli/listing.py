@@ -43,6 +43,7 @@ def command(fmt: str) -> None:
         echo_json(doc)
         return
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(box=None, pad_edge=False, header_style="bold")
     table.add_column("name")
@@ -52,12 +53,12 @@ def command(fmt: str) -> None:
     table.add_column("RF", justify="right")
     table.add_column("source")
     for e in entries:
-        table.add_row(
-            e.name,
+        table.add_row(  # names and sources come from the spec files: Text, never markup
+            Text(e.name),
             "x".join(map(str, e.input)),
             f"{e.params:,}",
             f"{e.macs:,}",
             str(e.receptive_field) if e.receptive_field is not None else "-",
-            e.source,
+            Text(e.source),
         )
     print_renderable(table)

@@ -89,6 +89,10 @@ def build(ref: ModelRef, *, device: str = "meta") -> BuiltModel:
         with torch.device(device):
             model = factory(**ref.args)
     except Exception as err:  # the user's __init__ raised: their error, at their line
+        if isinstance(err, TypeError) and err.__traceback__ is not None and err.__traceback__.tb_next is None:
+            # raised by the call itself, in no frame of its own: the name cannot be called with these
+            # arguments (missing ones, or a function that is no model, a C builtin), not a bug of ours
+            raise PythonModelError(f"{ref.text}: calling {_describe_call(ref)} failed: {exception_line(err)}") from None
         if raised_by_us(err.__traceback__):
             raise
         frame = innermost_user_frame(err.__traceback__)

@@ -98,6 +98,8 @@ def read_declarations(file: str) -> list[Declared] | Problem | None:
     except (SyntaxError, ValueError) as err:
         line, col = (getattr(err, "lineno", None) or 1), (getattr(err, "offset", None) or 1)
         return Problem(file, line, col, "error", "SC001", None, f"not valid Python: {getattr(err, 'msg', err)}")
+    except (MemoryError, RecursionError):  # CPython's parser gives up on an expression nested this deep
+        return Problem(file, 1, 1, "error", "SC001", None, "not valid Python: an expression nests too deeply to parse")
     node = _find(tree)
     if node is None:
         return None

@@ -22,6 +22,8 @@ from .yamlnodes import YMap, YNode, YScalar, YSeq, kind
 
 #: the keys of one block definition
 BLOCK_KEYS = ("params", "layers")
+#: the most parameters one ``params:`` mapping (of the spec or of a block) may declare
+MAX_PARAMS = 1_000
 
 
 class BlockChecker:
@@ -34,6 +36,8 @@ class BlockChecker:
         self.edges: dict[str, list[tuple[str, Location]]] = {}  # block name -> the blocks it uses
         #: the spec's own parameters (``params:`` at the top): a block's layers may use them too
         self.spec_params: Mapping[str, Any] = {}
+        #: entries written in the definitions, checked so far: they count toward the layer limit
+        self.written = 0
 
     def read(self, node: YNode) -> None:
         if is_null(node):
@@ -58,6 +62,7 @@ class BlockChecker:
                 where = layers.loc if layers is not None else kloc
                 what = kind_or_empty(layers) if layers is not None else "nothing"
                 fail(f"block {bname!r} needs a non-empty list of layers, not {what}", where)
+            self.count(len(layers.items), layers.items[-1], f"blocks.{bname}.layers")
             blocks[norm] = Block(bname, kloc, self.params(bname, bnode.items.get("params")), layers)
         for block in blocks.values():
             self.edges[block.name] = []
@@ -65,6 +70,13 @@ class BlockChecker:
         for name in self.check_cycles():
             block = blocks[normalise_name(name)]
             block.least = self.least_size(block.layers)
+
+    def count(self, entries: int, last: YNode, path: str) -> None:
+        """Count entries written in the definitions: each is checked before any use, so they count
+        toward the layer limit as expanded layers do (refused at the list that passes it)."""
+        self.written += entries
+        if self.written > self.max_layers:
+            fail(f"the blocks define more than {self.max_layers:,} layers", last.loc, path)
 
     def check_name(self, bname: str, kloc: Location) -> str:
         """The normalised name of a new block, if it is free."""
@@ -88,10 +100,10 @@ class BlockChecker:
             return {}
         if not isinstance(node, YMap):
             fail(
-                f"the params of block {bname!r} must be a mapping (name: default, null = required),"
-                f" not {kind(node)}",
+                f"the params of block {bname!r} must be a mapping (name: default, null = required), not {kind(node)}",
                 node.loc,
             )
+        check_params_count(node, f"block {bname!r}")
         out: dict[str, Any] = {}
         for pname, vnode in node.items.items():
             kloc = node.keys[pname].loc
@@ -125,7 +137,8 @@ class BlockChecker:
             self.edges[block.name].append((e.target.name, e.loc))
         else:
             for _, suffix, seq in self.entries.parts(e, epath, sc):
-                if seq is not None:
+                if seq is not None and seq.items:
+                    self.count(len(seq.items), seq.items[-1], path + suffix)
                     self.check_items(seq, path + suffix, block)
             sizes = e.rest.get("sizes") if e.what == "split" else None
             if sizes is not None:
@@ -217,6 +230,13 @@ class BlockChecker:
                     on_trail.add(target)
                     stack.append(iter(self.edges[target]))
         return order
+
+
+def check_params_count(node: YMap, owner: str) -> None:
+    """At most :data:`MAX_PARAMS` parameters in one ``params:`` (``owner``: ``block 'b'`` or ``the spec``)."""
+    if len(node.items) > MAX_PARAMS:
+        key = list(node.keys.values())[MAX_PARAMS]
+        fail(f"{owner} declares {len(node.items):,} parameters, more than {MAX_PARAMS:,}", key.loc)
 
 
 def check_param_name(pname: str, owner: str, loc: Location) -> None:

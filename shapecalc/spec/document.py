@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import Location, SpecError
 from ..gcpause import paused
 from ..registry import did_you_mean
-from .blocks import BlockChecker, check_param_name
+from .blocks import BlockChecker, check_param_name, check_params_count
 from .entries import REQUIRED, Entries
 from .expand import Expander
 from .model import Expect, Sequential, Spec
@@ -27,20 +27,21 @@ from .yamlnodes import YMap, YNode, YScalar, YSeq, compose, kind
 
 #: the most layers (and structures) any spec may expand to
 MAX_LAYERS = 1_000_000
-#: A spec may expand to at most max(LAYERS_FLOOR, size // BYTES_PER_LAYER - LAYERS_OFFSET) layers,
-#: ``size`` being its length in bytes: 20,000 up to ~690 KB (several times the largest real network:
-#: a 1,001-layer ResNet has ~3,000), 40,666 at 1 MB, 152,572 at 2.7 MB (the bench's 100,000-layer
-#: ResNet-style spec expands to 142,608), 533,000 at the 8 MiB file limit. So a short file cannot ask
-#: for unbounded work (`relu: {repeat: 999999}`), a long file of written-out layers is never refused,
-#: and checking any file under 1 MB builds at most ~40,000 layers (bench/hostile.py measures it).
-LAYERS_FLOOR = 20_000
-BYTES_PER_LAYER = 15
-LAYERS_OFFSET = 26_000
+#: A spec may expand to at most max(LAYERS_FLOOR, LAYERS_FLOOR + (size - FLOOR_BYTES) // BYTES_PER_LAYER)
+#: layers, ``size`` being its length in bytes: 10,000 up to 1 MB (three times the largest real network:
+#: a 1,001-layer ResNet has ~3,000), then one more layer per 12 bytes: 151,666 at 2.7 MB (the bench's
+#: 100,000-layer ResNet-style spec expands to 142,608), 625,717 at the 8 MiB file limit. So a short file
+#: cannot ask for unbounded work (`relu: {repeat: 999999}`), a long file of written-out layers is not
+#: refused, and checking any file under 1 MB builds at most 10,000 layers: under a second and 200 MB
+#: (bench/hostile.py measures the worst such files).
+LAYERS_FLOOR = 10_000
+FLOOR_BYTES = 1_000_000
+BYTES_PER_LAYER = 12
 
 
 def layer_limit(size: int) -> int:
     """The most layers (and structures) a spec of ``size`` bytes (or characters) may expand to."""
-    return min(MAX_LAYERS, max(LAYERS_FLOOR, size // BYTES_PER_LAYER - LAYERS_OFFSET))
+    return min(MAX_LAYERS, LAYERS_FLOOR + max(0, size - FLOOR_BYTES) // BYTES_PER_LAYER)
 
 
 #: the top-level keys of a spec
@@ -116,7 +117,7 @@ class Reader:
         self.expander = Expander(entries, values, max_layers)
 
     def read(self, text: str) -> Spec:
-        root = self.root(text)
+        root = self.document = self.root(text)  # kept: --update-expect edits values at their offsets
         items = root.items
         name = Path(self.file).stem
         if "name" in items:
@@ -182,6 +183,7 @@ class Reader:
         if node is not None and not is_null(node):
             if not isinstance(node, YMap):
                 fail(f"params must be a mapping (name: default, null = must be set), not {kind(node)}", node.loc)
+            check_params_count(node, "the spec")
             for pname, vnode in node.items.items():
                 kloc = keys[pname] = node.keys[pname].loc
                 check_param_name(pname, "the spec", kloc)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import Location
+from ..errors import Location, show_text
 from ..registry import STRUCTURAL, all_names, did_you_mean, lookup, normalise_name
 from .scope import Scope, fail
 from .values import is_null, kind_or_empty
@@ -163,7 +163,7 @@ class Entries:
             found = norm, None, norm
         else:
             candidates = [*all_names(), *(b.name for b in self.blocks.values()), *STRUCTURAL]
-            fail(f"unknown layer type {type_name!r}{did_you_mean(type_name, candidates)}", tnode.loc, path, sc)
+            fail(f"unknown layer type {show_text(type_name)}{did_you_mean(type_name, candidates)}", tnode.loc, path, sc)
         self.types[type_name] = found
         return found
 

@@ -26,13 +26,17 @@ import re
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from ..errors import SpecError
+from ..errors import SpecError, show_text
 from ..errors import show_value as show  # a value as the spec writes it, in messages
 
 #: every literal and every intermediate value must be smaller than this in magnitude
 MAX_ABS = 10**12
 #: parentheses nesting limit (the parser recurses once per level)
 MAX_PARENS = 50
+#: the longest expression (a formula for one value: real ones are a few dozen characters)
+MAX_CHARS = 1_000
+#: how much of a longer expression a message shows (an error's position needs the text around it)
+SHOWN = 200
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _TOKEN = re.compile(rf"\s+|(\d+)|\$({_NAME})|(//|\*\*|[-+*%()/])|(\$)|(.)", re.DOTALL)
@@ -88,7 +92,7 @@ class Expr:
                 if not isinstance(value, int) or isinstance(value, bool):
                     raise SpecError(
                         f"parameter ${arg} is {show(value)}, not an int: expressions compute with ints"
-                        f" (use ${arg} alone to pass the value as it is) in {self.text!r}"
+                        f" (use ${arg} alone to pass the value as it is) in {show_text(self.text, SHOWN)}"
                     )
                 stack.append(value)
                 continue
@@ -105,10 +109,13 @@ class Expr:
                 result = left * right
             else:
                 if right == 0:
-                    raise SpecError(f"division by zero in {self.text!r} ({left} {op} 0)")
+                    raise SpecError(f"division by zero in {show_text(self.text, SHOWN)} ({left} {op} 0)")
                 result = left // right if op == "//" else left % right
             if abs(result) >= MAX_ABS:
-                raise SpecError(f"{self.text!r} is out of range: {left} {op} {right} is not below 10**12 in magnitude")
+                raise SpecError(
+                    f"{show_text(self.text, SHOWN)} is out of range:"
+                    f" {left} {op} {right} is not below 10**12 in magnitude"
+                )
             stack.append(result)
         return stack[0]
 
@@ -117,7 +124,7 @@ def _param(expr: Expr, env: Mapping[str, Any], name: str) -> Any:
     try:
         return env[name]
     except KeyError:
-        raise SpecError(f"unknown parameter ${name} in {expr.text!r}") from None
+        raise SpecError(f"unknown parameter ${name} in {show_text(expr.text, SHOWN)}") from None
 
 
 class _Parser:
@@ -126,6 +133,8 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.tokens: list[tuple[str, Any, int]] = []  # (kind, value, position)
+        if len(text) > MAX_CHARS:
+            self.fail(f"longer than an expression may be ({MAX_CHARS:,} characters)", None)
         for m in _TOKEN.finditer(text):
             number, name, op, dollar, other = m.groups()
             pos = m.start()
@@ -150,8 +159,14 @@ class _Parser:
         self.code: list[tuple[str, Any]] = []
 
     def fail(self, what: str, pos: int | None) -> NoReturn:
-        where = "at the end" if pos is None else f"at position {pos + 1}"
-        raise SpecError(f"bad expression {self.text!r}: {what} {where}")
+        where = (
+            ""
+            if pos is None and len(self.text) > MAX_CHARS
+            else " at the end"
+            if pos is None
+            else f" at position {pos + 1}"
+        )
+        raise SpecError(f"bad expression {show_text(self.text, SHOWN)}: {what}{where}")
 
     def peek(self) -> tuple[str, Any, int] | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -246,7 +261,7 @@ def substitute_label(text: str, env: Mapping[str, Any]) -> str:
     def repl(m: re.Match[str]) -> str:
         name = m.group(1)
         if name not in env:
-            raise SpecError(f"unknown parameter ${name} in the name {text!r}")
+            raise SpecError(f"unknown parameter ${name} in the name {show_text(text, SHOWN)}")
         value = env[name]
         return value if isinstance(value, str) else show(value)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, TypeGuard
 
-from ..errors import Location, SpecError
+from ..errors import Location, SpecError, show_text
 from . import expr as X
 from .scope import Scope, fail, located
 from .yamlnodes import YMap, YNode, YScalar, YSeq, kind
@@ -57,7 +57,7 @@ class Values:
         env = sc.bind.env
         if env is None:
             fail(
-                f"{text!r} uses $, which only works inside a block's layers (for the block's parameters)"
+                f"{show_text(text)} uses $, which only works inside a block's layers (for the block's parameters)"
                 " or in a spec with params:",
                 loc,
                 path,

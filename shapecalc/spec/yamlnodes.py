@@ -42,12 +42,18 @@ from yaml.events import (
 )
 from yaml.nodes import ScalarNode
 
-from ..errors import Location, SpecError
+from ..errors import Location, SpecError, show_text
 
 #: deepest nesting of lists/mappings accepted
 MAX_DEPTH = 200
 #: how many nodes aliases may add to the document when expanded
 MAX_ALIAS_NODES = 1_000_000
+#: a document may hold at most max(VALUES_FLOOR, characters // CHARS_PER_VALUE) values, a list or a
+#: mapping counting twice (its start and its end): composing costs 1-4 µs a value, and YAML as dense
+#: as `[{},{},...]` (1.5 characters a value) would make a 1 MB file cost a second before the spec is
+#: even read. A real spec spends more than 3 characters a value (`kernel_size: [3,3,3]` spends 3.4).
+VALUES_FLOOR = 20_000
+CHARS_PER_VALUE = 3
 #: longest int literal (digits, sign, underscores): bounds int() work
 MAX_INT_TEXT = 40
 
@@ -61,6 +67,10 @@ _TEXT_TAGS = {STR, _CORE + "timestamp", _CORE + "value", MERGE}  # implicit-only
 _SCALAR_TAGS = {STR, INT, FLOAT, BOOL, NULL}
 
 _DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+# a plain scalar that is a name: text to YAML 1.1 unless it is one of these words (PyYAML's bool and
+# null resolvers; no other resolver matches a text starting with a letter or '_' and made of \w)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WORDS = frozenset("yes Yes YES no No NO true True TRUE false False FALSE on On ON off Off OFF null Null NULL".split())
 
 # characters YAML does not allow in a document (YAML 1.1 "printable" set, negated)
 _NON_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -82,12 +92,16 @@ class _Positioned:
     ~4x as much to build. Treat them as read-only all the same.
     """
 
-    __slots__ = ("_loc", "col", "file", "line")
+    __slots__ = ("_loc", "col", "end", "file", "line", "start")
 
-    def __init__(self, file: str, line: int, col: int) -> None:
+    def __init__(self, file: str, line: int, col: int, start: int = 0, end: int = 0) -> None:
         self.file = file
         self.line = line
         self.col = col
+        #: character offsets of the node's text in the composed document (``--update-expect`` edits
+        #: values in place with them; a block list's end lies past the comments after it, as PyYAML's)
+        self.start = start
+        self.end = end
         self._loc: Location | None = None
 
     @property
@@ -104,12 +118,14 @@ class YScalar(_Positioned):
 
     __slots__ = ("text", "value")
 
-    def __init__(self, value: Any, text: str, file: str, line: int, col: int) -> None:
+    def __init__(self, value: Any, text: str, file: str, line: int, col: int, start: int = 0, end: int = 0) -> None:
         self.value = value
         self.text = text
         self.file = file
         self.line = line
         self.col = col
+        self.start = start
+        self.end = end
         self._loc = None  # assigned here, not via super().__init__: one call less per scalar
 
 
@@ -118,11 +134,13 @@ class YSeq(_Positioned):
 
     __slots__ = ("items",)
 
-    def __init__(self, items: tuple[YNode, ...], file: str, line: int, col: int) -> None:
+    def __init__(self, items: tuple[YNode, ...], file: str, line: int, col: int, start: int = 0, end: int = 0) -> None:
         self.items = items
         self.file = file
         self.line = line
         self.col = col
+        self.start = start
+        self.end = end
         self._loc = None  # not via super().__init__: one call less per node
 
 
@@ -131,12 +149,23 @@ class YMap(_Positioned):
 
     __slots__ = ("items", "keys")
 
-    def __init__(self, items: dict[str, YNode], keys: dict[str, YScalar], file: str, line: int, col: int) -> None:
+    def __init__(
+        self,
+        items: dict[str, YNode],
+        keys: dict[str, YScalar],
+        file: str,
+        line: int,
+        col: int,
+        start: int = 0,
+        end: int = 0,
+    ) -> None:
         self.items = items
         self.keys = keys
         self.file = file
         self.line = line
         self.col = col
+        self.start = start
+        self.end = end
         self._loc = None  # not via super().__init__: one call less per node
 
 
@@ -155,19 +184,32 @@ def kind(node: YNode) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
-        return f"the text {v!r}"
+        return f"the text {show_text(v)}"
     return f"the number {v!r}"
 
 
 class _Open:
     """A list or mapping being composed (a plain slotted class: one is made per collection)."""
 
-    __slots__ = ("anchor", "col", "entries", "is_map", "items", "key", "key_is_merge", "keys", "line", "merge_loc",
-                 "merges")
+    __slots__ = (
+        "anchor",
+        "col",
+        "entries",
+        "is_map",
+        "items",
+        "key",
+        "key_is_merge",
+        "keys",
+        "line",
+        "merge_loc",
+        "merges",
+        "start",
+    )
 
-    def __init__(self, line: int, col: int, anchor: str | None, is_map: bool) -> None:
+    def __init__(self, line: int, col: int, anchor: str | None, is_map: bool, start: int) -> None:
         self.line = line
         self.col = col
+        self.start = start
         self.anchor = anchor
         self.is_map = is_map
         self.items: list[YNode] = []
@@ -179,11 +221,18 @@ class _Open:
         self.merge_loc: Location | None = None
 
 
+def value_limit(size: int) -> int:
+    """The most values (scalars and aliases; lists and mappings count twice) a document of ``size``
+    characters may hold."""
+    return max(VALUES_FLOOR, size // CHARS_PER_VALUE)
+
+
 def compose(text: str, file: str) -> YNode | None:
     """Compose a YAML document into positioned values; None for an empty document.
 
     Raises :class:`SpecError` (located) for a syntax error, a tag, a duplicate key,
-    too deep nesting, an alias bomb, or a second document.
+    too deep nesting, an alias bomb, more values than :func:`value_limit` of its
+    length, or a second document.
     """
     bad = _NON_PRINTABLE.search(text)
     if bad is not None:
@@ -195,7 +244,7 @@ def compose(text: str, file: str) -> YNode | None:
         )
     loader = LOADER(text)
     try:
-        return _Composer(loader, file).run()
+        return _Composer(loader, file).run(value_limit(len(text)))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         loc = Location(file, mark.line + 1, mark.column + 1) if mark is not None else Location(file, 1, 1)
@@ -231,9 +280,10 @@ class _Composer:
     def fail(self, message: str, loc: Location) -> NoReturn:
         raise SpecError(message, location=loc)
 
-    def run(self) -> YNode | None:
+    def run(self, max_values: int) -> YNode | None:
         # the hot loop (one pass per event): attributes and methods are looked up once, here
         get_event = self.loader.get_event
+        values_left = max_values + 4  # + the stream's and the document's start and end
         file = self.file
         plain = self.plain
         stack = self.stack
@@ -245,6 +295,13 @@ class _Composer:
             if event is None:  # after the end of the stream
                 break
             cls = type(event)
+            values_left -= 1
+            if not values_left:
+                self.fail(
+                    f"the YAML holds more than {max_values:,} values, lists and mappings counting twice (at most"
+                    f" one per {CHARS_PER_VALUE} characters of the file): a spec this dense is not a network",
+                    self.loc(event),
+                )
             if cls is ScalarEvent:
                 mark = event.start_mark
                 text = event.value
@@ -256,7 +313,7 @@ class _Composer:
                     text, value = known  # the first copy of the text: a spec repeats its keys 100k times
                 else:
                     value = self.value(text, tag, event.implicit, mark)
-                scalar = YScalar(value, text, file, mark.line + 1, mark.column + 1)
+                scalar = YScalar(value, text, file, mark.line + 1, mark.column + 1, mark.index, event.end_mark.index)
                 if event.anchor is not None:
                     self.register(event.anchor, scalar, 1)
                 if not stack:
@@ -292,17 +349,17 @@ class _Composer:
                 if event.anchor is not None:
                     self.check_anchor(event.anchor, Location(file, line, col))
                     self.open_anchors.add(event.anchor)
-                stack.append(_Open(line, col, event.anchor, is_map))
+                stack.append(_Open(line, col, event.anchor, is_map, mark.index))
                 sizes.append(1)
             elif cls is SequenceEndEvent or cls is MappingEndEvent:
                 top = stack.pop()
                 size = sizes.pop()
                 if top.is_map and not top.merges:  # the common case: the mapping as composed, without a call
-                    node = YMap(top.entries, top.keys, file, top.line, top.col)
+                    node = YMap(top.entries, top.keys, file, top.line, top.col, top.start, event.end_mark.index)
                 elif top.is_map:
-                    node = self.finish_map(top)
+                    node = self.finish_map(top, event.end_mark.index)
                 else:
-                    node = YSeq(tuple(top.items), file, top.line, top.col)
+                    node = YSeq(tuple(top.items), file, top.line, top.col, top.start, event.end_mark.index)
                 if top.anchor is not None:
                     self.open_anchors.discard(top.anchor)
                     self.anchors[top.anchor] = (node, size)
@@ -363,6 +420,10 @@ class _Composer:
                     self.mark_loc(mark),
                 )
             tag: str = explicit_tag
+        elif implicit[0] and _NAME.fullmatch(text) and text not in _WORDS:
+            return text  # the common distinct plain scalars, without the resolver's ~1.5 µs
+        elif implicit[0] and len(text) <= MAX_INT_TEXT and _DECIMAL.fullmatch(text):
+            return int(text)  # as the resolver's int tag and construct_yaml_int read it
         else:
             tag = self.loader.resolve(ScalarNode, text, implicit)
         if tag in _TEXT_TAGS:
@@ -424,9 +485,9 @@ class _Composer:
         top.keys[name] = key
         top.entries[name] = node
 
-    def finish_map(self, top: _Open) -> YMap:
+    def finish_map(self, top: _Open, end: int) -> YMap:
         if not top.merges:
-            return YMap(top.entries, top.keys, self.file, top.line, top.col)
+            return YMap(top.entries, top.keys, self.file, top.line, top.col, top.start, end)
         # as PyYAML: explicit keys win over merged ones; among merged mappings the first wins
         entries: dict[str, YNode] = {}
         keys: dict[str, YScalar] = {}
@@ -436,7 +497,7 @@ class _Composer:
             keys.update(src.keys)
         entries.update(top.entries)
         keys.update(top.keys)
-        return YMap(entries, keys, self.file, top.line, top.col)
+        return YMap(entries, keys, self.file, top.line, top.col, top.start, end)
 
 
 class _Merge(str):
