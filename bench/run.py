@@ -168,10 +168,11 @@ def measure(
 
 
 def ratio_entry(
-    what: str, cmd: Timing, base: Timing, target: float, note: str = "", extra: dict[str, Any] | None = None
+    what: str, cmd: Timing, base: Timing, target: float | None, note: str = "", extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
+    """A command against its baseline; ``target`` None: a figure to watch, met when it runs."""
     ratio = cmd.median / base.median
-    ok = ratio <= target and cmd.exit_codes == [0]
+    ok = (target is None or ratio <= target) and cmd.exit_codes == [0]
     return {
         "what": what,
         "command": cmd.to_json(),
@@ -180,7 +181,7 @@ def ratio_entry(
         # on a shared machine the wall-clock ratio carries the other jobs' noise; CPU time much less
         "cpu_ratio": round(cmd.cpu_median / base.cpu_median, 3),
         "loadavg": os.getloadavg(),
-        "target": f"<= {target}",
+        "target": f"<= {target}" if target is not None else "(a figure, no target)",
         "met": ok,
         "note": note or _failure(cmd),
         **(extra or {}),
@@ -234,7 +235,7 @@ def bench_check(runs: int) -> list[dict[str, Any]]:
     out = []
     for name, files, what, target in (
         ("check", ten, f"check the {len(ten)} original specs", 1.5),
-        ("every", every, f"check all {len(every)} shipped specs", 3.0),
+        ("every", every, f"check all {len(every)} shipped specs", None),
     ):
         note = f"{len(files)} files"
         if t[name].exit_codes != [0]:
