@@ -19,15 +19,15 @@ Definitions (also in the README):
 - Activation memory: the sum of every layer's output tensor for the batch, in the
   chosen dtype: what a training forward pass keeps for the backward pass (an upper
   bound; views such as flatten are counted too). torchinfo's "Forward/backward pass
-  size" is twice its sum of layer outputs (it adds as much again for gradients) and
-  counts container outputs too; we report the forward figure and the inference peak.
-- Inference peak: the largest sum of tensors alive at once while running layer by
-  layer without keeping activations (a layer's input and output, plus the inputs a
-  residual or concat holds for its other branches).
+  size" is another figure: twice the outputs of the layers that have parameters only
+  (``tests/test_rival_claims.py``).
+- Inference peak: the largest sum of tensors alive at once in a forward pass under
+  ``inference_mode``, as torch runs the model built from the spec (see ``peak.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -171,8 +171,6 @@ class _State:
         self.batch = batch
         self.bytes = dtype_bytes
         self.activation_elems = 0
-        self.peak_elems = 0
-        self.held_elems = 0  # inputs held by enclosing residual/concat nodes
         self.int_buffers = 0  # num_batches_tracked scalars (int64)
         #: running totals of the leaf layers walked so far: params, trainable, buffers, macs
         #: (a group's totals are the difference across its subtree)
@@ -324,15 +322,11 @@ def _walk(
         kind = node.block or node.kind
         group = f"x{len(node.items)}" if node.kind == "repeat" else None
     elif isinstance(node, Residual):
-        st.held_elems += _numel(in_shape)
         body_shape, body_rf = _walk(node.body, in_shape, in_rf, depth + 1, st)
-        st.held_elems -= _numel(in_shape)
-        st.held_elems += _numel(body_shape)
         if node.shortcut is not None:
             short_shape, short_rf = _walk(node.shortcut, in_shape, in_rf, depth + 1, st)
         else:
             short_shape, short_rf = in_shape, in_rf
-        st.held_elems -= _numel(body_shape)
         if body_shape != short_shape:
             raise ShapecalcError(
                 f"residual branches disagree: body gives {show_value(body_shape)}, "
@@ -347,9 +341,7 @@ def _walk(
         st.activation_elems += _numel(shape)
         kind, group = "residual", None
     elif isinstance(node, Gate):
-        st.held_elems += _numel(in_shape)
         body_shape, _ = _walk(node.body, in_shape, in_rf, depth + 1, st)
-        st.held_elems -= _numel(in_shape)
         if not _broadcasts(body_shape, in_shape):
             raise ShapecalcError(
                 f"gate body gives {show_value(body_shape)}, which does not broadcast to the input"
@@ -362,7 +354,6 @@ def _walk(
         # squeeze-excitation network would report a field of the whole input)
         shape, rf = in_shape, in_rf
         st.activation_elems += _numel(shape)
-        st.peak_elems = max(st.peak_elems, st.held_elems + _numel(in_shape) + _numel(body_shape) + _numel(shape))
         kind, group = "gate", None
     elif isinstance(node, Split):
         shape, rf = _walk_split(node, in_shape, in_rf, depth, st)
@@ -460,20 +451,15 @@ def _walk_branches(
 ) -> tuple[Shape, ReceptiveField | None]:
     """Branches that each see one input and whose outputs are concatenated along the channels.
 
-    Concat gives every branch the whole input, split one slice each; the memory accounting
-    (the input and every branch output held until the concatenation) is the same.
+    Concat gives every branch the whole input, split one slice each; the shape rules are the
+    same (what they hold in memory is ``peak.py``'s).
     """
     outs: list[Shape] = []
     fields = []
-    held = _numel(in_shape)
-    st.held_elems += held
     for branch, part in zip(node.branches, inputs, strict=True):
         b_shape, b_rf = _walk(branch, part, in_rf, depth + 1, st) if branch.items else (part, in_rf)
         outs.append(b_shape)
         fields.append(b_rf)
-        st.held_elems += _numel(b_shape)
-        held += _numel(b_shape)
-    st.held_elems -= held
     ref = outs[0]
     for i, other in enumerate(outs[1:], 1):
         if len(other) != len(ref) or other[1:] != ref[1:]:
@@ -485,7 +471,6 @@ def _walk_branches(
             )
     shape = (sum(o[0] for o in outs), *ref[1:])
     st.activation_elems += _numel(shape)
-    st.peak_elems = max(st.peak_elems, st.held_elems + held + _numel(shape))
     return shape, merge_receptive_fields(fields)
 
 
@@ -532,7 +517,6 @@ def _walk_layer(
         # from here on the field is unknown: shown as none, and no expect-style total
         st.rf_lost_at = layer.path
     st.activation_elems += out_elems
-    st.peak_elems = max(st.peak_elems, st.held_elems + _numel(shape) + out_elems)
     if res.torch_kwargs.get("track_running_stats"):
         st.int_buffers += 1
     trainable = res.trainable if layer.trainable else 0  # a frozen layer (SPEC "Frozen layers")
@@ -654,10 +638,10 @@ def _analyse(spec: Spec, in_shape: Shape, batch: int, dtype: str) -> Analysis:
         buffer_bytes=(buffers - st.int_buffers) * nbytes + st.int_buffers * 8,
         input_bytes=_numel(in_shape) * batch * nbytes,
         activation_bytes=st.activation_elems * batch * nbytes,
-        peak_bytes=max(st.peak_elems, _numel(in_shape)) * batch * nbytes,
+        peak_bytes=0,  # below: it needs the rows
     )
     last = st.last_spatial_rf
-    return Analysis(
+    analysis = Analysis(
         name=spec.name,
         input=in_shape,
         output=shape,
@@ -669,3 +653,7 @@ def _analyse(spec: Spec, in_shape: Shape, batch: int, dtype: str) -> Analysis:
         spec=spec,
         receptive_field_lost_at=st.rf_lost_at,
     )
+    from .peak import inference_peak  # here: it walks the module tree built from the rows
+
+    peak = inference_peak(analysis)
+    return dataclasses.replace(analysis, totals=dataclasses.replace(totals, peak_bytes=peak))

@@ -275,24 +275,44 @@ def unseen_note(counts: Sequence[int], strides: Sequence[int]) -> str | None:
 
 def axes_unseen_note(axes: Sequence[AxisResult]) -> str | None:
     """The warning for input rows/columns no window ever touches, saying where and why; None if none."""
-    if all(a.unseen == a.unseen_at_end for a in axes):  # only at the end: the stride does not divide evenly
-        return unseen_note([a.unseen for a in axes], [a.stride for a in axes])
-    parts = unseen_parts([a.unseen for a in axes])
+    return missed_note(
+        [a.unseen for a in axes],
+        [a.unseen_at_end for a in axes],
+        [a.kernel for a in axes],
+        [a.stride for a in axes],
+        [a.dilation for a in axes],
+    )
+
+
+def missed_note(
+    unseen: Sequence[int],
+    at_end: Sequence[int],
+    kernels: Sequence[int],
+    strides: Sequence[int],
+    dilations: Sequence[int],
+) -> str | None:
+    """The warning for input rows/columns no tap touches (per axis: all of them, and those after the
+    last window), saying where and why; None if none. ``out``, ``solve`` and ``layer`` say it alike."""
+    if not any(unseen):
+        return None
+    if list(unseen) == list(at_end):  # only at the end: the stride does not divide evenly
+        return unseen_note(unseen, strides)
+    parts = unseen_parts(unseen)
     reasons = []
-    for a in axes:
-        if not a.unseen:
+    for lost, end, k, s, d in zip(unseen, at_end, kernels, strides, dilations, strict=True):
+        if not lost:
             continue
-        span = F.effective_kernel(a.kernel, a.dilation)
+        span = F.effective_kernel(k, d)
         found = []
-        if span < a.stride:
-            found.append(f"kernel {span} is narrower than stride {a.stride}: the input between windows is skipped")
-        elif a.unseen > a.unseen_at_end:
-            found.append(f"dilation {a.dilation} spaces the taps wider than the windows fill in")
+        if span < s:
+            found.append(f"kernel {span} is narrower than stride {s}: the input between windows is skipped")
+        elif lost > end:
+            found.append(f"dilation {d} spaces the taps wider than the windows fill in")
         # after the last window, a gap no wider than those between windows is one of them
-        if a.unseen_at_end > max(0, a.stride - span):
-            found.append(f"stride {a.stride} does not divide evenly: {a.unseen_at_end} at the end")
+        if end > max(0, s - span):
+            found.append(f"stride {s} does not divide evenly: {end} at the end")
         reasons += [r for r in found if r not in reasons]
-    one = len(parts) == 1 and sum(a.unseen for a in axes) == 1
+    one = len(parts) == 1 and sum(unseen) == 1
     return (
         f"note: {' and '.join(parts)} {'is' if one else 'are'} never seen by the kernel ({'; '.join(reasons)});"
         f" torch drops {'it' if one else 'them'} silently"

@@ -406,12 +406,13 @@ def _unseen(row: Row, layer: Layer, file: str) -> Iterator[tuple[Problem, int]]:
     A layer whose kernel is smaller than its stride (a 1x1 stride-2 shortcut)
     skips input between its windows by design; its tail is not reported.
     """
-    if not any(row.unseen):
+    at_end = row.result.unseen_at_end if row.result is not None else ()
+    if not any(at_end):
         return
     kernel, stride = _window(row)
-    names = _AXIS_NAMES.get(len(row.unseen), tuple(f"axis-{i} row" for i in range(len(row.unseen))))
+    names = _AXIS_NAMES.get(len(at_end), tuple(f"axis-{i} row" for i in range(len(at_end))))
     parts = []
-    for axis, lost in enumerate(row.unseen):
+    for axis, lost in enumerate(at_end):
         if lost and kernel[axis] >= stride[axis]:
             parts.append(f"last {lost} {names[axis]}s" if lost > 1 else f"last {names[axis]}")
     if not parts:

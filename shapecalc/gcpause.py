@@ -6,7 +6,8 @@ the collector runs, and its periodic full collections rescan the whole growing h
 100,000-layer table spent 2.9 s of 3.6 s in those rescans, and none of them frees
 anything. Paused, the work is linear again; the collector's previous state is restored on
 exit, so the caller's process is left as it was. The loader (``spec.loads``), the analysis
-and the renderers use it; the only other place that touches the collector is the console
+and the renderers (with the JSON rows' shares in ``render_costs``) use it; the only other
+place that touches the collector is the console
 script's ``gc.freeze()`` at exit (:mod:`shapecalc.__main__`).
 """
 

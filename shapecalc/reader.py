@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import stat
+from typing import BinaryIO
 
 from .errors import Location, SpecError
 
@@ -67,6 +68,21 @@ def read_bytes(path: str | os.PathLike[str], *, what: str = "a spec file", max_b
         raise SpecError(f"{file}: cannot be read ({e.strerror or e})") from None
     finally:
         os.close(fd)
+
+
+def read_stream(stream: BinaryIO, name: str = "<stdin>", *, max_bytes: int = MAX_SPEC_BYTES) -> str:
+    """A spec from a stream (standard input for ``summary -``): at most ``max_bytes`` read, UTF-8.
+
+    Reads ``max_bytes + 1`` bytes at most, so an endless stream (``< /dev/zero``) costs no
+    more than a file at the limit; one more byte than allowed is a :class:`SpecError`.
+    """
+    try:
+        data = stream.read(max_bytes + 1)
+    except OSError as e:
+        raise SpecError(f"{name}: cannot be read ({e.strerror or e})") from None
+    if len(data) > max_bytes:
+        raise SpecError(f"{name}: more than the {max_bytes:,} bytes allowed for a spec file")
+    return decode(data, name)
 
 
 def _too_large(size: int, limit: int, what: str) -> str:

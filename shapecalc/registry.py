@@ -71,8 +71,12 @@ class LayerResult:
     torch_kwargs: Mapping[str, Any] = field(default_factory=dict)
     #: the key arguments, compactly (``3x3 s2 p1``)
     summary: str = ""
-    #: per spatial axis, input rows/columns no window ever covers
+    #: per spatial axis, input rows/columns no tap of any window touches: at the end, between
+    #: windows (a kernel narrower than its stride), between dilated taps (``formulas.uncovered_rows``,
+    #: what ``shapecalc out`` and ``solve`` count)
     unseen: tuple[int, ...] = ()
+    #: of those, per spatial axis, the rows after the last window (the stride does not divide evenly)
+    unseen_at_end: tuple[int, ...] = ()
     #: (name, shape) of each parameter tensor, for ``shapecalc layer``
     tensors: tuple[tuple[str, Shape], ...] = ()
     #: for a layer that moves axes (``permute``, ``mean``, ``unflatten``): per output axis, the
@@ -656,7 +660,8 @@ def _infer_conv(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRe
             raise LayerConfigError(f"{e.message} (axis {axis})", arg="kernel_size") from None
     weight = cout * (cin // groups) * _prod(k)
     bias = cout if args["bias"] else 0
-    unseen = tuple(F.unseen_rows(size, k[i], s[i], before[i], d[i], after[i]) for i, size in enumerate(shape[1:]))
+    at_end = tuple(F.unseen_rows(size, k[i], s[i], before[i], d[i], after[i]) for i, size in enumerate(shape[1:]))
+    unseen = tuple(F.uncovered_rows(size, k[i], s[i], before[i], d[i], out_sp[i]) for i, size in enumerate(shape[1:]))
     kwargs = {"in_channels": cin, **args}
     extra = f" g{groups}" if groups != 1 else ""
     pad_desc = args["padding"] if isinstance(args["padding"], str) else before
@@ -674,6 +679,7 @@ def _infer_conv(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRe
         torch_kwargs=kwargs,
         summary=_kernel_summary(k, s, pad_desc, d, extra),
         unseen=unseen,
+        unseen_at_end=tuple(min(a, u) for a, u in zip(at_end, unseen, strict=True)),
         tensors=tensors,
     )
 
@@ -769,7 +775,9 @@ def _infer_pool(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRe
             raise LayerConfigError(f"{e.message} (axis {axis})", arg=e.arg or "kernel_size") from None
     if "divisor_override" in args and args["divisor_override"] == 0:
         raise LayerConfigError("divisor_override must not be zero", arg="divisor_override")
-    unseen = () if ceil else tuple(F.unseen_rows(size, k[i], s[i], p[i], d[i]) for i, size in enumerate(shape[1:]))
+    unseen = tuple(F.uncovered_rows(size, k[i], s[i], p[i], d[i], out_sp[i]) for i, size in enumerate(shape[1:]))
+    # with ceil_mode a last, partial window reaches the end
+    at_end = [0 if ceil else F.unseen_rows(size, k[i], s[i], p[i], d[i]) for i, size in enumerate(shape[1:])]
     return LayerResult(
         output=(shape[0], *out_sp),
         receptive=ReceptiveStep(
@@ -778,6 +786,7 @@ def _infer_pool(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRe
         torch_kwargs=dict(args),
         summary=_kernel_summary(k, s, p, d, " ceil" if ceil else ""),
         unseen=unseen,
+        unseen_at_end=tuple(min(a, u) for a, u in zip(at_end, unseen, strict=True)),
     )
 
 

@@ -318,8 +318,9 @@ class SummaryTable:
 
         In order of preference: the full table; a lighter border; the Layer and Args
         columns wrapped (down to :data:`_WRAPPABLE_MIN`); then columns left out as
-        :data:`_DROPS` says. When even that does not fit, the full table with the light
-        border at its natural width (the caller prints it uncropped).
+        :data:`_DROPS` says. When even that does not fit (extra columns such as
+        ``--as``'s, or a very narrow terminal), the narrowest of those: numbers whole,
+        wider than asked (the caller prints it uncropped).
         """
         full = list(self.headers)
         if self._width(full, False, self.natural) <= max_width:
@@ -340,7 +341,7 @@ class SummaryTable:
                         widths[name] += grow
                         excess -= grow
                 return shown, True, widths
-        return full, True, dict(self.natural)
+        return shown, True, widths  # the last, narrowest try
 
     def table(self, max_width: int) -> Table:
         """The rich table for ``max_width`` cells."""

@@ -18,6 +18,7 @@ from rich.text import Text
 from . import conventions as C
 from .analysis import Analysis
 from .costs import breakdown, breakdown_line, row_shares, share
+from .gcpause import paused
 from .render import Column, fmt_bytes, fmt_count, fmt_int
 from .training import TrainingMemory
 
@@ -65,6 +66,30 @@ def _add_count_column(views: CostViews, analysis: Analysis, header: str, per_row
     views.raw_columns.append((header, {i: str(v) for i, v in enumerate(shown)}))
 
 
+
+def _add_json_shares(views: CostViews, analysis: Analysis) -> None:
+    """Each row's ``params_share``/``macs_share`` and the ``by_type`` breakdown, for the JSON."""
+    t = analysis.totals
+    row_json = views.row_json
+    for i, row in enumerate(analysis.rows):
+        doc = row_json.get(i)
+        if doc is None:
+            doc = row_json[i] = {}
+        doc["params_share"] = round(share(row.params, t.params), 4)
+        doc["macs_share"] = round(share(row.macs, t.macs), 4)
+    views.json["by_type"] = [
+        {
+            "type": c.type,
+            "layers": c.layers,
+            "params": c.params,
+            "macs": c.macs,
+            "params_share": round(c.params_share, 4),
+            "macs_share": round(c.macs_share, 4),
+        }
+        for c in breakdown(analysis)
+    ]
+
+
 def cost_views(
     analysis: Analysis,
     *,
@@ -72,8 +97,13 @@ def cost_views(
     count: Sequence[str] = (),
     percent: bool = False,
     compare_tools: bool = False,
+    json: bool = True,
 ) -> CostViews:
-    """The cost views asked for; shares and the breakdown are always in the JSON."""
+    """The cost views asked for; shares and the breakdown are always in the JSON.
+
+    ``json=False`` leaves out what only the JSON document shows (each row's shares, the
+    breakdown by type): the table and Markdown of a 100,000-layer spec do not pay for them.
+    """
     views = CostViews()
     t = analysis.totals
     totals_lines: list[tuple[str, str, str]] = []
@@ -107,22 +137,11 @@ def cost_views(
                     f"what {conv.reports} reports; {_signed_pct(rep.total - t.macs, t.macs)} vs MACs",
                 )
             )
-    shares = row_shares(analysis)
-    for i, s in enumerate(shares):
-        views.row_json.setdefault(i, {}).update({"params_share": round(s.params, 4), "macs_share": round(s.macs, 4)})
-    costs = breakdown(analysis)
-    views.json["by_type"] = [
-        {
-            "type": c.type,
-            "layers": c.layers,
-            "params": c.params,
-            "macs": c.macs,
-            "params_share": round(c.params_share, 4),
-            "macs_share": round(c.macs_share, 4),
-        }
-        for c in costs
-    ]
+    if json:
+        with paused():  # a dict per row, all kept: see shapecalc.gcpause
+            _add_json_shares(views, analysis)
     if percent:
+        shares = row_shares(analysis)
         views.columns += [
             ("%Params", {i: _pct(s.params) for i, s in enumerate(shares) if analysis.rows[i].params}),
             ("%MACs", {i: _pct(s.macs) for i, s in enumerate(shares) if analysis.rows[i].macs}),

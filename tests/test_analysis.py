@@ -63,8 +63,9 @@ def test_memory_figures_float32_and_batch() -> None:
     assert t.input_bytes == 3 * 32 * 32 * 4 * 2
     outputs = 3 * 16 * 32 * 32 + 16 * 16 * 16 + 32 * 8 * 8 + 32 + 32 + 10
     assert t.activation_bytes == outputs * 4 * 2
-    # the peak: batchnorm's input and output (16x32x32 each) are alive together
-    assert t.peak_bytes == (16 * 32 * 32 + 16 * 32 * 32) * 4 * 2
+    # the peak: the input (3x32x32, held by the caller) and batchnorm's input and output
+    # (16x32x32 each) are alive together
+    assert t.peak_bytes == (3 * 32 * 32 + 16 * 32 * 32 + 16 * 32 * 32) * 4 * 2
     assert t.total_bytes == t.param_bytes + t.buffer_bytes + t.input_bytes + t.activation_bytes
 
 

@@ -6,6 +6,8 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shapecalc.cli import cli
 
@@ -108,6 +110,48 @@ def test_unseen_note_and_pool_stride_default() -> None:
         "  note: 1 input row at the end is never seen by the kernel (stride 2 does not divide evenly);"
         " torch drops it silently"
     )
+
+
+def _never_touched(size: int, k: int, s: int, p: int, d: int, out: int) -> int:
+    """Brute force: input rows no tap of any window touches."""
+    touched = {o * s + t * d - p for o in range(out) for t in range(k)}
+    return sum(1 for row in range(size) if row not in touched)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 40), st.integers(1, 6), st.integers(1, 7), st.integers(0, 3), st.integers(1, 4),
+    st.sampled_from(["conv1d", "maxpool1d", "avgpool1d"]), st.booleans(),
+)  # fmt: skip
+def test_layer_counts_every_row_no_tap_touches_as_out_does(
+    size: int, k: int, s: int, p: int, d: int, kind: str, ceil: bool
+) -> None:
+    from shapecalc.axis_size import OutConfig, axes_unseen_note, compute
+    from shapecalc.registry import lookup
+
+    if kind == "avgpool1d":
+        d = 1  # avg pooling has no dilation
+    args: dict[str, object] = {"kernel_size": k, "stride": s, "padding": p}
+    if kind == "conv1d":
+        args |= {"out_channels": 1, "dilation": d}
+    else:
+        args |= {"ceil_mode": ceil} | ({"dilation": d} if kind == "maxpool1d" else {})
+    lt = lookup(kind)
+    assert lt is not None
+    try:
+        res = lt.infer((2, size), args)
+    except Exception:
+        return  # a configuration torch refuses (the layer's own tests cover the messages)
+    out = res.output[1]
+    assert res.unseen == (_never_touched(size, k, s, p, d, out),)
+    # `shapecalc layer` says what `shapecalc out` says about the same axis
+    mode = "conv" if kind == "conv1d" else "pool"
+    config = OutConfig((size,), (k,), (s,), (p,), (d,), mode=mode, ceil=kind != "conv1d" and ceil)
+    note = axes_unseen_note(compute(config).axes)
+    code, text, _ = run(kind, *(f"{key}={str(v).lower()}" for key, v in args.items()), "--input", f"2x{size}")
+    assert code == 0
+    notes = [line.strip() for line in text.splitlines() if line.strip().startswith("note:")]
+    assert notes == ([note] if note else [])
 
 
 @pytest.mark.parametrize(

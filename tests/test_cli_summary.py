@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 from pathlib import Path
 
@@ -83,8 +84,9 @@ def test_markdown(spec_file: Path) -> None:
     result = CliRunner().invoke(cli, ["summary", str(spec_file), "--no-verify", "--format", "markdown"])
     assert result.exit_code == 0
     assert "| 6 | linear | 512 -> 10 | [10] | 5,130 | 5,120 | 16 /2 |" in result.stdout
-    # the peak: batchnorm holds its input and output, 2 x 8*16*16 floats = 16,384 bytes
-    assert "| &nbsp;&nbsp;inference peak | 16.00 KiB | live activations, layer by layer |" in result.stdout
+    # the peak: the input (3*16*16 floats) and batchnorm's input and output (2 x 8*16*16):
+    # 4,864 floats = 19,456 bytes
+    assert "| &nbsp;&nbsp;inference peak | 19.00 KiB | live activations, layer by layer |" in result.stdout
 
 
 def test_broken_spec_is_one_located_line(tmp_path: Path) -> None:
@@ -129,6 +131,39 @@ def test_spec_from_stdin(spec_file: Path) -> None:
     not_utf8 = CliRunner().invoke(cli, ["summary", "-", "--no-verify"], input=b"input: [3]\xff\n")
     assert not_utf8.exit_code == 1
     assert not_utf8.stderr == "<stdin>:1:1: file is not UTF-8 text (byte 0xff at offset 10)\n"
+
+
+class _Counting(io.BytesIO):
+    """An endless stream of spaces that counts what is read from it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.taken = 0
+
+    def read(self, n: int | None = -1) -> bytes:
+        assert n is not None and n >= 0, "an unbounded read of standard input"
+        self.taken += n
+        return b" " * n
+
+
+def test_stdin_is_capped_like_a_spec_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shapecalc import reader
+
+    # a spec of exactly the limit is read (and is refused for what it says, not its size)
+    monkeypatch.setattr(reader, "MAX_SPEC_BYTES", 64)
+    at_limit = SPEC.splitlines(keepends=True)[0].ljust(64).encode()
+    stream = _Counting()
+    assert reader.read_stream(io.BytesIO(at_limit), max_bytes=64) == at_limit.decode()
+    # an endless stream: max + 1 bytes are read, then one line
+    with pytest.raises(reader.SpecError, match=r"^<stdin>: more than the 64 bytes allowed for a spec file$"):
+        reader.read_stream(stream, max_bytes=64)
+    assert stream.taken == 65
+    # through the CLI, with the real limit: 8 MiB + 1 byte of stdin
+    monkeypatch.undo()
+    big = b"#" * (reader.MAX_SPEC_BYTES + 1)
+    result = CliRunner().invoke(cli, ["summary", "-", "--no-verify"], input=big)
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == "<stdin>: more than the 8,388,608 bytes allowed for a spec file\n"
 
 
 def test_an_extra_leading_axis_is_called_a_batch_axis(spec_file: Path) -> None:

@@ -1,8 +1,9 @@
-"""One version everywhere: shapecalc/_version.py, the package metadata, the changelog, the README's
-pre-commit ``rev:`` (a tag that exists once released), and a wheel that installs under its own name.
+"""One version everywhere: shapecalc/_version.py, the package metadata, the changelog, the pre-commit
+``rev:`` of docs/check.md (a tag that exists once released), and a wheel that installs under its own
+name. The pre-commit snippets the README and docs show work with real pre-commit.
 
 These hold on a clone without tags: the tag is checked only where the clone has it, and the
-pre-commit snippet is run against a snapshot tagged as the release process tags it.
+hosted-repository snippet is run against a snapshot tagged as the release process tags it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -23,15 +25,19 @@ from shapecalc._version import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+CHECK_DOC = (ROOT / "docs" / "check.md").read_text()
 PYPROJECT = (ROOT / "pyproject.toml").read_text()
 #: the distribution name on the package index (import name and command: shapecalc)
 DIST = "shapecalc-cnn"
 
 
-def _readme_precommit_snippet() -> dict[str, object]:
-    block = next(b for b in re.findall(r"```yaml\n(.*?)```", README, re.S) if "shapecalc-check" in b and "rev:" in b)
-    config: dict[str, object] = yaml.safe_load(block)
-    return config
+def _precommit_snippets(text: str) -> list[dict[str, Any]]:
+    """The complete ``.pre-commit-config.yaml`` examples of a page (``repos:`` blocks)."""
+    return [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if b.startswith("repos:")]
+
+
+def _hosted_snippet() -> dict[str, Any]:
+    return next(c for c in _precommit_snippets(CHECK_DOC) if c["repos"][0]["repo"] != "local")
 
 
 def test_the_version_is_written_once() -> None:
@@ -45,9 +51,13 @@ def test_the_version_is_written_once() -> None:
 def test_changelog_and_readme_rev_follow_the_version() -> None:
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert re.findall(r"^## (\S+)", changelog, re.M)[0] == __version__
-    repo = _readme_precommit_snippet()["repos"][0]  # type: ignore[index]
+    repo = _hosted_snippet()["repos"][0]
     assert repo["rev"] == f"v{__version__}"
     assert [h["id"] for h in repo["hooks"]] == ["shapecalc-check"]
+    # the README shows the snippet that works as written, with no placeholder
+    (local,) = _precommit_snippets(README)
+    assert local == _precommit_snippets(CHECK_DOC)[0]
+    assert local["repos"][0]["repo"] == "local" and "rev" not in local["repos"][0]
 
 
 def test_the_tag_where_the_clone_has_it() -> None:
@@ -66,6 +76,8 @@ def test_the_tag_where_the_clone_has_it() -> None:
 def test_distribution_name_and_install_hints() -> None:
     assert re.search(rf'^name = "{DIST}"', PYPROJECT, re.M)
     assert f"pip install '{DIST}[torch]'" in README
+    # the wheel the README builds and installs is this version's (test_the_wheel builds it)
+    assert f"dist/shapecalc_cnn-{__version__}-py3-none-any.whl" in README
     # no hint anywhere names the unrelated package that owns "shapecalc" on the index
     for path in [*ROOT.glob("shapecalc/**/*.py"), *ROOT.glob("docs/*.md"), ROOT / "README.md"]:
         text = path.read_text()
@@ -92,17 +104,80 @@ def test_the_wheel(tmp_path: Path) -> None:
     assert "shapecalc = shapecalc.__main__:run" in zipfile.ZipFile(wheel).read(entry).decode()
 
 
+def test_the_local_precommit_snippet_works_as_written(tmp_path: Path) -> None:
+    """The README's snippet, unchanged, with the shapecalc of this environment on PATH: fails a broken
+    spec with its located line, passes a good one, leaves files outside ``files`` alone."""
+    pytest.importorskip("pre_commit")
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    from test_check import GOOD, _git
+
+    (block,) = re.findall(r"```yaml\n(repos:.*?)```", README, re.S)
+    project = tmp_path / "project"
+    (project / "architectures").mkdir(parents=True)
+    (project / "architectures" / "good.yaml").write_text(GOOD)
+    (project / "notes.yaml").write_text("just: [some, yaml]\n")
+    (project / ".pre-commit-config.yaml").write_text(block)
+    _git("init", "-q", cwd=project)
+    _git("add", "-A", cwd=project)
+    bin_dir = str(Path(sys.executable).parent)  # where this environment's `shapecalc` is
+    env = {"PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "NO_COLOR": "1", "HOME": str(tmp_path),
+           "PATH": bin_dir + os.pathsep + os.environ["PATH"]}  # fmt: skip
+
+    def run() -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "pre_commit", "run", "--all-files"]
+        return subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, check=False)
+
+    good = run()
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "shapecalc check" in good.stdout and "Passed" in good.stdout
+    broken_spec = "input: [3, 8, 8]\nlayers:\n  - conv2d: {out_channels: 4, kernel_size: 9}\n"
+    (project / "architectures" / "broken.yaml").write_text(broken_spec)
+    _git("add", "-A", cwd=project)
+    broken = run()
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert (
+        "architectures/broken.yaml:3:44: error: layers[0] (conv2d): kernel 9 is larger than padded input 8"
+        " (input 8 + padding 0); the input must be at least 9 (axis 0)  [SC002]"
+    ) in broken.stdout.splitlines()
+    assert "notes.yaml" not in broken.stdout
+
+
+def test_the_local_models_snippet_works_as_written(tmp_path: Path) -> None:
+    """docs/python-models.md's snippet, unchanged: model files checked by the shapecalc on PATH."""
+    pytest.importorskip("pre_commit")
+    pytest.importorskip("torch")
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    from test_check import _git
+    from test_pymodel_check import BROKEN_LINE, project
+
+    (block,) = re.findall(r"```yaml\n(repos:.*?)```", (ROOT / "docs" / "python-models.md").read_text(), re.S)
+    p = project(tmp_path / "project")
+    (p / ".pre-commit-config.yaml").write_text(block)
+    _git("init", "-q", cwd=p)
+    _git("add", "-A", cwd=p)
+    env = {"PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "NO_COLOR": "1", "HOME": str(tmp_path),
+           "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]}  # fmt: skip
+    cmd = [sys.executable, "-m", "pre_commit", "run", "--all-files"]
+    run = subprocess.run(cmd, cwd=p, env=env, capture_output=True, text=True, check=False)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert BROKEN_LINE in run.stdout.splitlines()
+    assert "good.py:" not in run.stdout and "Traceback" not in run.stdout
+
+
 @pytest.mark.slow
-def test_the_readme_precommit_snippet_works(tmp_path: Path) -> None:
-    """The README's snippet, pointed at a snapshot of this checkout tagged as a release is tagged."""
+def test_the_hosted_precommit_snippet_works(tmp_path: Path) -> None:
+    """docs/check.md's hosted-repository snippet, pointed at a snapshot of this checkout tagged as a
+    release is tagged (pre-commit installs shapecalc into its own environment)."""
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("needs git and a git checkout of shapecalc")
     from test_check import GOOD, _git, _snapshot
 
     hook_repo = _snapshot(ROOT, tmp_path / "hook-repo")
     _git("tag", f"v{__version__}", cwd=hook_repo)
-    config = _readme_precommit_snippet()
-    config["repos"][0]["repo"] = str(hook_repo)  # type: ignore[index]
+    config = _hosted_snippet()
+    config["repos"][0]["repo"] = str(hook_repo)
     project = tmp_path / "project"
     (project / "architectures").mkdir(parents=True)
     (project / "architectures" / "good.yaml").write_text(GOOD)

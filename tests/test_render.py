@@ -212,6 +212,44 @@ def test_cli_no_color_not_a_tty(columns: str) -> None:
     assert all(h in header for h in ("#", "Args", "Output", "Params", "MACs", "RF"))
 
 
+@pytest.mark.parametrize("columns", ["60", "80", "100", "140"])
+def test_list_never_cuts_a_name_or_number(columns: str) -> None:
+    from click.testing import CliRunner
+
+    from shapecalc.cli import cli
+    from shapecalc.shipped import catalogue
+
+    result = CliRunner().invoke(cli, ["list"], env={"COLUMNS": columns, "NO_COLOR": "1"})
+    assert result.exit_code == 0
+    assert "…" not in result.stdout and "\x1b[" not in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) <= int(columns)
+    tokens = set(result.stdout.split())
+    for e in catalogue():
+        assert {e.name, f"{e.params:,}", f"{e.macs:,}"} <= tokens, e.name
+    if columns == "60":
+        assert "left out to fit 60 columns: input, source" in " ".join(result.stdout.split())
+
+
+@pytest.mark.parametrize("columns", ["60", "80"])
+def test_extra_columns_keep_numbers_whole_at_the_narrowest_layout(columns: str) -> None:
+    from click.testing import CliRunner
+
+    from shapecalc.cli import cli
+
+    result = CliRunner().invoke(
+        cli, ["summary", "resnet18", "--no-verify", "--as", "thop"], env={"COLUMNS": columns, "NO_COLOR": "1"}
+    )
+    assert result.exit_code == 0
+    assert "…" not in result.stdout
+    header = next(line for line in result.stdout.splitlines() if "Layer" in line)
+    if columns == "80":  # fits once the arguments, RF and marks are left out
+        assert max(len(line) for line in result.stdout.splitlines()) <= 80
+        assert header.split() == ["#", "Layer", "Output", "Params", "MACs", "thop"]
+    else:  # does not fit: the narrowest layout, numbers whole
+        assert header.split() == ["Layer", "Output", "Params", "MACs", "thop"]
+    assert "118,013,952" in result.stdout
+
+
 # --------------------------------------------------------------------------- folding
 
 

@@ -59,7 +59,11 @@ def test_reuses_a_given_analysis() -> None:
     analysis = analyse(spec, batch=4, dtype="float16")
     v = verify(spec, analysis=analysis, device="meta", batch=4)
     assert v.ok
-    assert v.memory_needed == 4 * (2422 + 17) + 4 * analysis.totals.peak_bytes // 2
+    # float32 params and buffers, the float32 peak for the batch, the largest operator workspace, the runtime
+    from shapecalc.verification import RUNTIME_BYTES, _workspace_elems
+
+    workspace = max(_workspace_elems(r) for r in analysis.layers)
+    assert v.memory_needed == 4 * (2422 + 17) + 4 * analysis.totals.peak_bytes // 2 + 4 * 4 * workspace + RUNTIME_BYTES
 
 
 def test_materialised_model_is_zeros_with_sane_running_stats() -> None:
@@ -181,15 +185,20 @@ def test_huge_spec_falls_back_to_meta() -> None:
     assert v.ok
     assert v.device == "meta" and v.requested == "cpu"
     assert v.memory_available is not None and v.memory_needed > v.memory_available
+    # float32 parameters; the peak (input + a 1x1 conv's input and output); the largest workspace
+    # (that conv's im2col matrix, a copy of input, output and weight); the runtime
+    params, peak = 100_003_800_000, 3 * 32 * 32 + 2 * 100_000 * 32 * 32
+    workspace = 3 * 100_000 * 32 * 32 + 100_000 * 100_001
+    assert v.memory_needed == 4 * (params + peak + workspace) + 64 * 2**20 == 442_130_721_152
     assert v.fallback_reason is not None
-    assert v.fallback_reason.startswith("needs 373.3 GiB, more than the ")
-    assert v.describe()[1].startswith("verified on meta (shapes and counts, no memory) instead of cpu: needs 373.3 GiB")
+    assert v.fallback_reason.startswith("needs 411.8 GiB, more than the ")
+    assert v.describe()[1].startswith("verified on meta (shapes and counts, no memory) instead of cpu: needs 411.8 GiB")
 
 
 def test_memory_limit_falls_back_to_meta() -> None:
     v = verify(make_spec(SMALL, (3, 16, 16)), device="cpu", memory_limit=1000)
     assert v.ok and v.device == "meta"
-    assert v.fallback_reason == "needs 33.5 KiB, over the limit of 1,000 bytes"
+    assert v.fallback_reason == "needs 64.1 MiB, over the limit of 1,000 bytes"  # the runtime counts
     assert verify(make_spec(SMALL, (3, 16, 16)), device="cpu", memory_limit=10**9).device == "cpu"
 
 
@@ -276,3 +285,51 @@ def test_specs_mirroring_torchvision(name: str) -> None:
         out = model(x)
     assert tuple(out.shape[1:]) == analysis.output
     assert 2 * analysis.totals.macs == counter.get_total_flops()
+
+
+REPEATS = """\
+input: [4, 12, 12]
+layers:
+  - conv2d: {out_channels: 8, kernel_size: 3, padding: 1}
+  - batchnorm2d
+  - relu
+  - conv2d: {out_channels: 8, kernel_size: 3, padding: 1, repeat: 3}
+  - batchnorm2d: {repeat: 2}
+  - conv2d: {out_channels: 8, kernel_size: 3}
+  - conv2d: {out_channels: 8, kernel_size: 3, padding: 1, stride: 2}
+  - residual:
+      body:
+        - conv2d: {out_channels: 8, kernel_size: 3, padding: 1}
+        - relu
+  - relu
+  - maxpool2d: {kernel_size: 2}
+  - flatten
+  - linear: {out_features: 5}
+"""
+
+
+def test_meta_replays_repeated_leaves_with_torchs_own_answers() -> None:
+    """On meta each distinct (leaf configuration, input) runs once; repeats get that run's shape and FLOPs.
+    Every actual value equals the CPU pass's, which runs every layer."""
+    from shapecalc.spec import loads
+
+    spec = loads(REPEATS)
+    cpu, meta = verify(spec, device="cpu", batch=2), verify(spec, device="meta", batch=2)
+    assert cpu.ok and meta.ok
+    assert [(c.path, c.field, c.actual) for c in meta.checks] == [(c.path, c.field, c.actual) for c in cpu.checks]
+
+
+def test_meta_replay_keys_hold_every_setting() -> None:
+    from shapecalc.verification import _MetaReplay, _Recorder
+
+    replay = _MetaReplay(torch, _Recorder(None))
+    nn = torch.nn
+    conv = replay.config(nn.Conv2d(8, 8, 3, padding=1))
+    assert conv == replay.config(nn.Conv2d(8, 8, 3, padding=1))
+    assert conv != replay.config(nn.Conv2d(8, 8, 3, padding=0))
+    assert conv != replay.config(nn.Conv2d(8, 8, 3, padding=1, bias=False))
+    assert conv != replay.config(nn.Conv2d(8, 8, 3, padding=1, padding_mode="reflect"))
+    assert replay.config(nn.BatchNorm2d(8)) != replay.config(nn.BatchNorm2d(8, track_running_stats=False))
+    assert replay.config(nn.ReLU()) != replay.config(nn.ReLU(inplace=True))
+    assert replay.config(nn.Hardtanh(1, 2)) != replay.config(nn.Hardtanh(1.0, 2.0))  # types kept apart
+    assert replay.config(nn.Sequential(nn.ReLU())) is None  # containers always run

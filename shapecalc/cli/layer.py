@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from ..axis_size import unseen_note
+from ..axis_size import missed_note
 from ..layer_report import LayerReport, analyse_layer
-from ..registry import LAYERS
+from ..registry import LAYERS, LayerResult
 from .options import SHAPE, batch_option, echo_json
 
 
@@ -168,10 +168,7 @@ def text_lines(report: LayerReport, vs_dense: int | None = None) -> list[str]:
         lines.append(f"  {'buffers':<8} {res.buffers:,} (running statistics, not trained)")
     for_batch = f"; {report.macs:,} for a batch of {report.batch}" if report.batch != 1 else ""
     lines.append(f"  {'MACs':<8} {res.macs:,} per sample{for_batch} (FLOPs = 2 x MACs)")
-    # pooling's stride defaults to its kernel
-    stride = res.torch_kwargs.get("stride") or res.torch_kwargs.get("kernel_size") or 1
-    strides = stride if isinstance(stride, tuple) else (stride,) * len(res.unseen)
-    note = unseen_note(res.unseen, strides) if res.unseen else None
+    note = _missed(res)
     if note:
         lines.append("  " + note)
     if vs_dense is not None:
@@ -234,3 +231,17 @@ def as_dict(report: LayerReport, vs_dense: int | None = None) -> dict[str, Any]:
         }
     return data
 
+
+def _missed(res: LayerResult) -> str | None:
+    """The note for input rows no tap touches, worded and counted as ``shapecalc out`` does."""
+    if not any(res.unseen):
+        return None
+    n = len(res.unseen)
+    kw = res.torch_kwargs
+
+    def per_axis(v: Any) -> tuple[int, ...]:
+        return tuple(v) if isinstance(v, (tuple, list)) else (int(v),) * n
+
+    kernel = per_axis(kw["kernel_size"])
+    stride = per_axis(kw.get("stride") or kernel)  # pooling's stride defaults to its kernel
+    return missed_note(res.unseen, res.unseen_at_end, kernel, stride, per_axis(kw.get("dilation", 1)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from rich.text import Text
 
 from .options import echo_json, print_renderable
 
@@ -42,23 +43,50 @@ def command(fmt: str) -> None:
         ]
         echo_json(doc)
         return
-    from rich.table import Table
-    from rich.text import Text
+    import os
 
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    table.add_column("name")
-    table.add_column("input")
-    table.add_column("params", justify="right")
-    table.add_column("MACs", justify="right")
-    table.add_column("RF", justify="right")
-    table.add_column("source")
-    for e in entries:
-        table.add_row(  # names and sources come from the spec files: Text, never markup
-            Text(e.name),
+    from rich.console import Console
+    from rich.table import Table
+
+    headers = ("name", "input", "params", "MACs", "RF", "source")
+    rows = [  # every cell becomes Text below: names and sources come from the spec files, never markup
+        (
+            e.name,
             "x".join(map(str, e.input)),
             f"{e.params:,}",
             f"{e.macs:,}",
             str(e.receptive_field) if e.receptive_field is not None else "-",
-            Text(e.source),
+            e.source,
         )
+        for e in entries
+    ]
+    natural = {h: max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)}
+    shown = list(headers)
+    console = Console()
+    if console.is_terminal or "COLUMNS" in os.environ:
+        # names and numbers are never cut: the source wraps (down to _SOURCE_MIN), then goes; then
+        # the input, then the receptive field
+        for drop in ((), ("source",), ("source", "input"), ("source", "input", "RF")):
+            shown = [h for h in headers if h not in drop]
+            need = sum(natural[h] for h in shown if h != "source") + 2 * (len(shown) - 1)
+            if need + (_SOURCE_MIN if "source" in shown else 0) <= console.width:
+                break
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for h in shown:
+        if h == "source":
+            table.add_column(h, min_width=_SOURCE_MIN)
+        else:
+            table.add_column(h, justify="left" if h in ("name", "input") else "right", no_wrap=True,
+                             min_width=natural[h])  # fmt: skip
+    index = [headers.index(h) for h in shown]
+    for r in rows:
+        table.add_row(*(Text(r[i]) for i in index))
+    dropped = [h for h in headers if h not in shown]
+    if dropped:
+        table.caption = f"left out to fit {console.width} columns: {', '.join(dropped)} (--format json has them)"
+        table.caption_justify = "left"
     print_renderable(table)
+
+
+#: the narrowest the source column wraps to before it is left out
+_SOURCE_MIN = 16

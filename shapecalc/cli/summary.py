@@ -185,7 +185,9 @@ def _emit(
     """Print the report in ``fmt`` to stdout and the notes to stderr (a spec's or a Python model's)."""
     from ..render_costs import cost_views
 
-    views = cost_views(analysis, as_tools=as_tools, count=count, percent=percent, compare_tools=compare_tools)
+    views = cost_views(
+        analysis, as_tools=as_tools, count=count, percent=percent, compare_tools=compare_tools, json=fmt == "json"
+    )
     if training is not None:
         training(views, notes)
     if fmt == "json":
@@ -233,14 +235,7 @@ def _text(spec_file: str) -> tuple[str, str]:
 
         path = resolve(spec_file)
         return read_text(path), path
-    from ..errors import Location, SpecError
+    from ..reader import read_stream
 
-    data = sys.stdin.buffer.read()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise SpecError(
-            f"file is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})",
-            location=Location("<stdin>", 1, 1),
-        ) from None
+    text = read_stream(sys.stdin.buffer)
     return text, "<stdin>"

@@ -20,7 +20,7 @@ from .entries import REQUIRED, Block, Entries, Entry
 from .model import Concat, Gate, Layer, Node, Residual, Sequential, Split, freeze
 from .scope import Bindings, Scope, fail, located
 from .values import Values, and_, is_int, is_null
-from .yamlnodes import YScalar, YSeq, kind
+from .yamlnodes import ValueLocations, YScalar, YSeq, kind
 
 #: nested layer lists (structures and block uses) deeper than this are refused
 MAX_NESTING = 64
@@ -150,15 +150,16 @@ class Expander:
 
     # ---------------------------------------------------------------- layers
 
-    def args(self, e: Entry, epath: str, sc: Scope) -> tuple[dict[str, Any], dict[str, Location]]:
+    def args(self, e: Entry, epath: str, sc: Scope) -> tuple[dict[str, Any], Mapping[str, Location]]:
         """A layer's checked arguments and their locations (once per entry and parameter values)."""
         literal = literal_key(e)
         if literal is not None:
             checked = self.literal_args.get(literal)
             if checked is not None:  # these very values were checked for this type: only the locations are new
                 use = sc.use
+                arg_locs: Mapping[str, Location]
                 if use is None:
-                    arg_locs = {name: vnode.loc for name, vnode in e.rest.items()}
+                    arg_locs = ValueLocations(e.rest)
                 else:
                     arg_locs = dict.fromkeys(e.rest, use)
                 # shared, as repeat copies and block uses share theirs: Layer.args is a read-only Mapping

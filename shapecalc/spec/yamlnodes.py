@@ -28,6 +28,7 @@ Mapping keys are kept as the text written (``on:`` is the key ``"on"``, not
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from typing import Any, NoReturn, Union
 
 import yaml
@@ -172,6 +173,26 @@ class YMap(_Positioned):
 YNode = Union[YScalar, YSeq, YMap]  # noqa: UP007 - a runtime alias, Python 3.10 safe
 
 
+class ValueLocations(Mapping[str, Location]):
+    """Key -> where its value starts, for a mapping's values: a read-only mapping whose
+    :class:`Location` objects are made on lookup (a layer's argument locations are read only
+    for a message; a 100,000-layer spec would otherwise make 300,000 of them up front)."""
+
+    __slots__ = ("nodes",)
+
+    def __init__(self, nodes: Mapping[str, YNode]) -> None:
+        self.nodes = nodes
+
+    def __getitem__(self, key: str) -> Location:
+        return self.nodes[key].loc
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.nodes)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+
 def kind(node: YNode) -> str:
     """What a node is, in words, for messages: ``a list``, ``a mapping``, ``the number 3``."""
     if isinstance(node, YSeq):
@@ -259,10 +280,19 @@ def compose(text: str, file: str) -> YNode | None:
 
 
 class _Composer:
+    """Composes positioned nodes from the parser's events, one handler per kind of event.
+
+    The open collections are a stack of :class:`_Open`; ``sizes`` holds, for each, the size it
+    would have with every alias expanded (the alias-bomb bound). Scalars are most of a spec's
+    events, so :meth:`scalar` places a list item, a key and a key's value itself and leaves only
+    the rare cases (a merge key, a duplicate, a non-text key) to :meth:`add`.
+    """
+
     def __init__(self, loader: Any, file: str) -> None:
         self.loader = loader
         self.file = file
         self.stack: list[_Open] = []
+        self.sizes: list[int] = []  # running expanded size of each open collection
         #: anchor -> (node, expanded size)
         self.anchors: dict[str, tuple[YNode, int]] = {}
         self.anchor_lines: dict[str, int] = {}
@@ -272,6 +302,15 @@ class _Composer:
         self.documents = 0
         #: plain scalar text -> (that text, its value): keys and small numbers repeat a lot in a spec
         self.plain: dict[str, tuple[str, Any]] = {}
+        self.handlers = {
+            ScalarEvent: self.scalar,
+            SequenceStartEvent: self.start,
+            MappingStartEvent: self.start,
+            SequenceEndEvent: self.end,
+            MappingEndEvent: self.end,
+            AliasEvent: self.alias,
+            DocumentStartEvent: self.document,
+        }
 
     def loc(self, event: Any) -> Location:
         mark = event.start_mark
@@ -281,20 +320,12 @@ class _Composer:
         raise SpecError(message, location=loc)
 
     def run(self, max_values: int) -> YNode | None:
-        # the hot loop (one pass per event): attributes and methods are looked up once, here
+        """Every event of the stream, each to its handler (the others: stream and document ends);
+        at most ``max_values`` of them (see :func:`value_limit`)."""
         get_event = self.loader.get_event
+        handlers = self.handlers
         values_left = max_values + 4  # + the stream's and the document's start and end
-        file = self.file
-        plain = self.plain
-        stack = self.stack
-        add = self.add
-        sizes: list[int] = []  # running expanded size of each open collection
-        node: YNode
-        while True:
-            event = get_event()
-            if event is None:  # after the end of the stream
-                break
-            cls = type(event)
+        while (event := get_event()) is not None:
             values_left -= 1
             if not values_left:
                 self.fail(
@@ -302,89 +333,91 @@ class _Composer:
                     f" one per {CHARS_PER_VALUE} characters of the file): a spec this dense is not a network",
                     self.loc(event),
                 )
-            if cls is ScalarEvent:
-                mark = event.start_mark
-                text = event.value
-                tag = event.tag
-                if tag is None and event.implicit[0]:  # a plain scalar: resolved by its text alone
-                    known = plain.get(text)
-                    if known is None:
-                        known = plain[text] = _PLAIN.get(text) or self.shared(text, event.implicit, mark)
-                    text, value = known  # the first copy of the text: a spec repeats its keys 100k times
-                else:
-                    value = self.value(text, tag, event.implicit, mark)
-                scalar = YScalar(value, text, file, mark.line + 1, mark.column + 1, mark.index, event.end_mark.index)
-                if event.anchor is not None:
-                    self.register(event.anchor, scalar, 1)
-                if not stack:
-                    add(scalar, 1, sizes)
-                    continue
-                top = stack[-1]
-                if not top.is_map:  # fast path: an item of a list
-                    sizes[-1] += 1
-                    top.items.append(scalar)
-                elif top.key is None:
-                    if type(value) is not str:  # a _Merge, or a key that is no name: the general path
-                        add(scalar, 1, sizes)
-                        continue
-                    sizes[-1] += 1  # fast path: a key
-                    top.key = scalar
-                    top.key_is_merge = False
-                elif not top.key_is_merge and top.key.text not in top.keys:  # fast path: a key's value
-                    sizes[-1] += 1
-                    key, top.key = top.key, None
-                    top.keys[key.text] = key
-                    top.entries[key.text] = scalar
-                else:
-                    add(scalar, 1, sizes)
-            elif cls is SequenceStartEvent or cls is MappingStartEvent:
-                is_map = cls is MappingStartEvent
-                mark = event.start_mark
-                line, col = mark.line + 1, mark.column + 1
-                tag = event.tag
-                if tag is not None:
-                    self.check_tag(tag, MAP if is_map else SEQ, line, col, "a mapping" if is_map else "a list")
-                if len(stack) >= MAX_DEPTH:
-                    self.fail(f"the YAML nests more than {MAX_DEPTH} levels deep", Location(file, line, col))
-                if event.anchor is not None:
-                    self.check_anchor(event.anchor, Location(file, line, col))
-                    self.open_anchors.add(event.anchor)
-                stack.append(_Open(line, col, event.anchor, is_map, mark.index))
-                sizes.append(1)
-            elif cls is SequenceEndEvent or cls is MappingEndEvent:
-                top = stack.pop()
-                size = sizes.pop()
-                if top.is_map and not top.merges:  # the common case: the mapping as composed, without a call
-                    node = YMap(top.entries, top.keys, file, top.line, top.col, top.start, event.end_mark.index)
-                elif top.is_map:
-                    node = self.finish_map(top, event.end_mark.index)
-                else:
-                    node = YSeq(tuple(top.items), file, top.line, top.col, top.start, event.end_mark.index)
-                if top.anchor is not None:
-                    self.open_anchors.discard(top.anchor)
-                    self.anchors[top.anchor] = (node, size)
-                add(node, size, sizes)
-            elif cls is AliasEvent:
-                loc = self.loc(event)
-                name = event.anchor
-                if name in self.open_anchors:
-                    self.fail(f"the alias *{name} refers to a node that contains it (a recursive alias)", loc)
-                if name not in self.anchors:
-                    self.fail(f"the alias *{name} refers to no anchor (&{name} must come first)", loc)
-                node, size = self.anchors[name]
-                self.alias_nodes += size
-                if self.alias_nodes > MAX_ALIAS_NODES:
-                    self.fail(
-                        f"the document expands to more than {MAX_ALIAS_NODES:,} nodes through YAML aliases"
-                        f" (at *{name})",
-                        loc,
-                    )
-                add(node, size, sizes)
-            elif cls is DocumentStartEvent:
-                self.documents += 1
-                if self.documents > 1:
-                    self.fail("a spec is a single YAML document, but a second one starts here", self.loc(event))
+            handler = handlers.get(type(event))
+            if handler is not None:
+                handler(event)
         return self.root
+
+    def scalar(self, event: Any) -> None:
+        mark = event.start_mark
+        text = event.value
+        if event.tag is None and event.implicit[0]:  # a plain scalar: resolved by its text alone
+            known = self.plain.get(text)
+            if known is None:
+                known = self.plain[text] = _PLAIN.get(text) or self.shared(text, event.implicit, mark)
+            text, value = known  # the first copy of the text: a spec repeats its keys 100k times
+        else:
+            value = self.value(text, event.tag, event.implicit, mark)
+        node = YScalar(value, text, self.file, mark.line + 1, mark.column + 1, mark.index, event.end_mark.index)
+        if event.anchor is not None:
+            self.register(event.anchor, node, 1)
+        stack = self.stack
+        if not stack:
+            self.add(node, 1)
+            return
+        top = stack[-1]
+        if not top.is_map:  # an item of a list
+            self.sizes[-1] += 1
+            top.items.append(node)
+        elif top.key is None and type(value) is str:  # a key (a merge key is a _Merge: the general path)
+            self.sizes[-1] += 1
+            top.key = node
+            top.key_is_merge = False
+        elif top.key is not None and not top.key_is_merge and top.key.text not in top.keys:  # a key's value
+            self.sizes[-1] += 1
+            key, top.key = top.key, None
+            top.keys[key.text] = key
+            top.entries[key.text] = node
+        else:
+            self.add(node, 1)
+
+    def start(self, event: Any) -> None:
+        is_map = type(event) is MappingStartEvent
+        mark = event.start_mark
+        line, col = mark.line + 1, mark.column + 1
+        if event.tag is not None:
+            self.check_tag(event.tag, MAP if is_map else SEQ, line, col, "a mapping" if is_map else "a list")
+        if len(self.stack) >= MAX_DEPTH:
+            self.fail(f"the YAML nests more than {MAX_DEPTH} levels deep", Location(self.file, line, col))
+        if event.anchor is not None:
+            self.check_anchor(event.anchor, Location(self.file, line, col))
+            self.open_anchors.add(event.anchor)
+        self.stack.append(_Open(line, col, event.anchor, is_map, mark.index))
+        self.sizes.append(1)
+
+    def end(self, event: Any) -> None:
+        top = self.stack.pop()
+        size = self.sizes.pop()
+        node: YNode
+        end = event.end_mark.index
+        if top.is_map:
+            node = self.finish_map(top, end)
+        else:
+            node = YSeq(tuple(top.items), self.file, top.line, top.col, top.start, end)
+        if top.anchor is not None:
+            self.open_anchors.discard(top.anchor)
+            self.anchors[top.anchor] = (node, size)
+        self.add(node, size)
+
+    def alias(self, event: Any) -> None:
+        loc = self.loc(event)
+        name = event.anchor
+        if name in self.open_anchors:
+            self.fail(f"the alias *{name} refers to a node that contains it (a recursive alias)", loc)
+        if name not in self.anchors:
+            self.fail(f"the alias *{name} refers to no anchor (&{name} must come first)", loc)
+        node, size = self.anchors[name]
+        self.alias_nodes += size
+        if self.alias_nodes > MAX_ALIAS_NODES:
+            self.fail(
+                f"the document expands to more than {MAX_ALIAS_NODES:,} nodes through YAML aliases (at *{name})", loc
+            )
+        self.add(node, size)
+
+    def document(self, event: Any) -> None:
+        self.documents += 1
+        if self.documents > 1:
+            self.fail("a spec is a single YAML document, but a second one starts here", self.loc(event))
 
     def shared(self, text: str, implicit: Any, mark: Any) -> tuple[str, Any]:
         """A plain scalar's (text, value), remembered across files (see :data:`_PLAIN`)."""
@@ -452,11 +485,12 @@ class _Composer:
     def mark_loc(self, mark: Any) -> Location:
         return Location(self.file, mark.line + 1, mark.column + 1)
 
-    def add(self, node: YNode, size: int, sizes: list[int]) -> None:
+    def add(self, node: YNode, size: int) -> None:
+        """Place a finished node: the root, a list's item, a mapping's key or a key's value."""
         if not self.stack:
             self.root = node
             return
-        sizes[-1] += size
+        self.sizes[-1] += size
         top = self.stack[-1]
         if not top.is_map:
             top.items.append(node)
