@@ -384,3 +384,15 @@ def test_update_expect_of_a_model_file_needs_its_literal_intact(tmp_path: Path) 
     with pytest.raises(ShapecalcError, match="cannot update SHAPECALC_MODELS in place"):
         _only_expect_values_changed("m.py", old, old.replace(b"width=8", b"width=9"), {"Net": {"params": 1}})
     _only_expect_values_changed("m.py", old, old, {"Net": {"params": 1}})  # the values it already has: fine
+
+
+def test_verify_of_model_files_says_it_does_nothing(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    path = tmp_path / "good.py"
+    path.write_text(GOOD)
+    result = CliRunner().invoke(cli, ["check", "--verify", str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "note: --verify does nothing with Python model files: their numbers are torch's own",
+        "shapecalc check: 1 file checked, all passed",
+    ]

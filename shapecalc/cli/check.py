@@ -108,6 +108,10 @@ def command(
 
     if not verify:
         note_unused(ctx, "device", f"--device {device}", "without --verify")
+    elif all(file.endswith(".py") for file in files):
+        # a model file's numbers are torch's own (measured on meta): nothing to verify them against
+        note_unused(ctx, "verify", "--verify", "with Python model files: their numbers are torch's own")
+        note_unused(ctx, "device", f"--device {device}", "with Python model files: they run on meta")
 
     from .sweep_view import parsed_sets
 
