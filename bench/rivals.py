@@ -14,8 +14,10 @@ builds ``to_torch(spec)`` and runs each rival on it at batch 1 (their default):
 - torchscan ``crawl_module(...)["totals"]["macs"]`` and each layer's ``metrics.macs``;
 - thop ``profile(..., ret_layer_info=True)``.
 
-Also measured: the probe specs in ``tests/fixtures/rivals/`` (every layer type the conventions
-have a rule for, once). Each tool's per-layer figures are keyed by the spec's layer paths (``layers[3].body[0]``); what
+Also measured: the probe specs in ``tests/fixtures/rivals/`` (mixed layers and arguments) and
+``tests/fixtures/rivals/types/`` (one spec per registry type: a one-layer network). A tool that
+fails on a network is recorded as ``{"error": "..."}``, not counted.
+Each tool's per-layer figures are keyed by the spec's layer paths (``layers[3].body[0]``); what
 a tool counts outside any leaf layer (a residual add, a concat) is kept as ``outside``. Where a
 shipped spec names a torchvision model (``architectures/resnet18.yaml`` -> ``resnet18``), the
 tools also run on torchvision's own module, its "twin" (totals, and the per-layer figures by
@@ -33,9 +35,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import fcntl
+import hashlib
 import io
 import json
+import os
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from importlib.metadata import version
@@ -216,6 +222,48 @@ MEASURES: dict[str, Measure] = {
 }
 
 
+def unsupported(tool: str, model: Any, inp: tuple[int, ...]) -> list[str]:
+    """What ``tool`` says it cannot count in ``model`` (empty: it claims every part):
+
+    - torchscan: the leaf modules whose MACs it reports as not ``complete`` (its total is then
+      "partial": the known part);
+    - thop: the leaf module classes without a rule in its ``register_hooks`` (it warns "Cannot
+      find rule ... Treat it as zero Macs" with ``report_missing=True``);
+    - fvcore: the operators of ``unsupported_ops()`` (it warns "Unsupported operator" by default);
+    - ptflops (pytorch backend): the leaf module classes its ``MODULES_MAPPING`` lacks (silently
+      zero, unless a patched functional call inside counts);
+    - torchinfo and ptflops' aten backend: nothing (torchinfo counts parameters of any module; the
+      aten backend silently ignores every operator it has no rule for).
+    """
+    leaves = _leaves(model)
+    if tool == "torchscan":
+        from torchscan import crawl_module
+
+        with _quiet():
+            report = crawl_module(copy.deepcopy(model), inp)
+        return sorted(
+            {layer["path"] for layer in report["layers"] if layer["path"] in leaves
+             and layer["metrics"]["macs"]["status"] != "complete"}
+        )  # fmt: skip
+    if tool == "thop":
+        from thop.profile import register_hooks
+
+        return sorted({type(m).__name__ for m in leaves.values() if type(m) not in register_hooks})
+    if tool == "fvcore":
+        from fvcore.nn import FlopCountAnalysis
+
+        with _quiet():
+            analysis = FlopCountAnalysis(copy.deepcopy(model).eval(), torch.ones(1, *inp))
+            analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+            analysis.total()  # runs the analysis
+            return sorted(analysis.unsupported_ops())
+    if tool == "ptflops":
+        from ptflops.pytorch_ops import MODULES_MAPPING
+
+        return sorted({type(m).__name__ for m in leaves.values() if type(m) not in MODULES_MAPPING})
+    return []
+
+
 def _flop_counter_macs(model: Any, inp: tuple[int, ...]) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -224,29 +272,39 @@ def _flop_counter_macs(model: Any, inp: tuple[int, ...]) -> int:
     return counter.get_total_flops() // 2
 
 
-def measure(make: Callable[[], Any], inp: tuple[int, ...], names: dict[str, str] | None) -> dict[str, Any]:
+def measure(
+    make: Callable[[], Any], inp: tuple[int, ...], names: dict[str, str] | None, *, ask_unsupported: bool = False
+) -> dict[str, Any]:
     """Every tool on its own copy of the model (thop and ptflops add attributes while they count).
 
-    ``names`` maps module qualified names to spec layer paths (None: keep module names).
+    ``names`` maps module qualified names to spec layer paths (None: keep module names);
+    ``ask_unsupported``: also record what each tool says it cannot count (:func:`unsupported`).
     """
     out: dict[str, Any] = {}
     torch.manual_seed(0)
     original = make().eval()  # initialised once (VGG's 10^8 weights take seconds), copied per tool
     for tool, fn in MEASURES.items():
         model = copy.deepcopy(original)
-        with _quiet():
-            total, per = fn(model, inp)
+        try:
+            with _quiet():
+                total, per = fn(model, inp)
+        except Exception as exc:  # a rival failing on a layer type is a finding: record it
+            out[tool] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()}
+            continue
         layers = {}
         for name, value in per.items():
             if value:
                 key = names.get(name, name) if names is not None else name
                 layers[key] = layers.get(key, 0) + value
         out[tool] = {"total": total, "layers": layers, "outside": total - sum(layers.values())}
+        missing = unsupported(tool, original, inp) if ask_unsupported else []
+        if missing:
+            out[tool]["unsupported"] = missing
     out["flop_counter_macs"] = _flop_counter_macs(original, inp)
     return out
 
 
-def measure_spec(path: Path) -> dict[str, Any]:
+def measure_spec(path: Path, twins: bool = True) -> dict[str, Any]:
     spec = load(str(path))
     analysis = analyse(spec)
     inp = tuple(analysis.input)
@@ -258,12 +316,12 @@ def measure_spec(path: Path) -> dict[str, Any]:
         "name": spec.name,
         "input": list(inp),
         "macs": analysis.totals.macs,
-        "spec": measure(lambda: build(spec, analysis=analysis).module, inp, names),
+        "spec": measure(lambda: build(spec, analysis=analysis).module, inp, names, ask_unsupported=True),
     }
     import torchvision
 
     builder = getattr(torchvision.models, path.stem, None)
-    if callable(builder) and path.parent.name == "architectures":
+    if twins and callable(builder) and path.parent.name == "architectures":
         twin = measure(lambda: builder(weights=None), inp, None)
         # totals only (the per-layer figures are by torchvision's module names: not committed)
         entry["torchvision"] = {
@@ -274,31 +332,105 @@ def measure_spec(path: Path) -> dict[str, Any]:
     return entry
 
 
+WORK = ROOT / "bench" / "results" / "rivals"  # per-spec results and claims (not committed)
+
+
+def fingerprint(path: Path, versions: dict[str, str]) -> str:
+    """What a recorded entry was measured from: the spec's bytes and the tools' versions."""
+    digest = hashlib.sha256(path.read_bytes())
+    digest.update(json.dumps(versions, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _claim(lock: Path) -> bool:
+    """Take a spec for this process (several ``rivals.py`` may run at once); a dead owner's claim is stale."""
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                owner = int(lock.read_text() or "0")
+            except (OSError, ValueError):
+                owner = 0
+            if owner and _alive(owner):
+                return False
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
+
+
+def _merge(out: Path, doc: dict[str, Any], key: str, entry: dict[str, Any]) -> None:
+    """Add one spec's entry to ``out`` under an exclusive lock (parallel runs each add their own)."""
+    with open(out.with_suffix(".lock"), "w") as lockf:
+        fcntl.flock(lockf, fcntl.LOCK_EX)
+        current = json.loads(out.read_text()) if out.exists() else dict(doc, architectures={})
+        current["versions"] = doc["versions"]
+        current["architectures"][key] = entry
+        tmp = out.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
+        tmp.replace(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("specs", nargs="*", type=Path, help="spec files (default: architectures/*.yaml)")
+    parser.add_argument("specs", nargs="*", type=Path, help="spec files (default: architectures/*.yaml + probes)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "rivals.json")
+    parser.add_argument("--force", action="store_true", help="re-measure specs already recorded unchanged")
+    parser.add_argument("--no-twins", action="store_true", help="skip torchvision's own models")
     args = parser.parse_args(argv)
     paths = [p.resolve() for p in args.specs] or [
         *sorted((ROOT / "architectures").glob("*.yaml")),
         *sorted((ROOT / "tests" / "fixtures" / "rivals").glob("*.yaml")),
+        *sorted((ROOT / "tests" / "fixtures" / "rivals" / "types").glob("*.yaml")),
     ]
-    doc: dict[str, Any] = {
-        "schema": "shapecalc.rivals/1",
-        "versions": {pkg: version(pkg) for pkg in PACKAGES},
-        "batch": 1,
-        "architectures": {},
-    }
-    if args.specs and args.out.exists():
-        # measuring some specs: the others' figures stay as they were recorded
-        doc["architectures"] = json.loads(args.out.read_text())["architectures"]
+    versions = {pkg: version(pkg) for pkg in PACKAGES}
+    doc: dict[str, Any] = {"schema": "shapecalc.rivals/1", "versions": versions, "batch": 1, "architectures": {}}
+    WORK.mkdir(parents=True, exist_ok=True)
+    recorded = json.loads(args.out.read_text())["architectures"] if args.out.exists() else {}
     for path in paths:
-        entry = measure_spec(path)
-        doc["architectures"][str(path.relative_to(ROOT))] = entry
-        # written after every spec: a long run interrupted keeps what it measured
-        args.out.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+        key = str(path.relative_to(ROOT))
+        mark = fingerprint(path, versions)
+        if not args.force and recorded.get(key, {}).get("fingerprint") == mark:
+            continue  # incremental: measured from these very bytes with these tools
+        stem = key.replace("/", "__")
+        done = WORK / f"{stem}.json"
+        if not args.force and done.exists() and json.loads(done.read_text()).get("fingerprint") == mark:
+            _merge(args.out, doc, key, json.loads(done.read_text()))
+            continue
+        lock = WORK / f"{stem}.lock"
+        if not _claim(lock):
+            print(f"{path.stem:16} being measured by another run")
+            continue
+        try:
+            start = time.process_time(), time.perf_counter()
+            entry = measure_spec(path, twins=not args.no_twins)
+            entry["fingerprint"] = mark
+            done.write_text(json.dumps(entry, indent=1, sort_keys=True) + "\n")
+            # merged after every spec: a long run interrupted keeps what it measured
+            _merge(args.out, doc, key, entry)
+        finally:
+            lock.unlink(missing_ok=True)
         s = entry["spec"]
-        print(f"{path.stem:16} ours {entry['macs']:>14,}  " + "  ".join(f"{t} {s[t]['total']:,}" for t in TOOLS))
+        cpu, wall = time.process_time() - start[0], time.perf_counter() - start[1]
+        print(
+            f"{path.stem:16} ours {entry['macs']:>14,}  "
+            + "  ".join(f"{t} {s[t]['total']:,}" if "total" in s[t] else f"{t} FAILS" for t in TOOLS)
+            + f"  ({cpu:.0f} s CPU, {wall:.0f} s wall)",
+            flush=True,
+        )
     print(f"wrote {args.out}")
     return 0
 

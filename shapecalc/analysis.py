@@ -187,8 +187,6 @@ class _State:
         self.max_param_elems = MAX_TENSOR_BYTES // self.item_bytes
 
 
-_numel = math.prod
-
 
 def _step_rf(rf: ReceptiveField | None, res: LayerResult, in_shape: Shape, net_input: Shape) -> ReceptiveField | None:
     if rf is None or (res.receptive is None and res.axes is None):
@@ -338,7 +336,7 @@ def _walk(
                 path=f"{node.path} (residual)",
             )
         shape, rf = body_shape, merge_receptive_fields([body_rf, short_rf])
-        st.activation_elems += _numel(shape)
+        st.activation_elems += math.prod(shape)
         kind, group = "residual", None
     elif isinstance(node, Gate):
         body_shape, _ = _walk(node.body, in_shape, in_rf, depth + 1, st)
@@ -353,7 +351,7 @@ def _walk(
         # the result has x's shape; its field is x's (the body's global context is left out, or every
         # squeeze-excitation network would report a field of the whole input)
         shape, rf = in_shape, in_rf
-        st.activation_elems += _numel(shape)
+        st.activation_elems += math.prod(shape)
         kind, group = "gate", None
     elif isinstance(node, Split):
         shape, rf = _walk_split(node, in_shape, in_rf, depth, st)
@@ -470,7 +468,7 @@ def _walk_branches(
                 path=f"{node.path} ({kind})",
             )
     shape = (sum(o[0] for o in outs), *ref[1:])
-    st.activation_elems += _numel(shape)
+    st.activation_elems += math.prod(shape)
     return shape, merge_receptive_fields(fields)
 
 
@@ -509,7 +507,7 @@ def _walk_layer(
         if cacheable:
             st.results[key] = res
     out = res.output
-    out_elems = _numel(out)
+    out_elems = math.prod(out)
     if out_elems > st.max_elems or res.params > st.max_param_elems or layer.type.batch_check is not None:
         _torch_limits(layer, shape, res, out_elems, st)
     new_rf = step_receptive_field(rf, res, shape, st.net_input)
@@ -560,8 +558,8 @@ def _torch_limits(layer: Layer, shape: Shape, res: LayerResult, out_elems: int, 
             what = f"its output {show_value(res.output)}"
             raise LayerConfigError(_too_large(what, out_elems, st.batch, st.item_bytes))
         for name, dims in res.tensors:
-            if _numel(dims) > st.max_param_elems:
-                raise LayerConfigError(_too_large(f"its {name} {show_value(dims)}", _numel(dims), 1, st.item_bytes))
+            if math.prod(dims) > st.max_param_elems:
+                raise LayerConfigError(_too_large(f"its {name} {show_value(dims)}", math.prod(dims), 1, st.item_bytes))
         if layer.type.batch_check is not None:
             layer.type.batch_check(layer.type, shape, res, st.batch)
     except LayerConfigError as err:
@@ -571,7 +569,7 @@ def _torch_limits(layer: Layer, shape: Shape, res: LayerResult, out_elems: int, 
 def check_tensor_size(what: str, shape: Sequence[int], batch: int = 1, item_bytes: int = VERIFY_BYTES) -> None:
     """Raise :class:`LayerConfigError` when torch could not hold ``shape`` at ``batch`` (the rule the
     analysis applies to every tensor, for callers outside it: ``shapecalc layer``)."""
-    elems = _numel(shape)
+    elems = math.prod(shape)
     if elems * batch > MAX_TENSOR_BYTES // item_bytes:
         raise LayerConfigError(_too_large(f"{what} {show_value(tuple(shape))}", elems, batch, item_bytes))
 
@@ -605,9 +603,9 @@ def analyse(
     if not in_shape or any(s < 1 for s in in_shape):
         raise ShapecalcError(f"input shape {show_value(in_shape)} must be a non-empty list of positive sizes")
     item = max(DTYPE_BYTES[dtype], VERIFY_BYTES)
-    if _numel(in_shape) * batch > MAX_TENSOR_BYTES // item:
+    if math.prod(in_shape) * batch > MAX_TENSOR_BYTES // item:
         raise ShapecalcError(
-            _too_large(f"the input {show_value(in_shape)}", _numel(in_shape), batch, item),
+            _too_large(f"the input {show_value(in_shape)}", math.prod(in_shape), batch, item),
             location=spec.input_location if input is None else None,
         )
     with paused():  # the walk builds acyclic rows for every layer: see shapecalc.gcpause
@@ -636,7 +634,7 @@ def _analyse(spec: Spec, in_shape: Shape, batch: int, dtype: str) -> Analysis:
         param_bytes=params * nbytes,
         # num_batches_tracked is an int64 scalar per tracking norm layer
         buffer_bytes=(buffers - st.int_buffers) * nbytes + st.int_buffers * 8,
-        input_bytes=_numel(in_shape) * batch * nbytes,
+        input_bytes=math.prod(in_shape) * batch * nbytes,
         activation_bytes=st.activation_elems * batch * nbytes,
         peak_bytes=0,  # below: it needs the rows
     )

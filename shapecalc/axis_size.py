@@ -17,6 +17,7 @@ from typing import Any
 
 from . import formulas as F
 from .errors import LayerConfigError
+from .shapes import compact
 
 #: per axis: ints; or for padding the words ``same`` / ``valid``
 Axes = tuple[int, ...]
@@ -177,7 +178,7 @@ def compute(config: OutConfig) -> OutResult:
         raise LayerConfigError(f"mode must be one of {', '.join(MODES)}, not {config.mode!r}")
     padding = config.padding
     if isinstance(padding, str) and config.mode != "conv":
-        layer = "transposed convolution" if config.mode == "transpose" else "pooling"
+        layer = F.MODE_WORDS[config.mode]
         raise LayerConfigError(f"padding {padding!r} is for convolutions; {layer} takes an int", arg="padding")
     if padding == "same" and config.stride is not None and any(s != 1 for s in config.stride):
         raise LayerConfigError(
@@ -203,24 +204,10 @@ def compute(config: OutConfig) -> OutResult:
             before = after = _at(padding, axis)
         where = f" (axis {axis})" if n > 1 else ""
         try:
-            unseen = at_end = 0
-            if config.mode == "conv":
-                out = F.conv_out(size, k, s, before, d, after)
-                formula = F.conv_formula(size, k, s, before, d, after)
-                at_end = F.unseen_rows(size, k, s, before, d, after)
-            elif config.mode == "transpose":
-                out = F.conv_transpose_out(size, k, s, before, d, op)
-                formula = F.conv_transpose_formula(size, k, s, before, d, op)
-            else:
-                out = F.pool_out(size, k, s, before, d, config.ceil)
-                formula = F.pool_formula(size, k, s, before, d, config.ceil)
-                at_end = 0 if config.ceil else F.unseen_rows(size, k, s, before, d)
-            if config.mode != "transpose":
-                unseen = F.uncovered_rows(size, k, s, before, d, out)
-                at_end = min(at_end, unseen)
+            got = F.axis(config.mode, size, k, s, before, d, pad_after=after, output_padding=op, ceil_mode=config.ceil)
         except LayerConfigError as exc:
             raise LayerConfigError(exc.message + where, arg=exc.arg) from None
-        axes.append(AxisResult(size, k, s, before, after, d, op, out, formula, unseen, at_end))
+        axes.append(AxisResult(size, k, s, before, after, d, op, got.out, got.formula, got.unseen, got.unseen_at_end))
     return OutResult(config, tuple(axes))
 
 
@@ -266,7 +253,7 @@ def unseen_note(counts: Sequence[int], strides: Sequence[int]) -> str | None:
     if not parts:
         return None
     one = len(parts) == 1 and sum(counts) == 1
-    stride = "x".join(str(s) for s in strides) if len(set(strides)) > 1 else str(strides[0])
+    stride = compact(strides)
     return (
         f"note: {' and '.join(parts)} at the end {'is' if one else 'are'} never seen by the kernel"
         f" (stride {stride} does not divide evenly); torch drops {'it' if one else 'them'} silently"

@@ -21,13 +21,14 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from .errors import Location, MissingTorchError, ShapecalcError, SpecError
+from .errors import Location, MissingTorchError, ShapecalcError, SpecError, show_value
 from .formulas import same_padding
 from .gcpause import paused
+from .shapes import as_arg, compact, crossed, per_axis
 
 if TYPE_CHECKING:  # the analysis is imported lazily: a missing path needs none of it
     from .analysis import Analysis, Row
@@ -185,18 +186,6 @@ def current_values(analysis: Analysis) -> dict[str, Any]:
     }
 
 
-def _show(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):  # not an int here: the loader refuses bools, shown as written anyway
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(str(v) for v in value) + "]"
-    return repr(value)
-
-
 def _same(expected: Any, found: Any) -> bool:
     if isinstance(expected, list | tuple) and isinstance(found, list | tuple):
         return list(expected) == list(found)
@@ -225,7 +214,7 @@ def expect_problems(expect: Mapping[str, Any], analysis: Analysis) -> list[tuple
         found = found_values[key]
         if _same(expected, found):
             continue
-        message = f"expected {_show(expected)}, found {_show(found)}"
+        message = f"expected {show_value(expected, counts=True)}, found {show_value(found, counts=True)}"
         if isinstance(expected, int) and isinstance(found, int) and not isinstance(expected, bool):
             message += f" ({found - expected:+,})"
         out.append((key, message))
@@ -309,25 +298,6 @@ def _is_conv(layer: Layer) -> bool:
 
 def _is_elementwise(layer: Layer) -> bool:
     return layer.type.family in _ELEMENTWISE_FAMILIES or layer.type.name == "identity"
-
-
-def _axes(value: Any, n: int) -> tuple[Any, ...]:
-    return tuple(value) if isinstance(value, list | tuple) else (value,) * n
-
-
-def _x(values: Sequence[Any]) -> str:
-    """``3`` for (3, 3), ``1x3`` for (1, 3): sizes as the summary table writes them."""
-    return str(values[0]) if len(set(values)) == 1 else "x".join(str(v) for v in values)
-
-
-def _as_arg(values: Sequence[int]) -> str:
-    """Per-axis values as a spec writes them: ``1`` for (1, 1), ``[0, 2]`` for (0, 2)."""
-    return str(values[0]) if len(set(values)) == 1 else "[" + ", ".join(map(str, values)) + "]"
-
-
-def _dims(shape: Sequence[int]) -> str:
-    """Spatial sizes: ``32x32``, ``122``."""
-    return "x".join(map(str, shape))
 
 
 def _window(row: Row) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -419,15 +389,15 @@ def _unseen(row: Row, layer: Layer, file: str) -> Iterator[tuple[Problem, int]]:
         return
     kw = row.result.torch_kwargs if row.result is not None else {}
     padding = kw.get("padding", 0)
-    padding_text = padding if isinstance(padding, str) else _as_arg(_axes(padding, len(kernel)))
+    padding_text = padding if isinstance(padding, str) else as_arg(per_axis(padding, len(kernel)))
     yield _warn(
         file,
         layer,
         "stride" if "stride" in layer.args else None,
         "SC102",
-        f"stride {_as_arg(stride)} does not divide input {_dims(row.input_shape[1:])} evenly:"
+        f"stride {as_arg(stride)} does not divide input {crossed(row.input_shape[1:])} evenly:"
         f" its {' and '.join(parts)} {'are' if len(parts) > 1 or parts[0].endswith('s') else 'is'} never seen"
-        f" (kernel {_x(kernel)}, padding {padding_text})",
+        f" (kernel {compact(kernel)}, padding {padding_text})",
     )
 
 
@@ -470,14 +440,14 @@ def _size_changing_conv(chain: _Chain, file: str) -> Iterator[tuple[Problem, int
             continue
         fits = tuple((k - 1) // 2 for k in kernel)
         given = kw.get("padding", 0)
-        given_text = f"'{given}'" if isinstance(given, str) else _as_arg(_axes(given, len(kernel)))
+        given_text = f"'{given}'" if isinstance(given, str) else as_arg(per_axis(given, len(kernel)))
         yield _warn(
             file,
             layer,
             "padding" if "padding" in layer.args else None,
             "SC103",
-            f"padding {given_text} changes the size {_dims(row.input_shape[1:])} -> {_dims(row.output_shape[1:])}"
-            f" between convolutions that keep it (likely a typo); padding {_as_arg(fits)}"
+            f"padding {given_text} changes the size {crossed(row.input_shape[1:])} -> {crossed(row.output_shape[1:])}"
+            f" between convolutions that keep it (likely a typo); padding {as_arg(fits)}"
             + (" or 'same'" if all(k % 2 for k in kernel) else "")
             + " would keep it",
         )
@@ -489,21 +459,21 @@ def _even_same(row: Row, layer: Layer, file: str) -> Iterator[tuple[Problem, int
     if kw.get("padding") != "same":
         return
     n = len(row.input_shape) - 1
-    k = _axes(kw["kernel_size"], n)
-    d = _axes(kw.get("dilation", 1), n)
+    k = per_axis(kw["kernel_size"], n)
+    d = per_axis(kw.get("dilation", 1), n)
     pads = [same_padding(kk, dd) for kk, dd in zip(k, d, strict=True)]
     if all(b == a for b, a in pads):
         return
     before = tuple(b for b, _ in pads)
     after = tuple(a for _, a in pads)
-    dilated = f" (dilation {_as_arg(d)})" if any(dd != 1 for dd in d) else ""
+    dilated = f" (dilation {as_arg(d)})" if any(dd != 1 for dd in d) else ""
     yield _warn(
         file,
         layer,
         "padding" if "padding" in layer.args else None,
         "SC104",
-        f"padding 'same' with the even kernel {_x(k)}{dilated} is asymmetric: {_as_arg(before)} before,"
-        f" {_as_arg(after)} after (the output shifts by half a step); an odd kernel pads evenly",
+        f"padding 'same' with the even kernel {compact(k)}{dilated} is asymmetric: {as_arg(before)} before,"
+        f" {as_arg(after)} after (the output shifts by half a step); an odd kernel pads evenly",
     )
 
 
@@ -540,7 +510,8 @@ def _verify(spec: Spec, analysis: Analysis, file: str, device: str) -> list[Prob
         if c.field == "forward":  # the model cannot run in torch, and the analysis lacks torch's rule
             message = f"torch refuses to run it: {c.actual} (shapecalc's analysis misses this rule: please report it)"
         else:
-            message = f"torch disagrees on {c.field}: shapecalc computes {_show(c.expected)}, torch {_show(c.actual)}"
+            expected, actual = show_value(c.expected, counts=True), show_value(c.actual, counts=True)
+            message = f"torch disagrees on {c.field}: shapecalc computes {expected}, torch {actual}"
         problems.append(Problem(file, where.line, where.col, "error", "SC020", path, message))
     return problems
 

@@ -21,17 +21,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import formulas as F
 from .analysis import Analysis, Row
 
 # --------------------------------------------------------------------------- quantities
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    return math.prod(shape)
 
 
 def _has(row: Row, tensor: str) -> bool:
@@ -52,7 +48,7 @@ def _weight_bias(row: Row) -> int:
 
 def _positions(row: Row) -> int:
     """Output positions: the output's spatial elements (1 for a flat output)."""
-    return _numel(row.output_shape[1:])
+    return math.prod(row.output_shape[1:])
 
 
 def _kernel_as_given(row: Row) -> int:
@@ -73,7 +69,7 @@ def _torchscan_adaptive_kernel(row: Row) -> tuple[int, ...]:
 def _thop_adaptive(row: Row) -> int:
     """thop's adaptive average pool: ``int((prod(in / out) + 1) * out_elements)`` in floating point."""
     ratio = math.prod(i / o for i, o in zip(row.input_shape[1:], row.output_shape[1:], strict=True))
-    return int((ratio + 1) * _numel(row.output_shape))
+    return int((ratio + 1) * math.prod(row.output_shape))
 
 
 def _softmax_axis(row: Row) -> int:
@@ -87,7 +83,7 @@ def _softmax_axis(row: Row) -> int:
 def _thop_softmax(row: Row) -> int:
     """thop's softmax: per softmax vector of n values, n exp + (n - 1) adds + n divides."""
     n = _softmax_axis(row)
-    return (_numel(row.input_shape) // n) * (3 * n - 1) if n else 0
+    return (math.prod(row.input_shape) // n) * (3 * n - 1) if n else 0
 
 
 def _ptflops_interpolate(row: Row) -> int:
@@ -95,11 +91,11 @@ def _ptflops_interpolate(row: Row) -> int:
     input elements times ``scale_factor`` to the number of spatial axes (as a float)."""
     kw = _kwargs(row)
     if kw.get("size") is not None:
-        return _numel(row.output_shape)
+        return math.prod(row.output_shape)
     scale = kw["scale_factor"]
     n = len(row.input_shape) - 1
     factor = math.prod(scale) if isinstance(scale, tuple | list) else scale**n
-    return int(_numel(row.input_shape) * factor)
+    return int(math.prod(row.input_shape) * factor)
 
 
 def _pool_window_sum(row: Row) -> int:
@@ -113,7 +109,7 @@ def _pool_window_sum(row: Row) -> int:
             for i, o in zip(row.input_shape[1:], row.output_shape[1:], strict=True)
         ]
         return row.output_shape[0] * math.prod(per_axis)
-    return _numel(row.output_shape) * math.prod(res.receptive.kernel)
+    return math.prod(row.output_shape) * math.prod(res.receptive.kernel)
 
 
 @dataclass(frozen=True)
@@ -127,7 +123,7 @@ class Quantity:
 QUANTITIES: dict[str, Quantity] = {
     "macs": Quantity(lambda r: r.macs, "shapecalc's MACs: the multiply-accumulates of a convolution or linear layer"),
     "bias": Quantity(
-        lambda r: _numel(r.output_shape) if _has(r, "bias") and r.type != "layernorm" else 0,
+        lambda r: math.prod(r.output_shape) if _has(r, "bias") and r.type != "layernorm" else 0,
         "one addition per output element when the layer has a bias",
     ),
     "params": Quantity(
@@ -136,18 +132,18 @@ QUANTITIES: dict[str, Quantity] = {
     "param_positions": Quantity(
         lambda r: _weight_bias(r) * _positions(r), "parameters (weight and bias) times the output positions"
     ),
-    "in": Quantity(lambda r: _numel(r.input_shape), "input elements"),
-    "out": Quantity(lambda r: _numel(r.output_shape), "output elements"),
+    "in": Quantity(lambda r: math.prod(r.input_shape), "input elements"),
+    "out": Quantity(lambda r: math.prod(r.output_shape), "output elements"),
     "affine_in": Quantity(
-        lambda r: _numel(r.input_shape) if _has(r, "weight") else 0, "input elements when the layer is affine"
+        lambda r: math.prod(r.input_shape) if _has(r, "weight") else 0, "input elements when the layer is affine"
     ),
     "untracked_in": Quantity(
-        lambda r: _numel(r.input_shape) if not _kwargs(r).get("track_running_stats", True) else 0,
+        lambda r: math.prod(r.input_shape) if not _kwargs(r).get("track_running_stats", True) else 0,
         "input elements of a batch norm that keeps no running statistics (batch statistics in eval too)",
     ),
     "out_cin_kernel": Quantity(
         lambda r: (
-            _numel(r.output_shape)
+            math.prod(r.output_shape)
             * (r.input_shape[0] // _kwargs(r).get("groups", 1))
             * math.prod(r.result.tensors[0][1][2:] if r.result else ())
         ),
@@ -156,14 +152,14 @@ QUANTITIES: dict[str, Quantity] = {
     ),
     "spatial_axes": Quantity(lambda r: len(r.input_shape) - 1, "number of spatial axes"),
     "out_x_kernel_as_given": Quantity(
-        lambda r: _numel(r.output_shape) * _kernel_as_given(r),
+        lambda r: math.prod(r.output_shape) * _kernel_as_given(r),
         "output elements x kernel_size as written (an int kernel not raised to the spatial axes)",
     ),
     "out_x_spatial_axes": Quantity(
-        lambda r: _numel(r.output_shape) * (len(r.input_shape) - 1), "output elements x spatial axes"
+        lambda r: math.prod(r.output_shape) * (len(r.input_shape) - 1), "output elements x spatial axes"
     ),
     "out_x_adaptive_kernel": Quantity(
-        lambda r: _numel(r.output_shape) * math.prod(_torchscan_adaptive_kernel(r)),
+        lambda r: math.prod(r.output_shape) * math.prod(_torchscan_adaptive_kernel(r)),
         "output elements x torchscan's adaptive kernel (in // out, or in % out + 1 when uneven)",
     ),
     "thop_adaptive": Quantity(_thop_adaptive, "int((prod(in / out) + 1) x output elements), in floating point"),
@@ -171,7 +167,7 @@ QUANTITIES: dict[str, Quantity] = {
     "ptflops_interpolate": Quantity(_ptflops_interpolate, "output size, or input x scale_factor^axes"),
     "upsample_taps": Quantity(
         lambda r: (
-            _numel(r.output_shape)
+            math.prod(r.output_shape)
             * {"linear": 5, "bilinear": 11, "bicubic": 259}.get(
                 _kwargs(r).get("mode", ""), 1 if _kwargs(r).get("mode") == "nearest" else 0
             )
@@ -180,12 +176,20 @@ QUANTITIES: dict[str, Quantity] = {
     ),
     "fvcore_upsample": Quantity(
         lambda r: (
-            _numel(r.output_shape)
+            math.prod(r.output_shape)
             * ({"nearest": 1, "bilinear": 4}.get(_kwargs(r).get("mode", ""), 0) if len(r.output_shape) == 3 else 0)
         ),
         "fvcore: 2-d nearest 1 and bilinear 4 per output element; other modes uncounted",
     ),
     "pool_window": Quantity(_pool_window_sum, "the elements each output's window reads, summed"),
+    "ptflops_lrn": Quantity(
+        lambda r: (
+            3 * math.prod(r.input_shape)
+            + (r.input_shape[0] + _kwargs(r).get("size", 1) - 1) * math.prod(r.input_shape[1:])
+        ),
+        "ptflops' patched ops inside F.local_response_norm: x*x, *alpha and +k (3 per element), and"
+        " the average pool over the channel-padded squares (C + size - 1 per position)",
+    ),
 }
 
 #: a rule: (coefficient, quantity name) pairs, summed
@@ -213,15 +217,25 @@ class Convention:
     adds: str
     misses: str
     bugs: str = ""
+    #: layer types the tool reports it cannot count (torchscan: a "partial" total; thop and fvcore
+    #: warn and count 0), measured by bench/rivals.py on the one-layer probes
+    cannot_count: frozenset[str] = frozenset()
+    #: how the tool says so
+    cannot_count_says: str = ""
 
     def rule(self, row: Row) -> Rule:
+        """The rule for a row: by its type, else its family (``family:NAME``); none for a group."""
         if row.kind != "layer":
             return ()
         family = row.layer.type.family if row.layer is not None else ""
-        for key in (row.type, family, "*"):
+        for key in (row.type, f"family:{family}"):
             if key in self.rules:
                 return self.rules[key]
         return ()
+
+    def unsupported(self, row: Row) -> bool:
+        """Whether the tool says it cannot count this row's layer type (measured: docs/conventions.md)."""
+        return row.kind == "layer" and row.type in self.cannot_count
 
     def count(self, row: Row) -> int:
         """What this tool reports for one row, per sample."""
@@ -236,6 +250,64 @@ def _per_dims(prefixes: tuple[str, ...], rule: Rule) -> dict[str, Rule]:
     return {f"{p}{n}d": rule for p in prefixes for n in (1, 2, 3)}
 
 
+def _families(names: str, rule: Rule = ()) -> dict[str, Rule]:
+    """The same rule for every type of the named registry families (``"activation padding"``)."""
+    return {f"family:{name}": rule for name in names.split()}
+
+
+#: every registry family but convolution: each table maps these families (then types override)
+_OTHER_FAMILIES = "pooling normalisation regularisation linear activation resampling shape scaling padding"
+
+
+#: What each tool says it cannot count (bench/rivals.py's ``unsupported``, measured on the one-layer
+#: probes of every registry type; tests/test_conventions.py holds this table to the recording):
+#: tool -> (layer types, how the tool says so). torchinfo and ptflops' aten backend never say.
+_CANNOT_COUNT: dict[str, tuple[str, str]] = {
+    "ptflops": (
+        "celu channel_shuffle circular_pad1d circular_pad2d circular_pad3d constant_pad1d constant_pad2d "
+        "constant_pad3d dropout dropout1d dropout2d dropout3d flatten glu hardshrink hardsigmoid hardswish "
+        "hardtanh identity layer_scale layernorm2d local_response_norm log_softmax logsigmoid mean mish "
+        "permute pixel_shuffle pixel_unshuffle reflection_pad1d reflection_pad2d reflection_pad3d "
+        "replication_pad1d replication_pad2d replication_pad3d rrelu selu sigmoid silu softmax softmax2d "
+        "softmin softplus softshrink softsign stochastic_depth tanh tanhshrink threshold unflatten zeropad1d "
+        "zeropad2d zeropad3d",
+        "has no rule for the module and counts it as 0 without a word"
+        " (a patched functional call inside may still count)",
+    ),
+    "fvcore": (
+        "adaptive_avgpool1d adaptive_avgpool3d adaptive_maxpool1d adaptive_maxpool2d adaptive_maxpool3d "
+        "avgpool1d avgpool2d avgpool3d celu channel_shuffle circular_pad1d circular_pad2d circular_pad3d "
+        "constant_pad1d constant_pad2d constant_pad3d dropout1d dropout2d dropout3d elu gelu glu hardshrink "
+        "hardsigmoid hardswish hardtanh layer_scale leaky_relu local_response_norm log_softmax logsigmoid "
+        "maxpool1d maxpool2d maxpool3d mean mish pixel_shuffle pixel_unshuffle prelu reflection_pad1d "
+        "reflection_pad2d reflection_pad3d relu6 replication_pad1d replication_pad2d replication_pad3d rrelu "
+        "selu sigmoid silu softmax softmax2d softmin softplus softshrink softsign tanh tanhshrink threshold "
+        "unflatten zeropad1d zeropad2d zeropad3d",
+        "warns 'Unsupported operator aten::...' and counts it as 0",
+    ),
+    "torchscan": (
+        "celu channel_shuffle circular_pad1d circular_pad2d circular_pad3d constant_pad1d constant_pad2d "
+        "constant_pad3d dropout1d dropout2d dropout3d gelu glu groupnorm hardshrink hardsigmoid hardswish "
+        "hardtanh instancenorm1d instancenorm2d instancenorm3d layer_scale layernorm layernorm2d "
+        "local_response_norm log_softmax logsigmoid mean mish permute pixel_shuffle pixel_unshuffle prelu "
+        "reflection_pad1d reflection_pad2d reflection_pad3d replication_pad1d replication_pad2d "
+        "replication_pad3d rrelu selu silu softmax softmax2d softmin softplus softshrink softsign "
+        "stochastic_depth tanhshrink threshold unflatten upsample zeropad1d zeropad2d zeropad3d",
+        "reports no MACs for the layer and marks its total 'partial' (the known part, what is shown)",
+    ),
+    "thop": (
+        "celu channel_shuffle circular_pad1d circular_pad2d circular_pad3d constant_pad1d constant_pad2d "
+        "constant_pad3d dropout1d dropout2d dropout3d elu flatten gelu glu groupnorm hardshrink hardsigmoid "
+        "hardswish hardtanh identity layer_scale layernorm2d local_response_norm log_softmax logsigmoid mean "
+        "mish permute pixel_unshuffle reflection_pad1d reflection_pad2d reflection_pad3d replication_pad1d "
+        "replication_pad2d replication_pad3d rrelu selu sigmoid silu softmax2d softmin softplus softshrink "
+        "softsign stochastic_depth tanh tanhshrink threshold unflatten zeropad1d zeropad3d",
+        "has no rule for the module ('Cannot find rule ... Treat it as zero Macs' with report_missing=True)"
+        " and counts it as 0",
+    ),
+}
+
+
 CONVENTIONS: dict[str, Convention] = {
     c.name: c
     for c in (
@@ -243,7 +315,13 @@ CONVENTIONS: dict[str, Convention] = {
             "torchinfo",
             "torchinfo",
             'summary(...).total_mult_adds ("Mult-Adds")',
-            {"convolution": _r("param_positions"), "*": _r("params")},
+            {
+                **_families("convolution", _r("param_positions")),
+                **_families(
+                    _OTHER_FAMILIES,
+                    _r("params"),
+                ),
+            },
             adds="conv bias per output element, linear bias, norm parameters once per sample",
             misses="pooling, activations",
             bugs="any other layer counts its parameters once per sample (BatchNorm 2C, not per element)",
@@ -253,7 +331,8 @@ CONVENTIONS: dict[str, Convention] = {
             "ptflops",
             "get_model_complexity_info(backend='pytorch'), its default",
             {
-                "convolution": _r("macs", "bias"),
+                **_families("convolution", _r("macs", "bias")),
+                **_families(_OTHER_FAMILIES),
                 "linear": _r("macs", "bias"),
                 **_per_dims(_POOLS, _r((2, "in"))),
                 **_per_dims(_NORMS, _r("in", "affine_in")),
@@ -267,6 +346,8 @@ CONVENTIONS: dict[str, Convention] = {
                 "leaky_relu": _r("out"),
                 "silu": _r("in"),
                 "softmax": _r("in"),
+                "softmax2d": _r("in"),  # it calls F.softmax
+                "local_response_norm": _r("ptflops_lrn"),
                 "upsample": _r("out", "ptflops_interpolate"),
             },
             adds="bias, norm 2 per element (1 without affine; LayerNorm always 1), pooling 1 per input"
@@ -279,7 +360,11 @@ CONVENTIONS: dict[str, Convention] = {
             "ptflops-aten",
             "ptflops",
             "get_model_complexity_info(backend='aten')",
-            {"convolution": _r("macs", "bias"), "linear": _r("macs", "bias")},
+            {
+                **_families("convolution", _r("macs", "bias")),
+                **_families(_OTHER_FAMILIES),
+                "linear": _r("macs", "bias"),
+            },
             adds="conv and linear bias, 1 per output element",
             misses="normalisation, pooling, activations",
         ),
@@ -288,7 +373,8 @@ CONVENTIONS: dict[str, Convention] = {
             "fvcore",
             "FlopCountAnalysis(...).total()",
             {
-                "convolution": _r("macs"),
+                **_families("convolution", _r("macs")),
+                **_families(_OTHER_FAMILIES),
                 "linear": _r("macs"),
                 **_per_dims(("batchnorm",), _r("in", "affine_in", (3, "untracked_in"))),
                 **_per_dims(("instancenorm",), _r((4, "in"), "affine_in")),
@@ -310,7 +396,8 @@ CONVENTIONS: dict[str, Convention] = {
                 "conv_transpose1d": _r("out_cin_kernel", (4, "spatial_axes")),
                 "conv_transpose2d": _r("out_cin_kernel", (4, "spatial_axes")),
                 "conv_transpose3d": _r("out_cin_kernel", (4, "spatial_axes")),
-                "convolution": _r("macs"),
+                **_families("convolution", _r("macs")),
+                **_families(_OTHER_FAMILIES),
                 "linear": _r("macs"),
                 **_per_dims(("batchnorm",), _r("in", "affine_in")),
                 **_per_dims(("maxpool",), _r("out_x_kernel_as_given", (-1, "out"))),
@@ -331,7 +418,8 @@ CONVENTIONS: dict[str, Convention] = {
                 "conv_transpose1d": _r("out_cin_kernel"),
                 "conv_transpose2d": _r("out_cin_kernel"),
                 "conv_transpose3d": _r("out_cin_kernel"),
-                "convolution": _r("macs"),
+                **_families("convolution", _r("macs")),
+                **_families(_OTHER_FAMILIES),
                 "linear": _r("macs"),
                 **_per_dims(_NORMS, _r((2, "in"), (2, "affine_in"))),
                 "layernorm": _r((2, "in"), (2, "affine_in")),
@@ -348,6 +436,31 @@ CONVENTIONS: dict[str, Convention] = {
         ),
     )
 }
+
+CONVENTIONS = {
+    name: replace(c, cannot_count=frozenset(_CANNOT_COUNT[name][0].split()), cannot_count_says=_CANNOT_COUNT[name][1])
+    if name in _CANNOT_COUNT
+    else c
+    for name, c in CONVENTIONS.items()
+}
+
+
+def cannot_count(analysis: Analysis, name: str) -> list[Row]:
+    """The layers of ``analysis`` the tool ``name`` says it cannot count (it shows 0 or nothing for them)."""
+    conv = CONVENTIONS[name]
+    return [r for r in analysis.layers if conv.unsupported(r)]
+
+
+def cannot_count_note(analysis: Analysis, name: str) -> str | None:
+    """One line for ``--as``: which layers the tool cannot count and what it does then; None if none."""
+    rows = cannot_count(analysis, name)
+    if not rows:
+        return None
+    types = list(dict.fromkeys(r.type for r in rows))
+    shown = ", ".join(types[:6]) + (f" and {len(types) - 6} more types" if len(types) > 6 else "")
+    n = len(rows)
+    return f"{name} cannot count {shown} ({n} layer{'s' if n != 1 else ''}): it {CONVENTIONS[name].cannot_count_says}"
+
 
 #: The terms ``--count`` can add to shapecalc's MACs: name -> (rule per layer type/family, definition)
 EXTRA_TERMS: dict[str, tuple[Mapping[str, Rule], str]] = {

@@ -300,7 +300,7 @@ def _read_npy(path: str) -> Rows:
 # --------------------------------------------------------------------------- settings
 
 
-def _axes(value: int | Sequence[int], what: str, minimum: int) -> Pair:
+def _setting_pair(value: int | Sequence[int], what: str, minimum: int) -> Pair:
     """One int for both axes, or ``(rows, columns)``; checked against ``minimum``."""
     pair = (value, value) if isinstance(value, int) else tuple(value)
     if len(pair) != 2:
@@ -324,7 +324,7 @@ def _paddings(padding: PaddingArg, kernel: Pair, stride: Pair, dilation: Pair) -
             left = formulas.same_padding(kernel[1], dilation[1])
             return top, left
         raise ShapecalcError(f"padding must be a number, 'same' or 'valid', not {padding!r}")
-    rows, cols = _axes(padding, "padding", 0)
+    rows, cols = _setting_pair(padding, "padding", 0)
     return (rows, rows), (cols, cols)
 
 
@@ -403,8 +403,8 @@ def convolve(
     or ``"valid"``. With ``flip`` the kernel is rotated 180 degrees first: the true
     (mathematical) convolution instead of deep learning's cross-correlation.
     """
-    strides = _axes(stride, "stride", 1)
-    dilations = _axes(dilation, "dilation", 1)
+    strides = _setting_pair(stride, "stride", 1)
+    dilations = _setting_pair(dilation, "dilation", 1)
     pads = _paddings(padding, kernel.shape, strides, dilations)
     (height, width), (kh, kw) = image.shape, kernel.shape
 

@@ -80,20 +80,25 @@ class MissingTorchError(ShapecalcError):
 
     def __init__(self, what: str = "this") -> None:
         super().__init__(
-            f"{what} needs PyTorch, which is not installed: pip install 'shapecalc-cnn[torch]' (or pip install torch)"
+            f"{what} needs PyTorch, which is not installed: {INSTALL_TORCH} (or pip install torch)"
         )
 
+
+#: how to get torch, in every message that misses it
+INSTALL_TORCH = "pip install 'shapecalc-cnn[torch]'"
 
 #: a message shows at most this many characters of a text and items of a list from a file
 SHOWN_CHARS = 60
 SHOWN_ITEMS = 12
 
 
-def show_value(value: Any) -> str:
+def show_value(value: Any, *, counts: bool = False) -> str:
     """A value as a spec would write it, for messages: ``true``, ``null``, ``'text'``, ``[3, 3]``.
 
     Bounded, as every message must be one readable line: a text longer than
     :data:`SHOWN_CHARS` or a list longer than :data:`SHOWN_ITEMS` is cut, saying its size.
+    With ``counts`` an int is a count, written as reports write counts: ``55,297``
+    (the items of a list stay plain: ``[64, 32, 32]``).
     """
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -107,6 +112,8 @@ def show_value(value: Any) -> str:
         more = [f"... ({len(value):,} items)"] if len(value) > SHOWN_ITEMS else []
         inner = ", ".join([*shown, *more])
         return "{" + inner + "}" if isinstance(value, dict) else "[" + inner + "]"
+    if isinstance(value, int) and counts:
+        return f"{value:,}"
     return repr(value) if isinstance(value, float) else str(value)
 
 
@@ -122,6 +129,7 @@ class BatchAxisError(ShapecalcError):
 
     def __init__(self, given: tuple[int, ...]) -> None:
         self.given = given
-        shape = "x".join(str(s) for s in given)
-        rest = "x".join(str(s) for s in given[1:])
+        from .shapes import crossed
+
+        shape, rest = crossed(given), crossed(given[1:])
         super().__init__(f"--input {shape}: that looks like a batch axis; use --input {rest} --batch {given[0]}")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MissingTorchError, ShapecalcError
+from .shapes import bracketed, crossed
 
 #: keys under which training scripts commonly nest the state_dict in a checkpoint dict
 NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net", "module", "weights")
@@ -263,13 +264,12 @@ def pick(tensors: Mapping[str, Any], layer: str | None = None, *, spec: str | No
         raise FiltersError(f"{prefix}no layer {layer!r}; {_listing(names)}")
     weight = tensors[key]
     if not 3 <= weight.ndim <= 5:
-        shape = "[" + ", ".join(str(s) for s in weight.shape) + "]"
+        shape = bracketed(weight.shape)
         raise FiltersError(f"{prefix}layer {layer!r} is not a convolution (its weight is {shape}); {_listing(names)}")
     if chosen is None:
         return Filters(module, weight)
     if chosen.weight_shape is not None and tuple(weight.shape) != chosen.weight_shape:
-        have = "[" + ", ".join(str(s) for s in weight.shape) + "]"
-        want = "[" + ", ".join(str(s) for s in chosen.weight_shape) + "]"
+        have, want = bracketed(weight.shape), bracketed(chosen.weight_shape)
         raise FiltersError(
             f"{prefix}{key} is {have} but {chosen.path} of {spec_name} has a weight of {want}: "
             "the weights are not a state_dict of this spec's model"
@@ -403,7 +403,6 @@ def draw(f: Filters, path: str | Path, *, per_filter: bool = False, title: str |
             peak = float(f.scales(False)[0])
             bar.set_ticks([-1, 0, 1], labels=[f"{-peak:.3g}", "0", f"{peak:.3g}"])
             bar.set_label("weight")
-    kernel = "x".join(str(k) for k in f.kernel)
     h = f.weight.shape[2] if f.weight.ndim > 3 else 1
     if layout == "rows":
         ax.set_xticks([x + (image.shape[1] // f.out_channels) / 2 - 0.5 for _, x in corners][:: _step(f.out_channels)])
@@ -416,8 +415,8 @@ def draw(f: Filters, path: str | Path, *, per_filter: bool = False, title: str |
         ax.set_axis_off()
         for o, (y, x) in enumerate(corners):
             ax.text(x - 0.5, y - 0.6, str(o), fontsize=6, va="bottom", ha="left", color="0.35")
-    shape = ", ".join(str(s) for s in f.weight.shape)
-    what = f"{f.name}: {f.kind + ' ' if f.kind else ''}weight [{shape}], {f.out_channels} filters of {kernel}"
+    kind = f.kind + " " if f.kind else ""
+    what = f"{f.name}: {kind}weight {bracketed(f.weight.shape)}, {f.out_channels} filters of {crossed(f.kernel)}"
     ax.set_title(title or what, fontsize=10, pad=14 if layout != "rows" else 6)
     fig.supxlabel(legend(f, per_filter), fontsize=8)  # a figure label: constrained layout makes room for it
     fig.savefig(str(path), dpi=150)

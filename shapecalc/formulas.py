@@ -8,11 +8,15 @@ The layer registry (``registry.py``) applies these per axis.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from .errors import LayerConfigError
 
 #: what an axis is computed as: a convolution, a transposed convolution or a pooling window
 MODES = ("conv", "transpose", "pool")
+
+#: how messages name each mode
+MODE_WORDS = {"conv": "convolution", "transpose": "transposed convolution", "pool": "pooling"}
 
 
 def effective_kernel(kernel: int, dilation: int = 1) -> int:
@@ -283,3 +287,38 @@ def conv_transpose_formula(
     """The transposed-convolution formula with its numbers."""
     out = conv_transpose_out(size, kernel, stride, padding, dilation, output_padding)
     return f"({size} - 1)*{stride} - 2*{padding} + {dilation}*({kernel}-1) + {output_padding} + 1 = {out}"
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One axis through one layer: the output size, the formula with its numbers, the input rows it never sees."""
+
+    out: int
+    formula: str
+    unseen: int  # input rows no tap touches, anywhere (:func:`uncovered_rows`)
+    unseen_at_end: int  # of those, the rows at the end a stride that does not divide drops (:func:`unseen_rows`)
+
+
+def axis(mode: str, size: int, kernel: int, stride: int, padding: int = 0, dilation: int = 1, *,
+         pad_after: int | None = None, output_padding: int = 0, ceil_mode: bool = False) -> Axis:  # fmt: skip
+    """One axis of a ``mode`` layer (:data:`MODES`): the one place the modes dispatch to their formulas.
+
+    ``pad_after`` is a convolution's asymmetric padding ('same' with an even kernel),
+    ``output_padding`` a transposed convolution's, ``ceil_mode`` pooling's. Raises
+    :class:`LayerConfigError` where torch refuses the configuration.
+    """
+    if mode == "transpose":
+        out = conv_transpose_out(size, kernel, stride, padding, dilation, output_padding)
+        return Axis(out, conv_transpose_formula(size, kernel, stride, padding, dilation, output_padding), 0, 0)
+    if mode == "conv":
+        out = conv_out(size, kernel, stride, padding, dilation, pad_after)
+        formula = conv_formula(size, kernel, stride, padding, dilation, pad_after)
+        at_end = unseen_rows(size, kernel, stride, padding, dilation, pad_after)
+    elif mode == "pool":
+        out = pool_out(size, kernel, stride, padding, dilation, ceil_mode)
+        formula = pool_formula(size, kernel, stride, padding, dilation, ceil_mode)
+        at_end = 0 if ceil_mode else unseen_rows(size, kernel, stride, padding, dilation)
+    else:
+        raise LayerConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    unseen = uncovered_rows(size, kernel, stride, padding, dilation, out)
+    return Axis(out, formula, unseen, min(at_end, unseen))

@@ -6,6 +6,7 @@ as everywhere in shapecalc; the batch size only scales the MACs for the batch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -56,7 +57,7 @@ class LayerReport:
     @property
     def weights(self) -> int:
         """Elements of the weight tensors (not the biases)."""
-        return sum(_numel(shape) for name, shape in self.result.tensors if name == "weight")
+        return sum(math.prod(shape) for name, shape in self.result.tensors if name == "weight")
 
     def torch_call(self) -> str:
         """``nn.Conv2d(in_channels=3, out_channels=64, kernel_size=3, padding=1)``: non-default arguments."""
@@ -75,15 +76,8 @@ class LayerReport:
             raise LayerConfigError(
                 f"{self.layer.name} has no weights to compare with a fully connected layer", arg="vs_dense"
             )
-        features = _numel(self.input)
+        features = math.prod(self.input)
         return DenseComparison(features, out_features, features * out_features, self.weights)
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 def find_layer(name: str) -> LayerType:

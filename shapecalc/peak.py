@@ -68,17 +68,13 @@ KEEPS_STRIDES = frozenset(
 #: Python number becomes (8 bytes); adaptive max pooling returns int64 indices, then drops them;
 #: a convolution pads a copy of its input first unless its padding is zeros done by the kernel.
 TEMPORARIES: dict[str, Callable[[Row, int, int], int]] = {
-    "softsign": lambda r, item, b: _numel(r.input_shape) * item * b + 8,
-    "tanhshrink": lambda r, item, b: _numel(r.input_shape) * item * b,
-    "softmin": lambda r, item, b: _numel(r.input_shape) * item * b,
-    "local_response_norm": lambda r, item, b: 2 * _numel(r.input_shape) * item * b + 8,
-    **{f"adaptive_maxpool{n}d": lambda r, item, b: _numel(r.output_shape) * 8 * b for n in (1, 2, 3)},
+    "softsign": lambda r, item, b: math.prod(r.input_shape) * item * b + 8,
+    "tanhshrink": lambda r, item, b: math.prod(r.input_shape) * item * b,
+    "softmin": lambda r, item, b: math.prod(r.input_shape) * item * b,
+    "local_response_norm": lambda r, item, b: 2 * math.prod(r.input_shape) * item * b + 8,
+    **{f"adaptive_maxpool{n}d": lambda r, item, b: math.prod(r.output_shape) * 8 * b for n in (1, 2, 3)},
     **{f"conv{n}d": lambda r, item, b: _padded_input(r) * item * b for n in (1, 2, 3)},
 }
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    return math.prod(shape)
 
 
 def _padded_input(row: Row) -> int:

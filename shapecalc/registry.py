@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from . import formulas as F
 from .errors import LayerConfigError, show_value
+from .shapes import compact, per_axis
 
 if TYPE_CHECKING:
     from fractions import Fraction
@@ -550,8 +551,16 @@ KIND_DOCS = {
 # --------------------------------------------------------------------------- helpers for infer
 
 
-def _axes(value: Any, n: int) -> tuple[int, ...]:
-    return tuple(value) if isinstance(value, tuple) else (value,) * n
+def _out_sizes(shape: Shape, size_of: Callable[[int, int], int], arg: str | None = "kernel_size") -> list[int]:
+    """Each spatial axis's output size, ``size_of(axis, size)``; an error says which axis (and blames
+    ``arg`` when the formula names no argument)."""
+    out = []
+    for axis, size in enumerate(shape[1:]):
+        try:
+            out.append(size_of(axis, size))
+        except LayerConfigError as e:
+            raise LayerConfigError(f"{e.message} (axis {axis})", arg=e.arg or arg) from None
+    return out
 
 
 def _need_rank(lt: LayerType, shape: Shape, ranks: Sequence[int], what: str) -> None:
@@ -565,20 +574,16 @@ def _spatial_rank(lt: LayerType, shape: Shape) -> None:
     _need_rank(lt, shape, (n + 1,), names[n])
 
 
-def _compact(values: Sequence[int]) -> str:
-    return str(values[0]) if len(set(values)) == 1 else "x".join(str(v) for v in values)
-
-
 def _kernel_summary(k: Sequence[int], s: Sequence[int], p: Any, d: Sequence[int], extra: str = "") -> str:
     text = "x".join(str(x) for x in k)
     if any(x != 1 for x in s):
-        text += f" s{_compact(s)}"
+        text += f" s{compact(s)}"
     if isinstance(p, str):
         text += f" {p}"
     elif any(x != 0 for x in p):
-        text += f" p{_compact(p)}"
+        text += f" p{compact(p)}"
     if any(x != 1 for x in d):
-        text += f" d{_compact(d)}"
+        text += f" d{compact(d)}"
     return text + extra
 
 
@@ -588,10 +593,6 @@ def _channels(lt: LayerType, shape: Shape, args: Mapping[str, Any], name: str) -
     if given is not None and given != c:
         raise LayerConfigError(f"{name} is {given} but the input has {c} channels", arg=name)
     return c
-
-
-def _prod(values: Sequence[int]) -> int:
-    return math.prod(values)
 
 
 def _ratio(a: int, b: int = 1) -> Ratio:
@@ -614,13 +615,13 @@ def _conv_padding_axes(lt: LayerType, args: Mapping[str, Any], k: Shape, s: Shap
     if p == "same":
         if any(x != 1 for x in s):
             raise LayerConfigError(
-                f"padding 'same' is not supported for strided convolutions (stride {_compact(s)});"
+                f"padding 'same' is not supported for strided convolutions (stride {compact(s)});"
                 " use stride 1 or an explicit padding",
                 arg="padding",
             )
         pairs = [F.same_padding(kk, dd) for kk, dd in zip(k, d, strict=True)]
         return tuple(b for b, _ in pairs), tuple(a for _, a in pairs)
-    axes = _axes(p, n)
+    axes = per_axis(p, n)
     return axes, axes
 
 
@@ -639,7 +640,7 @@ def _conv_channels(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> tupl
 def _infer_conv(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
     n = lt.ndim or 1
     cin, cout, groups = _conv_channels(lt, shape, args)
-    k, s, d = _axes(args["kernel_size"], n), _axes(args["stride"], n), _axes(args["dilation"], n)
+    k, s, d = per_axis(args["kernel_size"], n), per_axis(args["stride"], n), per_axis(args["dilation"], n)
     before, after = _conv_padding_axes(lt, args, k, s, d)
     if args["padding_mode"] in ("reflect", "circular"):
         # reflect mirrors inside the input (pad < size); circular wraps around at most once
@@ -652,13 +653,8 @@ def _infer_conv(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRe
                     f" {limit} for axis {axis} of size {size}",
                     arg="padding",
                 )
-    out_sp = []
-    for axis, size in enumerate(shape[1:]):
-        try:
-            out_sp.append(F.conv_out(size, k[axis], s[axis], before[axis], d[axis], after[axis]))
-        except LayerConfigError as e:
-            raise LayerConfigError(f"{e.message} (axis {axis})", arg="kernel_size") from None
-    weight = cout * (cin // groups) * _prod(k)
+    out_sp = _out_sizes(shape, lambda i, size: F.conv_out(size, k[i], s[i], before[i], d[i], after[i]))
+    weight = cout * (cin // groups) * math.prod(k)
     bias = cout if args["bias"] else 0
     at_end = tuple(F.unseen_rows(size, k[i], s[i], before[i], d[i], after[i]) for i, size in enumerate(shape[1:]))
     unseen = tuple(F.uncovered_rows(size, k[i], s[i], before[i], d[i], out_sp[i]) for i, size in enumerate(shape[1:]))
@@ -672,7 +668,7 @@ def _infer_conv(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRe
         output=(cout, *out_sp),
         params=weight + bias,
         trainable=weight + bias,
-        macs=_prod(out_sp) * cout * (cin // groups) * _prod(k),
+        macs=math.prod(out_sp) * cout * (cin // groups) * math.prod(k),
         receptive=ReceptiveStep(
             tuple(F.effective_kernel(kk, dd) for kk, dd in zip(k, d, strict=True)), s, before, mixes_channels=True
         ),
@@ -687,27 +683,22 @@ def _infer_conv(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRe
 def _infer_conv_transpose(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
     n = lt.ndim or 1
     cin, cout, groups = _conv_channels(lt, shape, args)
-    k, s, d = _axes(args["kernel_size"], n), _axes(args["stride"], n), _axes(args["dilation"], n)
-    p, op = _axes(args["padding"], n), _axes(args["output_padding"], n)
-    out_sp = []
-    for axis, size in enumerate(shape[1:]):
-        try:
-            out_sp.append(F.conv_transpose_out(size, k[axis], s[axis], p[axis], d[axis], op[axis]))
-        except LayerConfigError as e:
-            raise LayerConfigError(f"{e.message} (axis {axis})", arg=e.arg) from None
-    weight = cin * (cout // groups) * _prod(k)
+    k, s, d = per_axis(args["kernel_size"], n), per_axis(args["stride"], n), per_axis(args["dilation"], n)
+    p, op = per_axis(args["padding"], n), per_axis(args["output_padding"], n)
+    out_sp = _out_sizes(shape, lambda i, size: F.conv_transpose_out(size, k[i], s[i], p[i], d[i], op[i]), None)
+    weight = cin * (cout // groups) * math.prod(k)
     bias = cout if args["bias"] else 0
     eff = tuple(F.effective_kernel(kk, dd) for kk, dd in zip(k, d, strict=True))
     tensors: tuple[tuple[str, Shape], ...] = (("weight", (cin, cout // groups, *k)),)
     if bias:
         tensors += (("bias", (cout,)),)
-    extra = (f" op{_compact(op)}" if any(op) else "") + (f" g{groups}" if groups != 1 else "")
+    extra = (f" op{compact(op)}" if any(op) else "") + (f" g{groups}" if groups != 1 else "")
     return LayerResult(
         output=(cout, *out_sp),
         params=weight + bias,
         trainable=weight + bias,
         # torch counts a transposed convolution over the input positions
-        macs=_prod(shape[1:]) * cin * (cout // groups) * _prod(k),
+        macs=math.prod(shape[1:]) * cin * (cout // groups) * math.prod(k),
         receptive=ReceptiveStep(
             # an output sees ceil(k_eff / s) inputs; neighbours are 1/s input apart
             tuple(-(-e // ss) for e, ss in zip(eff, s, strict=True)),
@@ -753,10 +744,10 @@ CONV_T_ARGS = (
 def _infer_pool(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
     _spatial_rank(lt, shape)
     n = lt.ndim or 1
-    k = _axes(args["kernel_size"], n)
-    s = k if args["stride"] is None else _axes(args["stride"], n)
-    p = _axes(args["padding"], n)
-    d = _axes(args.get("dilation", 1), n)
+    k = per_axis(args["kernel_size"], n)
+    s = k if args["stride"] is None else per_axis(args["stride"], n)
+    p = per_axis(args["padding"], n)
+    d = per_axis(args.get("dilation", 1), n)
     ceil = args["ceil_mode"]
     if lt.torch_name == "AvgPool3d":
         # a quirk of torch's avg_pool3d only: the unpadded input must hold the kernel on every axis
@@ -767,12 +758,7 @@ def _infer_pool(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRe
                     f" unpadded input to be at least the kernel size",
                     arg="kernel_size",
                 )
-    out_sp = []
-    for axis, size in enumerate(shape[1:]):
-        try:
-            out_sp.append(F.pool_out(size, k[axis], s[axis], p[axis], d[axis], ceil))
-        except LayerConfigError as e:
-            raise LayerConfigError(f"{e.message} (axis {axis})", arg=e.arg or "kernel_size") from None
+    out_sp = _out_sizes(shape, lambda i, size: F.pool_out(size, k[i], s[i], p[i], d[i], ceil))
     if "divisor_override" in args and args["divisor_override"] == 0:
         raise LayerConfigError("divisor_override must not be zero", arg="divisor_override")
     unseen = tuple(F.uncovered_rows(size, k[i], s[i], p[i], d[i], out_sp[i]) for i, size in enumerate(shape[1:]))
@@ -794,7 +780,7 @@ def _infer_adaptive(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Lay
     _spatial_rank(lt, shape)
     n = lt.ndim or 1
     want = args["output_size"]
-    sizes = _axes(want, n)
+    sizes = per_axis(want, n)
     out_sp = tuple(size if o is None else o for size, o in zip(shape[1:], sizes, strict=True))
     kernel = []
     stride = []
@@ -864,7 +850,7 @@ def _batchnorm_batch(lt: LayerType, shape: Shape, res: LayerResult, batch: int) 
     # with running statistics eval() (what verification runs) uses them; without, the batch's own
     if res.torch_kwargs.get("track_running_stats"):
         return
-    if batch * _prod(shape[1:]) == 1:
+    if batch * math.prod(shape[1:]) == 1:
         raise _one_value_per_channel(
             lt, shape, 1, batch, "use a larger batch or input, or track_running_stats: true"
         )
@@ -872,7 +858,7 @@ def _batchnorm_batch(lt: LayerType, shape: Shape, res: LayerResult, batch: int) 
 
 def _groupnorm_batch(lt: LayerType, shape: Shape, res: LayerResult, batch: int) -> None:
     # torch's group_norm checks batch * (C / G) * spatial values per group, in every mode
-    per_group = shape[0] // res.torch_kwargs["num_groups"] * _prod(shape[1:])
+    per_group = shape[0] // res.torch_kwargs["num_groups"] * math.prod(shape[1:])
     if batch * per_group == 1:
         raise _one_value_per_channel(lt, shape, 1, batch, "use fewer groups, a larger batch or a larger input")
 
@@ -904,7 +890,7 @@ def _infer_groupnorm(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> La
 
 
 def _infer_layernorm(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerResult:
-    ns = _axes(args["normalized_shape"], 1)
+    ns = per_axis(args["normalized_shape"], 1)
     if len(ns) > len(shape) or tuple(shape[len(shape) - len(ns) :]) != ns:
         fit = list(shape[-len(ns) :]) if len(ns) <= len(shape) else list(shape)
         raise LayerConfigError(
@@ -912,7 +898,7 @@ def _infer_layernorm(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> La
             f" {show_value(shape)}; {show_value(fit)} would fit",
             arg="normalized_shape",
         )
-    n = _prod(ns)
+    n = math.prod(ns)
     params = (n if args["elementwise_affine"] else 0) + (n if args["elementwise_affine"] and args["bias"] else 0)
     tensors: tuple[tuple[str, Shape], ...] = ()
     if args["elementwise_affine"]:
@@ -936,7 +922,7 @@ def _infer_linear(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Layer
     fin = shape[-1]
     given = args.get("in_features")
     if given is not None and given != fin:
-        hint = f" (flatten first: it would give {_prod(shape)} features)" if len(shape) > 1 else ""
+        hint = f" (flatten first: it would give {math.prod(shape)} features)" if len(shape) > 1 else ""
         raise LayerConfigError(f"in_features is {given} but the input has {fin} features{hint}", arg="in_features")
     fout = args["out_features"]
     bias = fout if args["bias"] else 0
@@ -945,7 +931,7 @@ def _infer_linear(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Layer
         output=(*shape[:-1], fout),
         params=fout * fin + bias,
         trainable=fout * fin + bias,
-        macs=_prod(shape[:-1]) * fin * fout,
+        macs=math.prod(shape[:-1]) * fin * fout,
         receptive=GLOBAL,
         torch_kwargs={"in_features": fin, **args},
         summary=f"{fin} -> {fout}",
@@ -971,7 +957,7 @@ def _infer_flatten(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Laye
             "start_dim 0 would flatten the batch axis into the features; use start_dim 1", arg="start_dim"
         )
     full = (1, *shape)
-    out = (*full[:s], _prod(full[s : e + 1]), *full[e + 1 :])[1:]
+    out = (*full[:s], math.prod(full[s : e + 1]), *full[e + 1 :])[1:]
     return LayerResult(
         output=out,
         torch_kwargs=dict(args),
@@ -1044,10 +1030,10 @@ def _infer_upsample(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Lay
         if isinstance(val, tuple) and len(val) != n:
             raise LayerConfigError(f"{key} has {len(val)} values but the input has {n} spatial axes", arg=key)
     if size is not None:
-        out_sp = _axes(size, n)
+        out_sp = per_axis(size, n)
     else:
         # torch's rule: floor(double(in) * double(scale)), which must be a finite int64
-        products = [float(x) * float(f) for x, f in zip(shape[1:], _axes_f(scale, n), strict=True)]
+        products = [float(x) * float(f) for x, f in zip(shape[1:], per_axis(scale, n), strict=True)]
         if not all(p < F.INT64_MAX for p in products):  # inf, or beyond int64, is refused by torch
             raise LayerConfigError(
                 f"scale_factor {_compact_f(scale)} makes the output of {show_value(shape)} larger than"
@@ -1072,10 +1058,6 @@ def _infer_upsample(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Lay
         torch_kwargs=kwargs,
         summary=(f"x{_compact_f(scale)}" if scale is not None else "-> " + "x".join(map(str, out_sp))) + f" {mode}",
     )
-
-
-def _axes_f(value: Any, n: int) -> tuple[Any, ...]:
-    return tuple(value) if isinstance(value, tuple) else (value,) * n
 
 
 def _compact_f(value: Any) -> str:
@@ -1107,7 +1089,7 @@ def _infer_zeropad(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Laye
         output=(*shape[:-2], h, w),
         receptive=ReceptiveStep((1, 1), (1, 1), (top, left)),
         torch_kwargs=dict(args),
-        summary=f"p{_compact((left, right, top, bottom))}",
+        summary=f"p{compact((left, right, top, bottom))}",
     )
 
 
@@ -1236,7 +1218,7 @@ def _infer_pad(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRes
         output=tuple(out),
         receptive=ReceptiveStep((1,) * k, (1,) * k, tuple(lefts)),
         torch_kwargs=dict(args),
-        summary=f"p{_compact(flat)}" + (f" {args['value']:g}" if args.get("value") else ""),
+        summary=f"p{compact(flat)}" + (f" {args['value']:g}" if args.get("value") else ""),
     )
 
 

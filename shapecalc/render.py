@@ -11,7 +11,7 @@ import csv
 import io
 import math
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from rich import box
@@ -25,6 +25,7 @@ from rich.text import Text
 from .analysis import Analysis, ReceptiveField, Row
 from .gcpause import paused
 from .registry import Ratio
+from .shapes import bracketed, compact
 
 #: an extra column of the table, Markdown and CSV: (header, row index -> cell text);
 #: built by shapecalc.render_costs (rival counts, shares) and shown after the MACs
@@ -59,11 +60,6 @@ def fmt_count(n: int) -> str:
     return str(n)
 
 
-def fmt_shape(shape: Sequence[int], batch: int | None = None) -> str:
-    dims = ([batch] if batch is not None else []) + list(shape)
-    return "[" + ", ".join(str(d) for d in dims) + "]"
-
-
 def fmt_fraction(x: Ratio) -> str:
     return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
 
@@ -79,10 +75,7 @@ def fmt_rf(rf: ReceptiveField | None) -> str:
     """``7 /2`` (size, jump); per axis when the axes differ: ``7x3 /2x1``."""
     if rf is None:
         return ""
-    size = str(rf.size[0]) if len(set(rf.size)) == 1 else "x".join(str(s) for s in rf.size)
-    strides = {fmt_fraction(s) for s in rf.stride}
-    stride = strides.pop() if len(strides) == 1 else "x".join(fmt_fraction(s) for s in rf.stride)
-    return f"{size} /{stride}"
+    return f"{compact(rf.size)} /{compact([fmt_fraction(s) for s in rf.stride])}"
 
 
 def _json_number(x: Ratio) -> int | float:
@@ -234,6 +227,37 @@ def _row_name(row: Row, count: int = 1) -> str:
     return text
 
 
+def _cells(
+    analysis: Analysis,
+    d: DisplayRow,
+    numbers: Mapping[int, int],
+    name: str,
+    columns: Sequence[Column],
+    marks: bool,
+    escape: Callable[[str], str] = str,
+) -> list[str]:
+    """The cells of one display row, as the table and Markdown show them (``escape`` the text from the spec)."""
+    row = d.first
+    if d.folded:
+        n = _subtree_layers(analysis, row)
+        args = f"({n} layer{'s' if n != 1 else ''})"
+    else:
+        args = row.summary
+    cells = [
+        _number_cell(d, numbers),
+        name,
+        escape(args),
+        bracketed(row.output_shape),
+        fmt_int(d.params) if d.params or row.kind == "layer" else "",
+        fmt_int(d.macs) if d.macs else "",
+        *(escape(_run_cell(cells_of.get(row.index, ""), d.run)) for _, cells_of in columns),
+        _rf_cell(analysis, d.last.receptive),
+    ]
+    if marks:
+        cells.append("" if d.verified is None else "✓" if d.verified else "✗")
+    return cells
+
+
 def _number_cell(d: DisplayRow, numbers: Mapping[int, int]) -> str:
     if d.first.kind != "layer":
         return ""
@@ -276,7 +300,7 @@ class SummaryTable:
         verified: Mapping[str, bool] | None = None,
         columns: Sequence[Column] = (),
     ) -> None:
-        self.title = f"{analysis.name}  input {fmt_shape(analysis.input)}  batch {analysis.batch}  (shapes per sample)"
+        self.title = f"{analysis.name}  input {bracketed(analysis.input)}  batch {analysis.batch}  (shapes per sample)"
         extra = [h for h, _ in columns]
         at = _HEADERS.index("MACs") + 1
         headers = [*_HEADERS[:at], *extra, *_HEADERS[at:]]
@@ -286,24 +310,8 @@ class SummaryTable:
         self.rows: list[tuple[list[str], DisplayRow]] = []
         for d in display_rows(analysis, depth, verified, columns):
             row = d.first
-            if d.folded:
-                n = _subtree_layers(analysis, row)
-                args = f"({n} layer{'s' if n != 1 else ''})"
-            else:
-                args = row.summary
-            cells = [
-                _number_cell(d, numbers),
-                "  " * d.level + _row_name(row, d.run),
-                args,
-                fmt_shape(row.output_shape),
-                fmt_int(d.params) if d.params or row.kind == "layer" else "",
-                fmt_int(d.macs) if d.macs else "",
-                *(_run_cell(cells_of.get(row.index, ""), d.run) for _, cells_of in columns),
-                _rf_cell(analysis, d.last.receptive),
-            ]
-            if verified is not None:
-                cells.append("" if d.verified is None else ("✓" if d.verified else "✗"))
-            self.rows.append((cells, d))
+            name = "  " * d.level + _row_name(row, d.run)
+            self.rows.append((_cells(analysis, d, numbers, name, columns, verified is not None), d))
         self.natural = {
             h: max([cell_len(h)] + [cell_len(cells[i]) for cells, _ in self.rows]) for i, h in enumerate(self.headers)
         }
@@ -434,7 +442,7 @@ def totals_rows(analysis: Analysis) -> list[tuple[str, str, str]]:
         ("  non-trainable", fmt_int(t.non_trainable), ""),
         ("Buffers", fmt_int(t.buffers), "running statistics, num_batches_tracked" if t.buffers else ""),
         ("MACs", fmt_int(t.macs), f"{fmt_count(t.macs)} per sample; FLOPs = 2 x MACs = {fmt_count(2 * t.macs)}"),
-        ("Output", fmt_shape(analysis.output), "per sample"),
+        ("Output", bracketed(analysis.output), "per sample"),
         _rf_total(analysis),
         (f"Memory ({analysis.dtype}, batch {analysis.batch})", "", ""),
         ("  parameters", fmt_bytes(t.param_bytes), ""),
@@ -608,7 +616,7 @@ def _flat_rows(
                 row.type,
                 row.label or "",
                 row.summary,
-                fmt_shape(row.output_shape),
+                bracketed(row.output_shape),
                 str(row.params),
                 str(row.trainable),
                 str(row.buffers),
@@ -667,7 +675,7 @@ def to_markdown(
     lines = [
         f"### {_md(analysis.name)}",
         "",
-        f"Input {fmt_shape(analysis.input)}, output {fmt_shape(analysis.output)}, batch {analysis.batch}"
+        f"Input {bracketed(analysis.input)}, output {bracketed(analysis.output)}, batch {analysis.batch}"
         " (shapes per sample).",
         "",
         "| " + " | ".join(header) + " |",
@@ -679,23 +687,7 @@ def to_markdown(
         name = "&nbsp;&nbsp;" * d.level + _md(_row_name(row, d.run))
         if row.kind == "group":
             name = f"**{name}**"
-        if d.folded:
-            n = _subtree_layers(analysis, row)
-            args = f"({n} layer{'s' if n != 1 else ''})"
-        else:
-            args = row.summary
-        cells = [
-            _number_cell(d, numbers),
-            name,
-            _md(args),
-            fmt_shape(row.output_shape),
-            fmt_int(d.params) if d.params or row.kind == "layer" else "",
-            fmt_int(d.macs) if d.macs else "",
-            *(_md(_run_cell(cells_of.get(row.index, ""), d.run)) for _, cells_of in columns),
-            _rf_cell(analysis, d.last.receptive),
-        ]
-        if verified is not None:
-            cells.append("" if d.verified is None else "✓" if d.verified else "✗")
+        cells = _cells(analysis, d, numbers, name, columns, verified is not None, escape=_md)
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "| Totals | | |", "| --- | ---: | --- |"]
     for label, value, note in totals_rows(analysis):

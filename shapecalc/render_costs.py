@@ -35,6 +35,7 @@ class CostViews:
     panels: list[Any] = field(default_factory=list)
     json: dict[str, Any] = field(default_factory=dict)
     row_json: dict[int, dict[str, Any]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # for stderr: what a tool cannot count here
 
 
 def _pct(x: float) -> str:
@@ -130,6 +131,10 @@ def cost_views(
                 views.row_json.setdefault(i, {}).setdefault("as", {})[name] = v
             conv = C.CONVENTIONS[name]
             views.json["as"][name] = {"total": rep.total, "reports": conv.reports}
+            note = C.cannot_count_note(analysis, name)
+            if note is not None:
+                views.notes.append(note)
+                views.json["as"][name]["cannot_count"] = [r.path for r in C.cannot_count(analysis, name)]
             totals_lines.append(
                 (
                     f"{name}",
@@ -172,9 +177,11 @@ def cost_views(
                 "adds": d.adds,
                 "misses": d.misses,
                 "bugs": d.bugs,
+                "cannot_count": [r.path for r in C.cannot_count(analysis, d.name)],
             }
             for d in C.compare(analysis)
         ]
+        views.notes.extend(n for n in (C.cannot_count_note(analysis, name) for name in C.CONVENTIONS) if n)
     return views
 
 
@@ -227,10 +234,12 @@ def training_panel(mem: TrainingMemory, measured: MeasuredStep | None = None) ->
         rows.append((f"  {len(mem.saved_by_type) - 6} other types", fmt_bytes(rest), ""))
     step = mem.forward_macs + mem.backward_macs
     peak_note = "forward + backward + optimizer.step()"
-    if measured is not None and measured.peak_bytes is not None:
+    if measured is not None:
         off = _signed_pct(mem.peak_bytes - measured.peak_bytes, measured.peak_bytes)
         peak_note = f"torch measured {fmt_bytes(measured.peak_bytes)} (estimate {off})"
     rows.append(("peak", fmt_bytes(mem.peak_bytes), peak_note))
+    if measured is not None and measured.allocator_peak_bytes != measured.peak_bytes:
+        rows.append(("  with workspaces", fmt_bytes(measured.allocator_peak_bytes), "measured: + kernels' own buffers"))
     rows += [
         ("MACs per sample", "", ""),
         ("  forward", fmt_int(mem.forward_macs), ""),
@@ -270,5 +279,6 @@ def training_json(mem: TrainingMemory, measured: MeasuredStep | None = None) -> 
             "device": "cpu",
             "saved_bytes": measured.saved_bytes,
             "peak_bytes": measured.peak_bytes,
+            "allocator_peak_bytes": measured.allocator_peak_bytes,
         }
     return doc

@@ -127,17 +127,10 @@ def _candidate_pads(mode: str, size: int, out: int, k: int, s: int, d: int, pinn
     return range(max(lo, -(-first // 2)), min(hi, last // 2) + 1)
 
 
-def _try(mode: str, size: int, k: int, s: int, p: int, d: int, op: int, ceil: bool) -> tuple[int, str, int] | None:
-    """(out, formula, unseen), or None where torch would refuse the combination."""
+def _try(mode: str, size: int, k: int, s: int, p: int, d: int, op: int, ceil: bool) -> F.Axis | None:
+    """The axis (its unseen rows: every input row no tap touches), or None where torch would refuse it."""
     try:
-        # unseen: every input row no tap touches (at the end, between windows, between dilated taps)
-        if mode == "conv":
-            out = F.conv_out(size, k, s, p, d)
-            return out, F.conv_formula(size, k, s, p, d), F.uncovered_rows(size, k, s, p, d, out)
-        if mode == "transpose":
-            return F.conv_transpose_out(size, k, s, p, d, op), F.conv_transpose_formula(size, k, s, p, d, op), 0
-        out = F.pool_out(size, k, s, p, d, ceil)
-        return out, F.pool_formula(size, k, s, p, d, ceil), F.uncovered_rows(size, k, s, p, d, out)
+        return F.axis(mode, size, k, s, p, d, output_padding=op, ceil_mode=ceil)
     except LayerConfigError:
         return None
 
@@ -189,6 +182,21 @@ def _rank(mode: str, size: int, out: int, sol: Solution) -> tuple[tuple[Any, ...
     return key, tuple(remarks)
 
 
+def _nothing_fits(size: int, out: int, mode: str, bounds: Bounds, given: dict[str, int | None]) -> LayerConfigError:
+    """The error when no setting maps ``size`` to ``out``: what was searched, what was pinned, a hint."""
+    pinned = ", ".join(f"{name} {value}" for name, value in given.items() if value is not None)
+    hint = ""
+    if out > size and mode != "transpose":
+        hint = "; to upsample, try --transpose"
+    elif out < size and mode == "transpose":
+        hint = "; to downsample, drop --transpose"
+    return LayerConfigError(
+        f"no {F.MODE_WORDS[mode]} maps {size} to {out} within {bounds.describe(mode)}"
+        + (f" with {pinned}" if pinned else "")
+        + hint
+    )
+
+
 def solve(
     size: int,
     out: int,
@@ -233,30 +241,14 @@ def solve(
             if mode == "transpose" and (not 0 <= op < max(s, d) or output_padding not in (None, op)):
                 continue
             got = _try(mode, size, k, s, p, d, op, ceil)
-            if got is None or got[0] != out:
+            if got is None or got.out != out:
                 continue
-            sol = Solution(k, s, p, d, op, got[0], got[1], got[2], ())
+            sol = Solution(k, s, p, d, op, got.out, got.formula, got.unseen, ())
             key, remarks = _rank(mode, size, out, sol)
-            found.append((key, Solution(k, s, p, d, op, got[0], got[1], got[2], remarks)))
+            found.append((key, Solution(k, s, p, d, op, got.out, got.formula, got.unseen, remarks)))
     if not found:
-        pinned = ", ".join(
-            f"{name} {value}"
-            for name, value in (
-                ("kernel", kernel), ("stride", stride), ("padding", padding),
-                ("dilation", dilation), ("output_padding", output_padding),
-            )
-            if value is not None
-        )  # fmt: skip
-        layer = {"conv": "convolution", "transpose": "transposed convolution", "pool": "pooling"}[mode]
-        hint = ""
-        if out > size and mode != "transpose":
-            hint = "; to upsample, try --transpose"
-        elif out < size and mode == "transpose":
-            hint = "; to downsample, drop --transpose"
-        raise LayerConfigError(
-            f"no {layer} maps {size} to {out} within {bounds.describe(mode)}"
-            + (f" with {pinned}" if pinned else "")
-            + hint
-        )
+        given = {"kernel": kernel, "stride": stride, "padding": padding, "dilation": dilation,
+                 "output_padding": output_padding}  # fmt: skip
+        raise _nothing_fits(size, out, mode, bounds, given)
     found.sort(key=lambda item: item[0])
     return SolveResult(size, out, mode, ceil, bounds, tuple(sol for _, sol in found))

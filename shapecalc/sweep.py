@@ -16,10 +16,11 @@ import csv
 import io
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import ShapecalcError
+from .shapes import crossed
 
 #: the most variants one sweep may ask for: each is a whole load and analysis
 MAX_VARIANTS = 1_000
@@ -47,6 +48,8 @@ class Variant:
     analysis: Any = None
     error: str | None = None
     verified: bool | None = None
+    #: the cost options' totals (``--count``, ``--as``, ``--train``), by column name, in order
+    costs: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -177,6 +180,39 @@ def run(
     return out
 
 
+def cost_columns(count: Sequence[str] = (), tools: Sequence[str] = (), train: str | None = None) -> list[str]:
+    """The names of the cost columns :func:`with_costs` adds, in order."""
+    return [
+        *([f"MACs+{'+'.join(count)}"] if count else []),
+        *tools,
+        *([f"train peak ({train})"] if train else []),
+    ]
+
+
+def with_costs(
+    variants: Sequence[Variant], count: Sequence[str] = (), tools: Sequence[str] = (), train: str | None = None
+) -> list[Variant]:
+    """Each variant with the totals ``summary``'s cost options show for one spec: our MACs plus
+    the ``--count`` terms, what each rival tool in ``tools`` reports (``--as``), and the peak
+    of a training step with the ``train`` optimiser (``--train``; estimated, in bytes)."""
+    from .conventions import reproduce, with_terms
+    from .training import training_memory
+
+    names = cost_columns(count, tools, train)
+    out = []
+    for v in variants:
+        if v.analysis is None:
+            out.append(v)
+            continue
+        figures = [
+            *([with_terms(v.analysis, tuple(count)).total] if count else []),
+            *(reproduce(v.analysis, tool).total for tool in tools),
+            *([training_memory(v.analysis, train).peak_bytes] if train else []),
+        ]
+        out.append(replace(v, costs=dict(zip(names, figures, strict=True))))
+    return out
+
+
 # --------------------------------------------------------------------------- output
 
 
@@ -203,11 +239,16 @@ def records(variants: Sequence[Variant], names: Sequence[str]) -> list[dict[str,
                 "receptive_field": a.receptive_field if a is not None else None,
                 "total_bytes": t.total_bytes if t else None,
                 "peak_bytes": t.peak_bytes if t else None,
+                **{name: v.costs.get(name) for name in _cost_names(variants)},
                 "verified": v.verified,
                 "error": v.error,
             }
         )
     return rows
+
+
+def _cost_names(variants: Sequence[Variant]) -> list[str]:
+    return next((list(v.costs) for v in variants if v.costs), [])
 
 
 def to_json(
@@ -235,7 +276,7 @@ def to_csv(variants: Sequence[Variant], names: Sequence[str]) -> str:
     rows = records(variants, names)
     writer = csv.writer(buf, lineterminator="\n")
     header = [*names, "output", "params", "trainable", "buffers", "macs", "receptive_field", "total_bytes",
-              "peak_bytes", "verified", "error"]  # fmt: skip
+              "peak_bytes", *_cost_names(variants), "verified", "error"]  # fmt: skip
     writer.writerow(header)
     for r in rows:
         cells = []
@@ -244,7 +285,7 @@ def to_csv(variants: Sequence[Variant], names: Sequence[str]) -> str:
             if value is None:
                 cells.append("")
             elif key == "output":
-                cells.append("x".join(str(s) for s in value))
+                cells.append(crossed(value))
             elif key in names:
                 cells.append(_value_text(value))
             elif isinstance(value, bool):
@@ -262,10 +303,12 @@ def table_cells(
 
     An impossible variant's row says ``impossible [n]``; footnote n is its located reason.
     """
-    from .render import fmt_bytes, fmt_int, fmt_shape
+    from .render import fmt_bytes, fmt_int
+    from .shapes import bracketed
 
     checked = any(v.verified is not None for v in variants)
-    header = [*names, "Output", "Params", "MACs", "RF", "Memory", *(["✓"] if checked else [])]
+    costs = _cost_names(variants)
+    header = [*names, "Output", "Params", "MACs", *costs, "RF", "Memory", *(["✓"] if checked else [])]
     rows = []
     notes: list[str] = []
     for v in variants:
@@ -273,12 +316,13 @@ def table_cells(
         a = v.analysis
         if a is None:
             notes.append(f"[{len(notes) + 1}] {v.error}")
-            cells += [f"impossible [{len(notes)}]", "", "", "", "", *([""] if checked else [])]
+            cells += [f"impossible [{len(notes)}]", "", "", *([""] * len(costs)), "", "", *([""] if checked else [])]
         else:
             t = a.totals
             rf = "—" if a.receptive_field is None else str(a.receptive_field)
             mark = {True: "✓", False: "✗", None: ""}[v.verified]
-            cells += [fmt_shape(a.output), fmt_int(t.params), fmt_int(t.macs), rf, fmt_bytes(t.total_bytes)]
+            extra = [fmt_bytes(n) if name.startswith("train peak") else fmt_int(n) for name, n in v.costs.items()]
+            cells += [bracketed(a.output), fmt_int(t.params), fmt_int(t.macs), *extra, rf, fmt_bytes(t.total_bytes)]
             cells += [mark] if checked else []
         rows.append(cells)
     return header, rows, notes
@@ -289,7 +333,8 @@ def to_markdown(variants: Sequence[Variant], names: Sequence[str], title: str) -
     header, rows, notes = table_cells(variants, names)
     esc = lambda s: s.replace("|", "\\|")  # noqa: E731
     lines = [f"**{esc(title)}**", "", "| " + " | ".join(header) + " |"]
-    lines.append("| " + " | ".join("---:" if h in ("Params", "MACs", "RF", "Memory") else "---" for h in header) + " |")
+    numeric = {"Params", "MACs", "RF", "Memory", *_cost_names(variants)}
+    lines.append("| " + " | ".join("---:" if h in numeric else "---" for h in header) + " |")
     lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
     if notes:
         lines += ["", *(f"{esc(n)}  " for n in notes)]
@@ -317,8 +362,9 @@ def renderable(variants: Sequence[Variant], names: Sequence[str], title_text: st
     header, rows, notes = table_cells(variants, names)
     # every cell is Text, never markup: the title holds the spec's name, cells its values and reasons
     table = Table(title=Text(title_text), title_justify="left", box=box.HEAVY_HEAD)
+    numeric = {"Params", "MACs", "RF", "Memory", *_cost_names(variants)}
     for h in header:
-        table.add_column(Text(h), justify="right" if h in ("Params", "MACs", "RF", "Memory") else "left")
+        table.add_column(Text(h), justify="right" if h in numeric else "left")
     for row, v in zip(rows, variants):
         cells = [Text(c) for c in row]
         if not v.ok:

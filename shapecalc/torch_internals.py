@@ -9,6 +9,10 @@ upgrade turn it into a silent no-op.
 - :func:`empty_like_on` materialises a ``meta`` module as ``Module.to_empty`` does, but
   through ``torch.empty(shape)``: ``to_empty`` calls ``empty_like`` on meta tensors, whose
   stride logic in ``torch._refs`` imports sympy.
+- :func:`without_kineto_log`: torch's profiler (kineto) writes its own log lines
+  (``USDT:... profiler_start``) to the process's stderr from C++ on every profile, whatever
+  ``KINETO_LOG_LEVEL`` says; ``summary --train`` profiles a training step, and those lines
+  are noise in its output. Unlike the two above it is not about speed.
 - :class:`no_dynamo_import`: torch wraps every dispatch mode's ``__torch_dispatch__``
   (FlopCounterMode's included) in ``_disable_dynamo``, which imports ``torch._dynamo``
   on its first call. Outside ``torch.compile`` that wrapper does nothing, and it looks
@@ -18,7 +22,12 @@ upgrade turn it into a silent no-op.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import sys
+import tempfile
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -67,3 +76,27 @@ class no_dynamo_import:  # lower case: used like a function, `with no_dynamo_imp
         raw = self.raw
         if raw is not None and getattr(raw, DYNAMO_SLOT, None) is raw:
             delattr(raw, DYNAMO_SLOT)
+
+
+#: a line kineto's logger writes: ``USDT:2026-12-03 13:11:54 19259:19259 File.cpp:52] message``
+KINETO_LINE = re.compile(rb"^[A-Z]+:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \d+:\d+ \w+\.cpp:\d+\] ")
+
+
+@contextlib.contextmanager
+def without_kineto_log() -> Iterator[None]:
+    """Hold back kineto's log lines from file descriptor 2 inside the block; everything else
+    written to it there is passed on when the block ends (in order, later)."""
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as held:
+        saved = os.dup(2)
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            rest = b"".join(line for line in held if not KINETO_LINE.match(line))
+            if rest:
+                os.write(2, rest)

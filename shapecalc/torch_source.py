@@ -24,6 +24,7 @@ from typing import Any, Union
 
 from .analysis import Analysis, analyse
 from .registry import REQUIRED
+from .shapes import bracketed
 from .spec.model import Spec
 from .torch_build import PlanNode, plan
 
@@ -307,10 +308,6 @@ def _expr(node: PlanNode, used: set[str]) -> Expr:
     return _Call("Concat", tuple((None, _expr(c, used)) for c in node.children))
 
 
-def _shape(shape: tuple[int, ...]) -> str:
-    return "[" + ", ".join(str(s) for s in shape) + "]"
-
-
 def export(spec: Spec, *, analysis: Analysis | None = None) -> str:
     """PyTorch source for ``spec``: imports, helper classes, an ``nn.Module`` subclass, a demo.
 
@@ -329,7 +326,7 @@ def export(spec: Spec, *, analysis: Analysis | None = None) -> str:
     for child in root.children:
         init += _render(_expr(child, used), 2, f"self.{child.name} = ", "")
         shape = child.row.output_shape if child.row is not None else ()
-        forward.append(f"{INDENT * 2}x = self.{child.name}(x)  # {_shape(shape)}")
+        forward.append(f"{INDENT * 2}x = self.{child.name}(x)  # {bracketed(shape)}")
     t = analysis.totals
 
     out = [
@@ -348,7 +345,7 @@ def export(spec: Spec, *, analysis: Analysis | None = None) -> str:
         out += _comment_lines(spec.description)
     out += [
         f"class {cls}(nn.Module):",
-        f'{INDENT}"""Input {_shape(analysis.input)} -> output {_shape(analysis.output)}, per sample.',
+        f'{INDENT}"""Input {bracketed(analysis.input)} -> output {bracketed(analysis.output)}, per sample.',
         "",
         f"{INDENT}{t.params:,} parameters, {t.buffers:,} buffers, {t.macs:,} MACs per sample.",
         f'{INDENT}"""',

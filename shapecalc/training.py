@@ -17,10 +17,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .analysis import DTYPE_BYTES, Analysis, Row
 from .errors import ShapecalcError
 from .spec.model import Concat, Gate, Layer, Node, Residual, Sequential, Split
+
+if TYPE_CHECKING:
+    from .train_measure import MeasuredStep
 
 #: optimiser -> state tensors per trainable parameter element (momentum buffer; Adam's two moments);
 #: Adam/AdamW also keep a float32 ``step`` scalar per parameter tensor
@@ -267,6 +271,47 @@ def training_memory(analysis: Analysis, optimizer: str = "adam") -> TrainingMemo
         peak_bytes=peak,
         forward_macs=t.macs,
         backward_macs=backward_macs(walk.order),
+    )
+
+
+def measured_training(
+    analysis: Analysis, optimizer: str, measured: MeasuredStep, trainable_tensors: int, types: Mapping[str, str]
+) -> TrainingMemory:
+    """A training step of a Python model, whose layer tree shapecalc does not know: what is exact
+    from the rows (parameters, gradients, optimiser state, buffers, input) and what torch measured
+    for the rest (saved for backward by layer, ``types``: layer path -> type; the peak).
+
+    Backward MACs follow the rule of :func:`backward_macs` with the layers in call order: a
+    layer's input needs a gradient once a layer with trainable parameters ran before it.
+    """
+    nbytes = DTYPE_BYTES[analysis.dtype]
+    t = analysis.totals
+    optimizer_bytes = OPTIMIZERS[optimizer] * t.trainable * nbytes + (
+        trainable_tensors * 4 if optimizer.startswith("adam") else 0
+    )
+    by_type: dict[str, int] = {}
+    for path, size in measured.saved_by_layer.items():
+        kind = types.get(path, "outside any layer")
+        by_type[kind] = by_type.get(kind, 0) + size
+    order, grad = [], False
+    for row in analysis.layers:
+        order.append((row, grad, True))
+        grad = grad or row.trainable > 0
+    return TrainingMemory(
+        batch=analysis.batch,
+        dtype=analysis.dtype,
+        optimizer=optimizer,
+        param_bytes=t.param_bytes,
+        gradient_bytes=t.trainable * nbytes,
+        optimizer_bytes=optimizer_bytes,
+        buffer_bytes=t.buffer_bytes,
+        input_bytes=t.input_bytes,
+        saved_bytes=measured.saved_bytes,
+        saved_by_type=tuple(sorted(by_type.items(), key=lambda kv: (-kv[1], kv[0]))),
+        saved_by_layer=dict(measured.saved_by_layer),
+        peak_bytes=measured.peak_bytes,
+        forward_macs=t.macs,
+        backward_macs=backward_macs(order),
     )
 
 

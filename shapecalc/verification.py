@@ -29,7 +29,7 @@ from fractions import Fraction
 from typing import Any
 
 from .analysis import Analysis, Row, analyse
-from .errors import ShapecalcError
+from .errors import ShapecalcError, show_value
 from .spec.model import Spec
 from .torch_build import import_torch
 from .torch_internals import empty_like_on, no_dynamo_import
@@ -156,7 +156,8 @@ class Verification:
         if refusal is not None:
             lines.append(f"torch refuses to run {refusal.path}: {refusal.actual}")
         for c in numbers:
-            lines.append(f"MISMATCH {c.path} {c.field}: shapecalc {_text(c.expected)}, torch {_text(c.actual)}")
+            expected, actual = show_value(c.expected, counts=True), show_value(c.actual, counts=True)
+            lines.append(f"MISMATCH {c.path} {c.field}: shapecalc {expected}, torch {actual}")
         if numbers:
             lines.append("torch disagrees with shapecalc: this is a bug in shapecalc, please report it")
         elif refusal is not None:
@@ -191,14 +192,6 @@ class Verification:
                 for c in self.mismatches
             ],
         }
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, tuple):
-        return "[" + ", ".join(str(v) for v in value) + "]"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return str(value)
 
 
 def _json(value: Any) -> Any:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from repos import git, has_git_checkout, snapshot
 
 from shapecalc.check import Problem, check_file, rewrite_expect
 from shapecalc.cli import cli
@@ -595,45 +596,13 @@ def test_verify_mismatches_are_located(here: Path, monkeypatch: pytest.MonkeyPat
 # --------------------------------------------------------------------------- the pre-commit hook, for real
 
 
-def _git(*args: str, cwd: Path) -> str:
-    env = {
-        "GIT_AUTHOR_NAME": "test",
-        "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "test",
-        "GIT_COMMITTER_EMAIL": "test@example.com",
-        "HOME": str(cwd),
-        "PATH": os.environ.get("PATH", ""),
-    }
-    proc = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True)
-    return proc.stdout
-
-
-def _snapshot(root: Path, dest: Path) -> Path:
-    """This checkout's working tree (tracked and untracked files, not ignored ones) as a one-commit repo.
-
-    ``pre-commit try-repo`` on a dirty checkout commits only its tracked changes
-    (``git add -u``): untracked new files would be missing. A snapshot tests
-    exactly what is on disk.
-    """
-    listed = _git("ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=root).split("\0")
-    for name in filter(None, listed):
-        src = root / name
-        if src.is_file():  # a tracked file deleted in the working tree is listed too
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    _git("init", "-q", cwd=dest)
-    _git("add", "-A", cwd=dest)
-    _git("commit", "-q", "-m", "snapshot", cwd=dest)
-    return dest
-
-
 @pytest.mark.slow
 def test_pre_commit_try_repo(tmp_path: Path) -> None:
     """The published hook, installed by pre-commit in its own venv, fails the broken spec and passes the good one."""
     root = Path(__file__).resolve().parents[1]
-    if shutil.which("git") is None or not (root / ".git").exists():
+    if not has_git_checkout():
         pytest.skip("needs git and a git checkout of shapecalc")
-    hook_repo = _snapshot(root, tmp_path / "hook-repo")
+    hook_repo = snapshot(root, tmp_path / "hook-repo")
     project = tmp_path / "project"
     (project / "architectures").mkdir(parents=True)
     (project / "docs").mkdir()
@@ -642,8 +611,8 @@ def test_pre_commit_try_repo(tmp_path: Path) -> None:
         "input: [3, 8, 8]\nlayers:\n  - conv2d: {out_channels: 4, kernel_size: 9}\n"
     )
     (project / "docs" / "not_a_spec.yaml").write_text("just: [some, yaml]\n")  # outside the default `files`
-    _git("init", "-q", cwd=project)
-    _git("add", "-A", cwd=project)
+    git("init", "-q", cwd=project)
+    git("add", "-A", cwd=project)
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "NO_COLOR": "1"}
 
     def try_repo(*files: str) -> subprocess.CompletedProcess[str]:

@@ -9,26 +9,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from specs import TINY
 
 from shapecalc.cli import cli
-
-SPEC = """\
-name: tiny
-input: [3, 16, 16]
-layers:
-  - conv2d: {out_channels: 8, kernel_size: 3, padding: 1, bias: false}
-  - batchnorm2d
-  - relu
-  - maxpool2d: {kernel_size: 2}
-  - flatten
-  - linear: {out_features: 10}
-"""
 
 
 @pytest.fixture
 def spec_file(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.yaml"
-    path.write_text(SPEC)
+    path.write_text(TINY)
     return path
 
 
@@ -91,7 +80,7 @@ def test_markdown(spec_file: Path) -> None:
 
 def test_broken_spec_is_one_located_line(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
-    path.write_text(SPEC.replace("linear: {out_features: 10}", "linear: {in_features: 4096, out_features: 10}"))
+    path.write_text(TINY.replace("linear: {out_features: 10}", "linear: {in_features: 4096, out_features: 10}"))
     result = CliRunner().invoke(cli, ["summary", str(path), "--no-verify"])
     assert result.exit_code == 1
     assert result.stdout == ""
@@ -121,11 +110,11 @@ def test_verified_with_torch(spec_file: Path) -> None:
 
 
 def test_spec_from_stdin(spec_file: Path) -> None:
-    result = CliRunner().invoke(cli, ["summary", "-", "--no-verify", "--format", "json"], input=SPEC)
+    result = CliRunner().invoke(cli, ["summary", "-", "--no-verify", "--format", "json"], input=TINY)
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert (doc["file"], doc["totals"]["params"]) == ("<stdin>", 5362)
-    broken = CliRunner().invoke(cli, ["summary", "-", "--no-verify"], input=SPEC.replace("layers:", "layerz:"))
+    broken = CliRunner().invoke(cli, ["summary", "-", "--no-verify"], input=TINY.replace("layers:", "layerz:"))
     assert broken.exit_code == 1
     assert broken.stderr.startswith("<stdin>:3:1: ")
     not_utf8 = CliRunner().invoke(cli, ["summary", "-", "--no-verify"], input=b"input: [3]\xff\n")
@@ -151,7 +140,7 @@ def test_stdin_is_capped_like_a_spec_file(monkeypatch: pytest.MonkeyPatch) -> No
 
     # a spec of exactly the limit is read (and is refused for what it says, not its size)
     monkeypatch.setattr(reader, "MAX_SPEC_BYTES", 64)
-    at_limit = SPEC.splitlines(keepends=True)[0].ljust(64).encode()
+    at_limit = TINY.splitlines(keepends=True)[0].ljust(64).encode()
     stream = _Counting()
     assert reader.read_stream(io.BytesIO(at_limit), max_bytes=64) == at_limit.decode()
     # an endless stream: max + 1 bytes are read, then one line

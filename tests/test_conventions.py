@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,15 @@ from click.testing import CliRunner
 from shapecalc.analysis import analyse
 from shapecalc.cli import cli
 from shapecalc.conventions import CONVENTIONS, EXTRA_TERMS, compare, parse_terms, reproduce, with_terms
+from shapecalc.registry import LAYERS
 from shapecalc.spec import load
+
+LAYERS_BY_NAME = {lt.name for lt in LAYERS.values()}
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDED = json.loads((ROOT / "bench" / "rivals.json").read_text())
-SPECS = sorted([*(ROOT / "architectures").glob("*.yaml"), *(ROOT / "tests" / "fixtures" / "rivals").glob("*.yaml")])
+PROBES = ROOT / "tests" / "fixtures" / "rivals"
+SPECS = sorted([*(ROOT / "architectures").glob("*.yaml"), *PROBES.glob("*.yaml"), *(PROBES / "types").glob("*.yaml")])
 
 
 def _ids(paths: list[Path]) -> list[str]:
@@ -36,14 +41,62 @@ def _ids(paths: list[Path]) -> list[str]:
 def test_recorded_figures_reproduced(key: str) -> None:
     entry = RECORDED["architectures"][key]
     analysis = analyse(load(str(ROOT / entry["file"])))
-    if analysis.totals.macs != entry["macs"]:
-        pytest.skip(f"{key} changed since bench/rivals.py measured it: re-run the bench")
+    # a spec changed since the bench measured it fails here: re-run bench/rivals.py (incremental)
+    assert analysis.totals.macs == entry["macs"], f"{key} changed: re-run bench/rivals.py {key}"
     for name in CONVENTIONS:
         rep = reproduce(analysis, name)
         measured = entry["spec"][name]
         assert rep.by_path(analysis) == measured["layers"], name
         assert rep.total == measured["total"], name
         assert measured["outside"] == 0  # no tool counts a residual add or a concat
+
+
+def test_every_spec_and_layer_type_is_recorded() -> None:
+    """bench/rivals.json holds every shipped spec and a one-layer probe of every registry type."""
+    recorded = set(RECORDED["architectures"])
+    assert {str(p.relative_to(ROOT)) for p in SPECS} <= recorded
+    for lt in LAYERS.values():
+        key = f"tests/fixtures/rivals/types/{lt.name}.yaml"
+        assert key in recorded, f"no probe of {lt.name}: add {key} and run bench/rivals.py"
+        entry = RECORDED["architectures"][key]
+        assert [r.type for r in analyse(load(str(ROOT / key))).layers] == [lt.name]
+        assert set(entry["spec"]) == {*CONVENTIONS, "flop_counter_macs"}
+
+
+@pytest.mark.parametrize("name", list(CONVENTIONS))
+def test_every_layer_type_has_a_rule_in_every_tool(name: str) -> None:
+    """Table completeness: each tool's table decides every registry type, by type or by family
+    (``family:NAME``); the one-layer probes (test_recorded_figures_reproduced) verify each rule."""
+    rules = CONVENTIONS[name].rules
+    missing = [lt.name for lt in LAYERS.values() if lt.name not in rules and f"family:{lt.family}" not in rules]
+    assert missing == []
+    assert set(rules) <= {*LAYERS_BY_NAME, *(f"family:{lt.family}" for lt in LAYERS.values())}
+
+
+@pytest.mark.parametrize("name", list(CONVENTIONS))
+def test_what_a_tool_cannot_count_is_as_recorded(name: str) -> None:
+    """The types each tool says it cannot count (torchscan: partial total; thop, fvcore: a warning;
+    ptflops: silence), as bench/rivals.py recorded them on the one-layer probes."""
+    recorded = {
+        lt.name
+        for lt in LAYERS.values()
+        if RECORDED["architectures"][f"tests/fixtures/rivals/types/{lt.name}.yaml"]["spec"][name].get("unsupported")
+    }
+    assert CONVENTIONS[name].cannot_count == recorded
+
+
+def test_as_says_what_a_tool_cannot_count(tmp_path: Path) -> None:
+    path = tmp_path / "net.yaml"
+    path.write_text("input: [3, 8, 8]\nlayers:\n  - conv2d: {out_channels: 4, kernel_size: 3}\n  - gelu\n  - gelu\n")
+    result = CliRunner().invoke(cli, ["summary", str(path), "--no-verify", "--as", "torchscan", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        "torchscan cannot count gelu (2 layers): it reports no MACs for the layer and marks its total 'partial'"
+        " (the known part, what is shown)\n"
+    )
+    assert json.loads(result.stdout)["as"]["torchscan"]["cannot_count"] == ["layers[1]", "layers[2]"]
+    quiet = CliRunner().invoke(cli, ["summary", str(path), "--no-verify", "--as", "torchinfo"])
+    assert quiet.stderr == ""
 
 
 def test_issue_figures_mobilenet_v2() -> None:
@@ -204,3 +257,64 @@ def test_cli_unknown_term(tiny: Path) -> None:
     result = CliRunner().invoke(cli, ["summary", str(tiny), "--no-verify", "--count", "bias,flops"])
     assert result.exit_code == 2
     assert "unknown term 'flops'; choose from bias, norm, act, pool, add" in result.output
+
+
+# --------------------------------------------------------------------------- docs/conventions.md
+
+PAGE = ROOT / "docs" / "conventions.md"
+TYPES_BEGIN = "<!-- generated from shapecalc.conventions: SHAPECALC_UPDATE_DOCS=1 pytest tests/test_conventions.py -->"
+TOTALS_BEGIN = "<!-- generated from bench/rivals.json: SHAPECALC_UPDATE_DOCS=1 pytest tests/test_conventions.py -->"
+END = "<!-- end of generated table -->"
+
+
+def _rule_text(rule: tuple[tuple[int, str], ...]) -> str:
+    if not rule:
+        return "0"
+    return " + ".join(f"{c}×{q}" if c != 1 else q for c, q in rule).replace("+ -1×", "− ")
+
+
+def types_table() -> str:
+    lines = [TYPES_BEGIN, "", "| type | " + " | ".join(CONVENTIONS) + " |", "| --- |" + " --- |" * len(CONVENTIONS)]
+    for lt in sorted(LAYERS.values(), key=lambda t: (t.family, t.name)):
+        cells = []
+        for conv in CONVENTIONS.values():
+            rule = conv.rules.get(lt.name, conv.rules.get(f"family:{lt.family}", ()))
+            cells.append(f"`{_rule_text(rule)}`" + (" ⚠" if lt.name in conv.cannot_count else ""))
+        lines.append(f"| `{lt.name}` | " + " | ".join(cells) + " |")
+    from shapecalc.conventions import QUANTITIES
+
+    used = sorted({q for conv in CONVENTIONS.values() for rule in conv.rules.values() for _, q in rule})
+    lines += ["", "| quantity | what it is (per sample) |", "| --- | --- |"]
+    lines += [f"| `{q}` | {QUANTITIES[q].doc} |" for q in used]
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def totals_table() -> str:
+    tools = list(CONVENTIONS)
+    lines = [
+        TOTALS_BEGIN,
+        "",
+        "| spec | shapecalc | " + " | ".join(tools) + " |",
+        "| --- |" + " ---: |" * (len(tools) + 1),
+    ]
+    for key, entry in sorted(RECORDED["architectures"].items()):
+        if not key.startswith("architectures/") or key.endswith("_params.yaml"):
+            continue
+        figures = [f"{entry['macs']:,}", *(f"{entry['spec'][t]['total']:,}" for t in tools)]
+        lines.append(f"| {Path(key).stem} | " + " | ".join(figures) + " |")
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def test_conventions_page_tables_are_current() -> None:
+    text = PAGE.read_text(encoding="utf-8")
+    fresh = text
+    for begin, table in ((TYPES_BEGIN, types_table()), (TOTALS_BEGIN, totals_table())):
+        start = fresh.index(begin)
+        end = fresh.index(END, start) + len(END)
+        fresh = fresh[:start] + table + fresh[end:]
+    if os.environ.get("SHAPECALC_UPDATE_DOCS"):
+        PAGE.write_text(fresh, encoding="utf-8")
+        text = fresh
+    assert text == fresh, "docs/conventions.md is out of step: SHAPECALC_UPDATE_DOCS=1 pytest tests/test_conventions.py"

@@ -16,8 +16,8 @@ from rich.style import Style
 
 from shapecalc import convolve as core
 from shapecalc.cli import cli
-from shapecalc.cli.convolve import heat_grid, render
 from shapecalc.errors import ShapecalcError
+from shapecalc.render_convolve import heat_grid, render
 
 FIXTURES = Path(__file__).parent / "fixtures" / "convolve"
 
@@ -207,8 +207,9 @@ def test_render_text_exact() -> None:
         "  rows:    (6 + 2*0 - 1*(3-1) - 1) // 1 + 1 = 4",
         "  columns: (6 + 2*0 - 1*(3-1) - 1) // 1 + 1 = 4",
         "",
-        'This is cross-correlation, which is what deep learning calls "convolution" (torch.nn.Conv2d): the',
-        "kernel slides without being rotated. --flip rotates it 180° for the true convolution.",
+        'This is cross-correlation, which is what deep learning calls "convolution"',
+        "(torch.nn.Conv2d): the kernel slides without being rotated. --flip rotates it",
+        "180° for the true convolution.",
         "not checked: torch is not installed (pip install 'shapecalc-cnn[torch]')",
     ]
 
@@ -248,6 +249,20 @@ def test_cli_without_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     assert lines(result.stdout)[-1] == "not checked: torch is not installed (pip install 'shapecalc-cnn[torch]')"
     data = json.loads(run("square", "sobel_x", "--format", "json").stdout)
     assert data["verified"] is None and data["torch_version"] is None
+
+
+def test_wide_grid_keeps_its_rows_in_a_pipe(tmp_path: Path) -> None:
+    # 20 cells of 5 columns: wider than 80, so a pipe gets the grids' natural width (print_renderable),
+    # never a grid row broken across lines; the prose still wraps at 80
+    image = tmp_path / "row.txt"
+    image.write_text(" ".join(str(v) for v in range(100, 120)) + "\n")
+    result = CliRunner().invoke(cli, ["convolve", str(image), "identity", "-p", "1", "--no-verify"],
+                                env={"COLUMNS": None, "NO_COLOR": "1"})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = lines(result.stdout)
+    padded_row = ["0", *(str(v) for v in range(100, 120)), "0"]
+    assert sum(1 for line in out if line.split()[:22] == padded_row) == 1  # the whole row on one line
+    assert max(len(line) for line in out if line.startswith("This is")) <= 80
 
 
 def test_planted_mismatch_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -288,3 +288,26 @@ def test_formula_text_ends_with_result(size: int, k: int, s: int, p: int, d: int
     assert text == f"({size} + 2*{p} - {d}*({k}-1) - 1) // {s} + 1 = {out}"
     # the text is the arithmetic: evaluating its left side gives the result
     assert eval(text.split(" = ")[0]) == out  # test-only eval of our own formula text
+
+
+def test_axis_is_the_one_dispatch_by_mode() -> None:
+    # a 1x1 stride-2 convolution over 10 rows: 5 outputs; rows 1, 3, 5, 7, 9 never touched,
+    # only row 9 at the end ((10 - 1) % 2 = 1 left over)
+    got = F.axis("conv", 10, 1, 2)
+    assert (got.out, got.unseen, got.unseen_at_end) == (5, 5, 1)
+    assert got.formula == "(10 + 2*0 - 1*(1-1) - 1) // 2 + 1 = 5"
+    # 'same' with the even kernel 4 pads 1 before and 2 after: (7 + 1 + 2 - 4) // 1 + 1 = 7
+    got = F.axis("conv", 7, 4, 1, 1, pad_after=2)
+    assert (got.out, got.unseen, got.unseen_at_end) == (7, 0, 0)
+    # ceil pooling takes the last partial window: 7 rows, kernel 2 stride 2 -> 4, nothing unseen
+    got = F.axis("pool", 7, 2, 2, ceil_mode=True)
+    assert (got.out, got.unseen, got.unseen_at_end) == (4, 0, 0)
+    # floor pooling drops row 6: 3 outputs, 1 row unseen at the end
+    got = F.axis("pool", 7, 2, 2)
+    assert (got.out, got.unseen, got.unseen_at_end) == (3, 1, 1)
+    # transposed: (4 - 1)*2 - 2*1 + 1*(3-1) + 1 + 1 = 8
+    got = F.axis("transpose", 4, 3, 2, 1, output_padding=1)
+    assert (got.out, got.unseen, got.unseen_at_end) == (8, 0, 0)
+    with pytest.raises(LayerConfigError, match="mode must be one of conv, transpose, pool, not 'dense'"):
+        F.axis("dense", 4, 3, 1)
+    assert F.MODE_WORDS == {"conv": "convolution", "transpose": "transposed convolution", "pool": "pooling"}

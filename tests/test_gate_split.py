@@ -169,11 +169,17 @@ def test_a_float_written_1e_6_gets_the_hint_where_it_is() -> None:
 
 # --------------------------------------------------------------------------- against torch
 
-torch = pytest.importorskip("torch")
+# the tests of this part that run torch are marked torch: without torch each skips on its own
+try:
+    import torch
+except ImportError:
+    pass
+
 from shapecalc.torch_build import to_torch  # noqa: E402
 from shapecalc.torch_source import export  # noqa: E402
 
 
+@pytest.mark.torch
 def test_gate_and_split_compute_what_they_say() -> None:
     torch.manual_seed(0)
     spec = loads(SE, file="se.yaml")
@@ -197,6 +203,7 @@ def test_gate_and_split_compute_what_they_say() -> None:
         assert torch.equal(model(x), by_hand)
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("text", [SE, SHUFFLE])
 def test_export_round_trip(text: str, tmp_path: Any) -> None:
     import importlib.util
@@ -219,6 +226,7 @@ def test_export_round_trip(text: str, tmp_path: Any) -> None:
         assert torch.equal(ours(x), theirs(x))
 
 
+@pytest.mark.torch
 @given(
     channels=st.integers(2, 12),
     data=st.data(),

@@ -588,7 +588,7 @@ def test_solve_finds_what_an_exhaustive_search_finds(size: int, out: int, mode: 
                 for p in range(0, (k // 2 if mode == "pool" else k) + 1):
                     for op in range(max(s, d)) if mode == "transpose" else [0]:
                         got = _try(mode, size, k, s, p, d, op, ceil)
-                        if got is not None and got[0] == out:
+                        if got is not None and got.out == out:
                             expected.add((k, s, p, d, op))
     try:
         found = {(x.kernel, x.stride, x.padding, x.dilation, x.output_padding)

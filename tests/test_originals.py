@@ -130,6 +130,7 @@ CASES = {
 }
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("name", CASES)
 def test_spec_equals_its_source(name: str) -> None:
     spec_file, build, input, (params, buffers, macs, output), batch, head = CASES[name]

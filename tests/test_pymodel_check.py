@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from repos import git, has_git_checkout, snapshot
 
 from shapecalc.cli import cli
 from shapecalc.pymodel.checkpy import read_declarations
@@ -150,50 +151,19 @@ def test_check_of_specs_never_imports_torch_or_the_model_code(tmp_path: Path) ->
 # --------------------------------------------------------------------------- the pre-commit hook, for real
 
 
-def _git(*args: str, cwd: Path) -> None:
-    env = {
-        "GIT_AUTHOR_NAME": "test",
-        "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "test",
-        "GIT_COMMITTER_EMAIL": "test@example.com",
-        "HOME": str(cwd),
-        "PATH": os.environ.get("PATH", ""),
-    }
-    subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True)
-
-
-def _snapshot(root: Path, dest: Path) -> Path:
-    """This checkout's files on disk (tracked and untracked, not ignored) as a one-commit repository."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, listed):
-        if (root / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(root / name, dest / name)
-    _git("init", "-q", cwd=dest)
-    _git("add", "-A", cwd=dest)
-    _git("commit", "-q", "-m", "snapshot", cwd=dest)
-    return dest
-
-
 @pytest.mark.slow
 def test_pre_commit_try_repo_python_models(tmp_path: Path) -> None:
     """The published hook for model files, installed by pre-commit with torch in its own venv."""
     pytest.importorskip("pre_commit")
-    if shutil.which("git") is None or not (ROOT / ".git").exists():
+    torch = pytest.importorskip("torch")  # its version is the one the hook's venv gets
+    if not has_git_checkout():
         pytest.skip("needs git and a git checkout of shapecalc")
-    hook_repo = _snapshot(ROOT, tmp_path / "hook-repo")
+    hook_repo = snapshot(ROOT, tmp_path / "hook-repo")
     p = project(tmp_path / "project")
-    _git("init", "-q", cwd=p)
-    _git("add", "-A", cwd=p)
+    git("init", "-q", cwd=p)
+    git("add", "-A", cwd=p)
     # the hook installs torch>=2.1; on a machine whose pip config already constrains versions, keep
     # those and pick the CPU build this test suite runs with (no download of a CUDA build)
-    import torch
 
     constraints = tmp_path / "constraints.txt"
     inherited = os.environ.get("PIP_CONSTRAINT") or ""
@@ -414,3 +384,15 @@ def test_update_expect_of_a_model_file_needs_its_literal_intact(tmp_path: Path) 
     with pytest.raises(ShapecalcError, match="cannot update SHAPECALC_MODELS in place"):
         _only_expect_values_changed("m.py", old, old.replace(b"width=8", b"width=9"), {"Net": {"params": 1}})
     _only_expect_values_changed("m.py", old, old, {"Net": {"params": 1}})  # the values it already has: fine
+
+
+def test_verify_of_model_files_says_it_does_nothing(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    path = tmp_path / "good.py"
+    path.write_text(GOOD)
+    result = CliRunner().invoke(cli, ["check", "--verify", str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "note: --verify does nothing with Python model files: their numbers are torch's own",
+        "shapecalc check: 1 file checked, all passed",
+    ]

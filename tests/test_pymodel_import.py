@@ -40,7 +40,7 @@ def imported(ref: str, shape: tuple[int, ...]) -> tuple[Any, Any]:
 
 
 def assert_reproduces(ref: str, shape: tuple[int, ...]) -> Any:
-    import torch
+    torch = pytest.importorskip("torch")
     from torch.utils.flop_counter import FlopCounterMode
 
     from shapecalc.analysis import analyse
@@ -109,7 +109,8 @@ def test_cli_writes_yaml(tmp_path: Path) -> None:
 
 @pytest.mark.torchvision
 @pytest.mark.parametrize(
-    "name", ["resnet18", "vgg11", "squeezenet1_1", "mobilenet_v2", "densenet121", "shufflenet_v2_x0_5"]
+    "name",
+    ["resnet18", "vgg11", "squeezenet1_1", "mobilenet_v2", "densenet121", "shufflenet_v2_x0_5", "convnext_tiny"],
 )
 def test_torchvision_models(name: str) -> None:
     pytest.importorskip("torchvision")
@@ -212,6 +213,14 @@ def test_what_a_spec_cannot_say_is_one_located_line(name: str, shape: str, line:
     col = 5 if name in ("TwoInputs", "TwoOutputs") else 1
     expected = f"{short(SPLITS)}:{line_of(SPLITS, line)}:{col}: " + message.format(first=first)
     assert result.stderr.splitlines() == [expected]
+
+
+def test_a_parameter_times_the_branch_is_a_layer_scale() -> None:
+    spec = assert_reproduces(f"{SPLITS}:Scaled", (3, 8, 8))
+    assert [(layer.type.name, layer.name) for layer in spec.layers.items] == [
+        ("conv2d", "conv"),
+        ("layer_scale", "gamma"),
+    ]
 
 
 def test_an_optional_argument_keeps_its_default() -> None:

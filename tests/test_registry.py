@@ -237,8 +237,12 @@ def test_batchnorm_wrong_num_features_refused() -> None:
 
 # --------------------------------------------------------------------------- property tests vs torch
 
-torch = pytest.importorskip("torch")
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+# every test of this part is marked torch: without torch each skips on its own
+try:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+except ImportError:
+    pass
 
 from shapecalc.torch_build import layer_class  # noqa: E402
 
@@ -248,16 +252,20 @@ SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-class _Fn(torch.nn.Module):
+
+
+def _Fn(fn: Any, *params: Any) -> Any:
     """A module made of a plain torch expression: the independent oracle of our own modules."""
 
-    def __init__(self, fn: Any, *params: Any) -> None:
-        super().__init__()
-        self.fn = fn
-        self.params = torch.nn.ParameterList(params)
+    class Expression(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.params = torch.nn.ParameterList(params)
 
-    def forward(self, x: Any) -> Any:
-        return self.fn(x, *self.params)
+        def forward(self, x: Any) -> Any:
+            return fn(x, *self.params)
+
+    return Expression()
 
 
 def _layernorm2d_oracle(shape: tuple[int, ...], kw: Mapping[str, Any]) -> Any:
@@ -411,6 +419,7 @@ def conv_case(draw: st.DrawFn) -> tuple[str, tuple[int, ...], dict[str, Any]]:
     return f"conv{n}d", shape, args
 
 
+@pytest.mark.torch
 @given(conv_case())
 @SETTINGS
 def test_conv_matches_torch(case: tuple[str, tuple[int, ...], dict[str, Any]]) -> None:
@@ -441,6 +450,7 @@ def conv_transpose_case(draw: st.DrawFn) -> tuple[str, tuple[int, ...], dict[str
     return f"conv_transpose{n}d", shape, args
 
 
+@pytest.mark.torch
 @given(conv_transpose_case())
 @SETTINGS
 def test_conv_transpose_matches_torch(case: tuple[str, tuple[int, ...], dict[str, Any]]) -> None:
@@ -468,6 +478,7 @@ def pool_case(draw: st.DrawFn) -> tuple[str, tuple[int, ...], dict[str, Any]]:
     return f"{kind}pool{n}d", shape, args
 
 
+@pytest.mark.torch
 @given(pool_case())
 @SETTINGS
 def test_pool_matches_torch(case: tuple[str, tuple[int, ...], dict[str, Any]]) -> None:
@@ -484,6 +495,7 @@ def adaptive_case(draw: st.DrawFn) -> tuple[str, tuple[int, ...], dict[str, Any]
     return f"adaptive_{kind}pool{n}d", shape, {"output_size": output_size}
 
 
+@pytest.mark.torch
 @given(adaptive_case())
 @SETTINGS
 def test_adaptive_pool_matches_torch(case: tuple[str, tuple[int, ...], dict[str, Any]]) -> None:
@@ -506,12 +518,14 @@ def upsample_case(draw: st.DrawFn) -> tuple[str, tuple[int, ...], dict[str, Any]
     return "upsample", shape, args
 
 
+@pytest.mark.torch
 @given(upsample_case())
 @SETTINGS
 def test_upsample_matches_torch(case: tuple[str, tuple[int, ...], dict[str, Any]]) -> None:
     assert_matches_torch(*case)
 
 
+@pytest.mark.torch
 @given(
     shape=st.lists(st.integers(1, 8), min_size=2, max_size=3).map(tuple),
     padding=st.one_of(st.integers(-3, 3), st.lists(st.integers(-4, 3), min_size=4, max_size=4)),
@@ -521,6 +535,7 @@ def test_zeropad_matches_torch(shape: tuple[int, ...], padding: Any) -> None:
     assert_matches_torch("zeropad2d", shape, {"padding": padding})
 
 
+@pytest.mark.torch
 @given(
     shape=st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple),
     start=st.integers(-6, 5),
@@ -539,6 +554,7 @@ def test_flatten_matches_torch(shape: tuple[int, ...], start: int, end: int) -> 
     assert_matches_torch("flatten", shape, {"start_dim": start, "end_dim": end})
 
 
+@pytest.mark.torch
 @given(
     shape=st.lists(st.integers(1, 6), min_size=1, max_size=3).map(tuple),
     out_features=st.integers(1, 8),
@@ -585,12 +601,14 @@ def norm_case(draw: st.DrawFn) -> tuple[str, tuple[int, ...], dict[str, Any]]:
     return "layernorm", shape, ln_args
 
 
+@pytest.mark.torch
 @given(norm_case())
 @SETTINGS
 def test_norms_match_torch(case: tuple[str, tuple[int, ...], dict[str, Any]]) -> None:
     assert_matches_torch(*case)
 
 
+@pytest.mark.torch
 @given(
     shape=st.lists(st.integers(1, 6), min_size=1, max_size=3).map(tuple),
     num_parameters=st.integers(1, 6),
@@ -606,21 +624,25 @@ ELEMENTWISE = [
 ]  # fmt: skip
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("name", ELEMENTWISE)
 def test_elementwise_match_torch(name: str) -> None:
     assert_matches_torch(name, (3, 5, 4), {})
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("dim", [None, -4, -3, 0, 1, 3, 4])
 def test_softmax_dim_matches_torch(dim: int | None) -> None:
     assert_matches_torch("softmax", (3, 5, 4), {"dim": dim})
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_dropout_nd_matches_torch(n: int) -> None:
     assert_matches_torch(f"dropout{n}d", (3, *([4] * n)), {"p": 0.2})
 
 
+@pytest.mark.torch
 def test_every_layer_type_builds_in_torch() -> None:
     # the registry's torch_name exists for every type: in torch.nn, or among our own modules
     from shapecalc import torch_layers
@@ -632,6 +654,7 @@ def test_every_layer_type_builds_in_torch() -> None:
             assert lt.source == "nn" and hasattr(torch.nn, lt.torch_name), lt.name
 
 
+@pytest.mark.torch
 def test_instancenorm_refuses_a_single_spatial_element() -> None:
     # found by the export property test: torch normalises each sample by its own statistics
     lt = lookup("instancenorm1d")
@@ -674,6 +697,7 @@ def activation_case(draw: st.DrawFn) -> tuple[str, tuple[int, ...], dict[str, An
     return name, shape, args
 
 
+@pytest.mark.torch
 @given(activation_case())
 @SETTINGS
 def test_v2_activations_match_torch(case: tuple[str, tuple[int, ...], dict[str, Any]]) -> None:
@@ -702,6 +726,7 @@ def _refuses_batch_axis(name: str, shape: tuple[int, ...], args: Mapping[str, An
     return False
 
 
+@pytest.mark.torch
 @given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=4).map(tuple), dim=st.integers(-5, 4))
 @SETTINGS
 def test_glu_matches_torch(shape: tuple[int, ...], dim: int) -> None:
@@ -724,6 +749,7 @@ def pad_case(draw: st.DrawFn) -> tuple[str, tuple[int, ...], dict[str, Any]]:
     return name, shape, args
 
 
+@pytest.mark.torch
 @given(pad_case())
 @SETTINGS
 def test_pads_match_torch(case: tuple[str, tuple[int, ...], dict[str, Any]]) -> None:
@@ -737,6 +763,7 @@ def test_pads_match_torch(case: tuple[str, tuple[int, ...], dict[str, Any]]) -> 
     assert_matches_torch(name, shape, args)
 
 
+@pytest.mark.torch
 @given(
     shape=st.lists(st.integers(1, 12), min_size=2, max_size=4).map(tuple),
     factor=st.integers(1, 3),
@@ -754,12 +781,14 @@ def test_pixel_shuffle_matches_torch(shape: tuple[int, ...], factor: int, unshuf
     assert_matches_torch(name, shape, {key: factor})
 
 
+@pytest.mark.torch
 @given(shape=st.lists(st.integers(1, 8), min_size=1, max_size=4).map(tuple), groups=st.integers(1, 5))
 @SETTINGS
 def test_channel_shuffle_matches_torch(shape: tuple[int, ...], groups: int) -> None:
     assert_matches_torch("channel_shuffle", shape, {"groups": groups})
 
 
+@pytest.mark.torch
 @given(
     shape=st.lists(st.integers(1, 6), min_size=1, max_size=5).map(tuple),
     size=st.integers(1, 6),
@@ -770,6 +799,7 @@ def test_local_response_norm_matches_torch(shape: tuple[int, ...], size: int, ex
     assert_matches_torch("local_response_norm", shape, {"size": size, **extra})
 
 
+@pytest.mark.torch
 @given(
     shape=st.lists(st.integers(1, 6), min_size=1, max_size=4).map(tuple),
     affine=st.booleans(),
@@ -789,6 +819,7 @@ def test_layernorm2d_matches_torch(shape: tuple[int, ...], affine: bool, bias: b
     assert_matches_torch("layernorm2d", shape, args)
 
 
+@pytest.mark.torch
 @given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple), data=st.data())
 @SETTINGS
 def test_permute_matches_torch(shape: tuple[int, ...], data: st.DataObject) -> None:
@@ -809,6 +840,7 @@ def test_permute_matches_torch(shape: tuple[int, ...], data: st.DataObject) -> N
     assert_matches_torch("permute", shape, {"dims": dims})
 
 
+@pytest.mark.torch
 @given(
     shape=st.lists(st.integers(1, 8), min_size=1, max_size=3).map(tuple),
     dim=st.integers(-4, 3),
@@ -825,6 +857,7 @@ def test_unflatten_matches_torch(shape: tuple[int, ...], dim: int, sizes: list[i
         assert_matches_torch("unflatten", shape, args)
 
 
+@pytest.mark.torch
 @given(
     shape=st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple),
     dim=st.one_of(st.integers(-5, 4), st.lists(st.integers(-5, 4), min_size=1, max_size=3)),
@@ -848,6 +881,7 @@ def test_mean_matches_torch(shape: tuple[int, ...], dim: Any, keepdim: bool) -> 
     assert_matches_torch("mean", shape, args)
 
 
+@pytest.mark.torch
 @given(
     shape=st.lists(st.integers(1, 6), min_size=1, max_size=4).map(tuple),
     init=st.one_of(st.none(), FINITE),
@@ -857,6 +891,7 @@ def test_layer_scale_matches_torch(shape: tuple[int, ...], init: float | None) -
     assert_matches_torch("layer_scale", shape, {} if init is None else {"init": init})
 
 
+@pytest.mark.torch
 @given(
     shape=st.lists(st.integers(1, 6), min_size=1, max_size=4).map(tuple),
     p=st.floats(0, 1),
@@ -867,6 +902,7 @@ def test_stochastic_depth_matches_torch(shape: tuple[int, ...], p: float, mode: 
     assert_matches_torch("stochastic_depth", shape, {"p": p, "mode": mode})
 
 
+@pytest.mark.torch
 def test_own_modules_compute_what_they_mirror() -> None:
     # values, not only shapes: each of our modules against the torch expression it stands for
     from shapecalc import torch_layers

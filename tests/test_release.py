@@ -91,11 +91,9 @@ def test_py_typed_is_shipped() -> None:
 
 
 @pytest.mark.slow
-def test_the_wheel(tmp_path: Path) -> None:
+def test_the_wheel(built_wheel: Path) -> None:
     """A built wheel: its name, version, py.typed, every subpackage and the console script."""
-    pip = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
-    subprocess.run([*pip, "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True)
-    wheel = next(tmp_path.glob("*.whl"))
+    wheel = built_wheel
     assert wheel.name.startswith(f"shapecalc_cnn-{__version__}-")
     names = zipfile.ZipFile(wheel).namelist()
     assert "shapecalc/py.typed" in names
@@ -110,7 +108,8 @@ def test_the_local_precommit_snippet_works_as_written(tmp_path: Path) -> None:
     pytest.importorskip("pre_commit")
     if shutil.which("git") is None:
         pytest.skip("needs git")
-    from test_check import GOOD, _git
+    from repos import git
+    from test_check import GOOD
 
     (block,) = re.findall(r"```yaml\n(repos:.*?)```", README, re.S)
     project = tmp_path / "project"
@@ -118,8 +117,8 @@ def test_the_local_precommit_snippet_works_as_written(tmp_path: Path) -> None:
     (project / "architectures" / "good.yaml").write_text(GOOD)
     (project / "notes.yaml").write_text("just: [some, yaml]\n")
     (project / ".pre-commit-config.yaml").write_text(block)
-    _git("init", "-q", cwd=project)
-    _git("add", "-A", cwd=project)
+    git("init", "-q", cwd=project)
+    git("add", "-A", cwd=project)
     bin_dir = str(Path(sys.executable).parent)  # where this environment's `shapecalc` is
     env = {"PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "NO_COLOR": "1", "HOME": str(tmp_path),
            "PATH": bin_dir + os.pathsep + os.environ["PATH"]}  # fmt: skip
@@ -133,7 +132,7 @@ def test_the_local_precommit_snippet_works_as_written(tmp_path: Path) -> None:
     assert "shapecalc check" in good.stdout and "Passed" in good.stdout
     broken_spec = "input: [3, 8, 8]\nlayers:\n  - conv2d: {out_channels: 4, kernel_size: 9}\n"
     (project / "architectures" / "broken.yaml").write_text(broken_spec)
-    _git("add", "-A", cwd=project)
+    git("add", "-A", cwd=project)
     broken = run()
     assert broken.returncode == 1, broken.stdout + broken.stderr
     assert (
@@ -149,14 +148,14 @@ def test_the_local_models_snippet_works_as_written(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     if shutil.which("git") is None:
         pytest.skip("needs git")
-    from test_check import _git
+    from repos import git
     from test_pymodel_check import BROKEN_LINE, project
 
     (block,) = re.findall(r"```yaml\n(repos:.*?)```", (ROOT / "docs" / "python-models.md").read_text(), re.S)
     p = project(tmp_path / "project")
     (p / ".pre-commit-config.yaml").write_text(block)
-    _git("init", "-q", cwd=p)
-    _git("add", "-A", cwd=p)
+    git("init", "-q", cwd=p)
+    git("add", "-A", cwd=p)
     env = {"PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "NO_COLOR": "1", "HOME": str(tmp_path),
            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]}  # fmt: skip
     cmd = [sys.executable, "-m", "pre_commit", "run", "--all-files"]
@@ -172,18 +171,19 @@ def test_the_hosted_precommit_snippet_works(tmp_path: Path) -> None:
     release is tagged (pre-commit installs shapecalc into its own environment)."""
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("needs git and a git checkout of shapecalc")
-    from test_check import GOOD, _git, _snapshot
+    from repos import git, snapshot
+    from test_check import GOOD
 
-    hook_repo = _snapshot(ROOT, tmp_path / "hook-repo")
-    _git("tag", f"v{__version__}", cwd=hook_repo)
+    hook_repo = snapshot(ROOT, tmp_path / "hook-repo")
+    git("tag", f"v{__version__}", cwd=hook_repo)
     config = _hosted_snippet()
     config["repos"][0]["repo"] = str(hook_repo)
     project = tmp_path / "project"
     (project / "architectures").mkdir(parents=True)
     (project / "architectures" / "good.yaml").write_text(GOOD)
     (project / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config))
-    _git("init", "-q", cwd=project)
-    _git("add", "-A", cwd=project)
+    git("init", "-q", cwd=project)
+    git("add", "-A", cwd=project)
     env = {"PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "NO_COLOR": "1", "PATH": os.environ["PATH"]}
     run = subprocess.run(
         [sys.executable, "-m", "pre_commit", "run", "--all-files"], cwd=project, env=env, capture_output=True, text=True

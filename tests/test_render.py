@@ -18,7 +18,6 @@ from shapecalc.render import (
     fmt_bytes,
     fmt_count,
     fmt_int,
-    fmt_shape,
     summary_renderable,
     summary_table,
     to_csv,
@@ -26,6 +25,7 @@ from shapecalc.render import (
     to_markdown,
     totals_rows,
 )
+from shapecalc.shapes import bracketed
 from shapecalc.spec import loads
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -157,7 +157,7 @@ def test_numbers_and_shapes_are_never_cut(name: str, width: int) -> None:
     # what stands between column gaps and borders
     tokens = {cell.strip() for line in text.splitlines() for cell in re.split(r"\s{2,}|│|┃", line)}
     for d in display_rows(a, verified=marks):
-        assert fmt_shape(d.first.output_shape) in tokens, d.first.path
+        assert bracketed(d.first.output_shape) in tokens, d.first.path
         if d.macs:
             assert fmt_int(d.macs) in tokens, d.first.path
         if d.params:

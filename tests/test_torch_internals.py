@@ -99,3 +99,24 @@ def test_empty_like_on_matches_to_empty() -> None:
     theirs = module.to_empty(device="cpu")
     for (name, a), (_, b) in zip(ours.state_dict().items(), theirs.state_dict().items(), strict=True):
         assert (name, a.shape, a.dtype, a.device) == (name, b.shape, b.dtype, b.device)
+
+
+def test_without_kineto_log_holds_back_only_the_profilers_lines(capfd: pytest.CaptureFixture[str]) -> None:
+    """torch's profiler writes ``USDT:... profiler_start`` to fd 2 on every profile (summary --train
+    profiles a step); inside ``without_kineto_log`` those lines go, other output stays."""
+    import os
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from shapecalc.torch_internals import without_kineto_log
+
+    with profile(activities=[ProfilerActivity.CPU]):
+        torch.ones(2).add(1)
+    assert "profiler_start" in capfd.readouterr().err  # the noise exists without it
+    with without_kineto_log():
+        os.write(2, b"first\n")
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True):
+            torch.ones(2).add(1)
+        os.write(2, b"second\n")
+    assert capfd.readouterr().err == "first\nsecond\n"

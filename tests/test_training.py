@@ -1,7 +1,8 @@
 """Training memory and backward MACs (``summary --train``): by hand, and against torch on the CPU.
 
 The tolerance stated in docs/training.md: the saved activations equal what autograd saves
-(``saved_tensors_hooks``) exactly, the peak is within 1% of torch's ``MemTracker`` peak, the
+(``saved_tensors_hooks``) exactly, the peak is within 1% of the peak torch's profiler measures
+(allocations between operators; equal to torch's ``MemTracker`` to a few bytes where it runs), the
 backward MACs equal ``FlopCounterMode``'s (whose grouped-convolution weight gradient is groups
 times too large: see test_flop_counter_overcounts_grouped_weight_gradients).
 """
@@ -9,30 +10,20 @@ times too large: see test_flop_counter_overcounts_grouped_weight_gradients).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from specs import TINY
 
 from shapecalc.analysis import analyse
 from shapecalc.cli import cli
 from shapecalc.spec import load, loads
+from shapecalc.spec.model import Spec, freeze
 from shapecalc.training import training_memory
 
 ROOT = Path(__file__).resolve().parent.parent
-
-TINY = """\
-name: tiny
-input: [3, 16, 16]
-layers:
-  - conv2d: {out_channels: 8, kernel_size: 3, padding: 1, bias: false}
-  - batchnorm2d
-  - relu
-  - maxpool2d: {kernel_size: 2}
-  - flatten
-  - linear: {out_features: 10}
-"""
-
 
 def test_by_hand_tiny() -> None:
     analysis = analyse(loads(TINY), batch=2)
@@ -139,7 +130,6 @@ def test_estimate_matches_torch(path: str, shape: tuple[int, ...] | None, batch:
     measured = measure_step(spec, batch=batch, optimizer="adam", input=shape)
     assert mem.saved_by_layer == measured.saved_by_layer
     assert mem.saved_bytes == measured.saved_bytes
-    assert measured.peak_bytes is not None
     # 1% on the architectures; 5% on the probes, whose exotic layers (upsampling, instance and
     # group norm) make backward temporaries the model does not count (probe2d: -3.1%)
     tolerance = 0.05 if "probe" in path else 0.01
@@ -156,8 +146,39 @@ def test_peak_per_optimizer(optimizer: str) -> None:
     spec = load(str(ROOT / "architectures" / "lenet5.yaml"))
     mem = training_memory(analyse(spec, batch=4), optimizer)
     measured = measure_step(spec, batch=4, optimizer=optimizer)
-    assert measured.peak_bytes is not None
     assert abs(mem.peak_bytes - measured.peak_bytes) <= 0.01 * measured.peak_bytes
+
+
+@pytest.mark.parametrize(("path", "batch"), [("architectures/lenet5.yaml", 4), ("architectures/squeezenet1_1.yaml", 1)])
+def test_profiled_peak_equals_memtracker(path: str, batch: int) -> None:
+    """The witness for the profiler's peak: torch's MemTracker, which follows every tensor storage,
+    measures the same step to a few bytes (a scalar; it cannot run with frozen first layers)."""
+    torch = pytest.importorskip("torch")
+    mem_tracker = pytest.importorskip("torch.distributed._tools.mem_tracker")
+    from shapecalc.torch_build import build
+    from shapecalc.train_measure import measure_step
+
+    spec = load(str(ROOT / path))
+    measured = measure_step(spec, batch=batch, optimizer="adam")
+    analysis = analyse(spec)
+    torch.manual_seed(0)
+    model = build(spec, analysis=analysis).module.train()
+    opt = torch.optim.Adam(model.parameters(), foreach=False)
+
+    def step(x: object) -> None:  # the caller holds the batch for the whole step
+        model(x).mean().backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    step(torch.randn(batch, *analysis.input))  # the optimiser's state exists from here, as in measure_step
+    tracker = mem_tracker.MemTracker()
+    tracker.track_external(model, opt)
+    with tracker:
+        step(torch.randn(batch, *analysis.input))
+    tracked = int(tracker.get_tracker_snapshot("peak")[torch.device("cpu")]["Total"])
+    assert abs(measured.peak_bytes - tracked) <= 16, (measured.peak_bytes, tracked)
+    # the allocator's own peak adds the kernels' workspaces (squeezenet: the convolutions' backward)
+    assert measured.allocator_peak_bytes >= measured.peak_bytes
 
 
 def test_flop_counter_overcounts_grouped_weight_gradients() -> None:
@@ -227,6 +248,45 @@ def test_frozen_layers_match_torch() -> None:
     measured = measure_step(spec, batch=2)
     assert measured.saved_by_layer == mem.saved_by_layer
     assert measured.backward_macs == mem.backward_macs
+    assert abs(mem.peak_bytes - measured.peak_bytes) <= 0.01 * measured.peak_bytes
+
+
+def _frozen_first(path: str, n: int) -> Spec:
+    """The spec with its first ``n`` top-level entries frozen (as ``trainable: false`` on each)."""
+    spec = load(str(ROOT / path))
+    items = tuple(freeze(item) if i < n else item for i, item in enumerate(spec.layers.items))
+    return replace(spec, layers=replace(spec.layers, items=items))
+
+
+# frozen first layers (fine-tuning): measured with the profiler (MemTracker fails on them);
+# docs/training.md's table. Estimates 0.00-0.07% under torch (resnet18 with SGD: the largest).
+FROZEN_CASES = [
+    ("architectures/lenet5.yaml", 3, None, 4, "sgd"),
+    ("architectures/lenet5.yaml", 3, None, 4, "adam"),
+    ("architectures/simple_cnn.yaml", 1, None, 4, "sgd"),
+    ("architectures/resnet18.yaml", 4, (3, 64, 64), 2, "sgd"),
+    ("architectures/mobilenet_v2.yaml", 5, (3, 64, 64), 2, "sgd"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "frozen", "shape", "batch", "optimizer"),
+    FROZEN_CASES,
+    ids=[f"{Path(c[0]).stem}-{c[1]}-{c[4]}" for c in FROZEN_CASES],
+)
+def test_peak_with_frozen_first_layers(
+    path: str, frozen: int, shape: tuple[int, ...] | None, batch: int, optimizer: str
+) -> None:
+    pytest.importorskip("torch")
+    from shapecalc.train_measure import measure_step
+
+    spec = _frozen_first(path, frozen)
+    analysis = analyse(spec, input=shape, batch=batch)
+    assert 0 < analysis.totals.trainable < analysis.totals.params
+    mem = training_memory(analysis, optimizer)
+    measured = measure_step(spec, batch=batch, optimizer=optimizer, input=shape)
+    assert mem.saved_by_layer == measured.saved_by_layer
+    assert abs(mem.peak_bytes - measured.peak_bytes) <= 0.01 * measured.peak_bytes
 
 
 @pytest.mark.parametrize(
@@ -249,3 +309,36 @@ def test_trainable_is_reserved_for_block_params() -> None:
     text = "input: [3, 8, 8]\nblocks:\n  b:\n    params: {trainable: 1}\n    layers: [relu]\nlayers: [b]\n"
     with pytest.raises(ShapecalcError, match="name, repeat and trainable are reserved"):
         loads(text)
+
+
+# --------------------------------------------------------------------------- Python models
+
+PYMODEL = str(ROOT / "tests" / "fixtures" / "pymodels" / "simple_cnn.py") + ":SimpleCNN"
+
+
+def _model_training(args: list[str]) -> dict[str, object]:
+    result = CliRunner().invoke(cli, ["summary", *args, "--train", "--batch", "4", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert "--train on a Python model: saved for backward" in result.stderr
+    training: dict[str, object] = json.loads(result.stdout)["training"]
+    return training
+
+
+def test_train_python_model_measured_like_the_spec() -> None:
+    """The lecture's SimpleCNN as Python code: its step, measured, equals the spec's estimate."""
+    pytest.importorskip("torch")
+    doc = _model_training([PYMODEL, "--input", "3x32x32"])
+    mem = training_memory(analyse(load(str(ROOT / "architectures" / "simple_cnn.yaml")), batch=4), "adam")
+    for key in ("param_bytes", "gradient_bytes", "optimizer_bytes", "buffer_bytes", "input_bytes", "backward_macs"):
+        assert doc[key] == getattr(mem, key), key
+    assert abs(mem.peak_bytes - int(doc["peak_bytes"])) <= 0.01 * int(doc["peak_bytes"])  # type: ignore[call-overload]
+    assert doc["measured"]["peak_bytes"] == doc["peak_bytes"]  # type: ignore[index]
+
+
+def test_train_module_only_spec(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    spec = tmp_path / "net.yaml"
+    spec.write_text(f"name: net\ninput: [3, 32, 32]\nmodule: {PYMODEL}\n")
+    doc = _model_training([str(spec)])
+    assert doc["param_bytes"] == 4 * 620_810
+    assert doc["optimizer"] == "adam"

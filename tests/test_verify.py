@@ -13,10 +13,15 @@ from torch_helpers import SMALL, make_spec, spec_strategy
 from shapecalc import formulas, registry
 from shapecalc.analysis import analyse
 from shapecalc.errors import ShapecalcError
+from shapecalc.verification import FIELDS, NETWORK, Check, _materialise, resolve_device, verify
 
-torch = pytest.importorskip("torch")
+try:
+    import torch
+except ImportError:  # every test here is marked torch: each skips on its own
+    pass
 
-from shapecalc.verification import FIELDS, NETWORK, Check, _materialise, resolve_device, verify  # noqa: E402
+#: verification is torch's word against ours: every test here needs torch
+pytestmark = pytest.mark.torch
 
 ARCHITECTURES = sorted((Path(__file__).parent.parent / "architectures").glob("*.yaml"))
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import click
 
 from ..check import ERROR_CODES, WARNING_CODES
-from .options import DEVICE, note_unused
+from .options import DEVICE, format_option, note_unused
 
 
 def _codes(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> frozenset[str]:
@@ -55,14 +55,7 @@ def _plural(n: int, word: str) -> str:
     is_flag=True,
     help="Rewrite each spec's expect: values to what it computes to (nothing else in the file changes).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text: one FILE:LINE:COL line per problem; json: one JSON list of problem records.",
-)
+@format_option("text", "json", help="text: one FILE:LINE:COL line per problem; json: one JSON list of problem records.")
 @click.option(
     "--set",
     "set_values",
@@ -115,6 +108,10 @@ def command(
 
     if not verify:
         note_unused(ctx, "device", f"--device {device}", "without --verify")
+    elif all(file.endswith(".py") for file in files):
+        # a model file's numbers are torch's own (measured on meta): nothing to verify them against
+        note_unused(ctx, "verify", "--verify", "with Python model files: their numbers are torch's own")
+        note_unused(ctx, "device", f"--device {device}", "with Python model files: they run on meta")
 
     from .sweep_view import parsed_sets
 

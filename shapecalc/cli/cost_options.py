@@ -99,10 +99,50 @@ def add_training(
         measured = measure_step(spec, batch=analysis.batch, optimizer=optimizer, input=analysis.input)
         notes.append(
             f"training step measured with torch on cpu: saved {measured.saved_bytes:,} bytes (estimate"
-            f" {mem.saved_bytes:,}), peak {_bytes(measured.peak_bytes)} (estimate {mem.peak_bytes:,})"
+            f" {mem.saved_bytes:,}), peak {measured.peak_bytes:,} bytes (estimate {mem.peak_bytes:,};"
+            f" with the kernels' workspaces {measured.allocator_peak_bytes:,})"
         )
     views.panels.append(training_panel(mem, measured))
     views.json["training"] = training_json(mem, measured)
+
+
+def add_model_training(views: CostViews, ref: Any, analysis: Analysis, optimizer: str, notes: list[str]) -> None:
+    """``--train`` for a Python model: shapecalc has no layer tree to estimate what autograd saves,
+    so the step is run with torch on the CPU (the model built there) and measured; parameters,
+    gradients and optimizer state come from the model's parameters."""
+    from ..render_costs import training_json, training_panel
+
+    t = analysis.totals
+    bound = t.param_bytes * (2 + OPTIMIZERS[optimizer]) + 3 * t.total_bytes  # a generous guess at the step
+    if analysis.dtype != "float32":
+        notes.append(
+            f"--train: a Python model's training step is measured with torch in float32, not {analysis.dtype}:"
+            " not shown"
+        )
+        return
+    if not _fits(bound):
+        notes.append(f"--train: the Python model's training step (about {bound:,} bytes) would not fit in free memory")
+        return
+    from ..pymodel.build import build
+    from ..train_measure import measure_module_step
+    from ..training import measured_training
+
+    model = build(ref, device="cpu").module
+    leaves = {name: m for name, m in model.named_modules() if name and not list(m.children())}
+    measured = measure_module_step(model, analysis.input, leaves, batch=analysis.batch, optimizer=optimizer)
+    trainable_tensors = sum(1 for p in model.parameters() if p.requires_grad)
+    types = {name: type(m).__name__ for name, m in leaves.items()}
+    mem = measured_training(analysis, optimizer, measured, trainable_tensors, types)
+    notes.append(
+        f"--train on a Python model: saved for backward ({measured.saved_bytes:,} bytes) and peak"
+        f" ({measured.peak_bytes:,} bytes) measured with torch on cpu, one step at batch {analysis.batch}"
+        " (no estimate: shapecalc does not know the model's data flow)"
+    )
+    views.panels.append(training_panel(mem))
+    views.json["training"] = training_json(mem)
+    views.json["training"]["measured"] = {"device": "cpu", "saved_bytes": measured.saved_bytes,
+                                          "peak_bytes": measured.peak_bytes,
+                                          "allocator_peak_bytes": measured.allocator_peak_bytes}  # fmt: skip
 
 
 def _fits(peak: int) -> bool:
@@ -110,9 +150,3 @@ def _fits(peak: int) -> bool:
 
     free = available_memory("cpu")
     return free is None or peak < free
-
-
-def _bytes(n: int | None) -> str:
-    if n is None:
-        return "not measured (torch's MemTracker fails on outputs without gradients: frozen first layers)"
-    return f"{n:,} bytes"

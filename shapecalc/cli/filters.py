@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from ..shapes import bracketed, crossed
+
 PICTURE_SUFFIXES = (".png", ".svg", ".pdf")
 
 
@@ -100,12 +102,11 @@ def _print_text(filters: Any, file: str, per_filter: bool, limit: int) -> None:
     from ..filters import kernel_2d, scale_text
 
     scales = filters.scales(per_filter)
-    shape = ", ".join(str(s) for s in filters.weight.shape)
     where = f", {filters.where}" if filters.where else ""
-    kernel = "x".join(str(k) for k in filters.kernel)
+    kind = filters.kind + " " if filters.kind else ""
     head = [
-        f"{filters.name}: {filters.kind + ' ' if filters.kind else ''}weight [{shape}] in {file}{where}",
-        f"{filters.out_channels} filters of {kernel} over {filters.in_channels} input channel"
+        f"{filters.name}: {kind}weight {bracketed(filters.weight.shape)} in {file}{where}",
+        f"{filters.out_channels} filters of {crossed(filters.kernel)} over {filters.in_channels} input channel"
         f"{'s' if filters.in_channels != 1 else ''}; each weight shown as round(9 x weight / scale)",
         ("input channels side by side; " if filters.in_channels > 1 else "") + scale_text(filters, per_filter),
     ]

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import math
 import textwrap
 from typing import Any
 
 import click
 
-from ..axis_size import missed_note
-from ..layer_report import LayerReport, analyse_layer
-from ..registry import LAYERS, LayerResult
-from .options import SHAPE, batch_option, echo_json
+from ..layer_report import analyse_layer
+from ..registry import LAYERS
+from ..render_layer import as_dict, text_lines
+from .options import SHAPE, batch_option, echo_json, format_option
 
 
 def parse_value(text: str) -> Any:
@@ -126,8 +125,7 @@ Layer types:
 @batch_option
 @click.option("--vs-dense", type=click.IntRange(min=1), metavar="N",
               help="Compare the weights with a fully connected layer from the flattened input to N units.")  # fmt: skip
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Output format.")  # fmt: skip
+@format_option("text", "json")
 def command(
     layer_type: str,
     args: tuple[str, ...],
@@ -142,106 +140,3 @@ def command(
         return
     for line in text_lines(report, vs_dense):
         click.echo(line)
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return "[" + ", ".join(str(s) for s in shape) + "]"
-
-
-def text_lines(report: LayerReport, vs_dense: int | None = None) -> list[str]:
-    """The text rendering of one layer report."""
-    res = report.result
-    title = report.layer.name + (f" {res.summary}" if res.summary else "")
-    lines = [f"{title}: {report.torch_call()}"]
-    rows: list[tuple[str, str, str]] = [("input", _shape(report.input), ""), ("output", _shape(report.output), "")]
-    for name, dims in res.tensors:
-        rows.append((name, _shape(dims), f"{_numel(dims):,}"))
-    width = max(len(r[1]) for r in rows)
-    num_width = max(len(r[2]) for r in rows)
-    for label, text, count in rows:
-        lines.append(f"  {label:<8} {text:<{width}}  {count:>{num_width}}".rstrip())
-    params = f"{res.params:,}"
-    if res.trainable != res.params:
-        params += f" (trainable {res.trainable:,})"
-    lines.append(f"  {'params':<8} {params}")
-    if res.buffers:
-        lines.append(f"  {'buffers':<8} {res.buffers:,} (running statistics, not trained)")
-    for_batch = f"; {report.macs:,} for a batch of {report.batch}" if report.batch != 1 else ""
-    lines.append(f"  {'MACs':<8} {res.macs:,} per sample{for_batch} (FLOPs = 2 x MACs)")
-    note = _missed(res)
-    if note:
-        lines.append("  " + note)
-    if vs_dense is not None:
-        cmp = report.vs_dense(vs_dense)
-        w = len(f"{cmp.dense_weights:,}")
-        lines += [
-            "",
-            f"why convolutions: a fully connected layer from the flattened input ({cmp.in_features:,} features)"
-            f" to {cmp.out_features:,} units",
-            f"  {'dense weights':<16} {cmp.dense_weights:>{w},}",
-            f"  {report.layer.name + ' weights':<16} {cmp.layer_weights:>{w},}",
-            f"  {cmp.ratio:,.0f}x fewer weights in the {report.layer.name}"
-            if cmp.ratio >= 1
-            else f"  {1 / cmp.ratio:,.0f}x more weights in the {report.layer.name}",
-        ]
-    return lines
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # "inf", "-inf", "nan": JSON has no such numbers
-    return value
-
-
-def as_dict(report: LayerReport, vs_dense: int | None = None) -> dict[str, Any]:
-    """The JSON rendering of one layer report."""
-    res = report.result
-    data: dict[str, Any] = {
-        "type": report.layer.name,
-        "torch": report.layer.torch_name,
-        "torch_kwargs": {k: _jsonable(v) for k, v in res.torch_kwargs.items()},
-        "input": list(report.input),
-        "output": list(report.output),
-        "batch": report.batch,
-        "tensors": {name: list(shape) for name, shape in res.tensors},
-        "params": res.params,
-        "trainable": res.trainable,
-        "buffers": res.buffers,
-        "macs": res.macs,
-        "macs_for_batch": report.macs,
-        "unseen": list(res.unseen),
-    }
-    if vs_dense is not None:
-        cmp = report.vs_dense(vs_dense)
-        data["vs_dense"] = {
-            "in_features": cmp.in_features,
-            "out_features": cmp.out_features,
-            "dense_weights": cmp.dense_weights,
-            "layer_weights": cmp.layer_weights,
-            "ratio": cmp.ratio,
-        }
-    return data
-
-
-def _missed(res: LayerResult) -> str | None:
-    """The note for input rows no tap touches, worded and counted as ``shapecalc out`` does."""
-    if not any(res.unseen):
-        return None
-    n = len(res.unseen)
-    kw = res.torch_kwargs
-
-    def per_axis(v: Any) -> tuple[int, ...]:
-        return tuple(v) if isinstance(v, (tuple, list)) else (int(v),) * n
-
-    kernel = per_axis(kw["kernel_size"])
-    stride = per_axis(kw.get("stride") or kernel)  # pooling's stride defaults to its kernel
-    return missed_note(res.unseen, res.unseen_at_end, kernel, stride, per_axis(kw.get("dilation", 1)))

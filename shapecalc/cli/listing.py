@@ -5,17 +5,12 @@ from __future__ import annotations
 import click
 from rich.text import Text
 
-from .options import echo_json, print_renderable
+from ..shapes import crossed
+from .options import echo_json, format_option, print_renderable
 
 
 @click.command("list")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-)
+@format_option("table", "json", help=None)
 def command(fmt: str) -> None:
     """List the shipped architectures: name, input, parameters, MACs, receptive field, source.
 
@@ -52,7 +47,7 @@ def command(fmt: str) -> None:
     rows = [  # every cell becomes Text below: names and sources come from the spec files, never markup
         (
             e.name,
-            "x".join(map(str, e.input)),
+            crossed(e.input),
             f"{e.params:,}",
             f"{e.macs:,}",
             str(e.receptive_field) if e.receptive_field is not None else "-",

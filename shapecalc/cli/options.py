@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class ShapeParam(click.ParamType):
@@ -45,6 +48,13 @@ batch_option = click.option(
 )
 
 
+def format_option(*choices: str, help: str | None = "Output format.") -> Callable[[F], F]:
+    """``--format`` into the parameter ``fmt``, one of ``choices``; the first is the default."""
+    return click.option(
+        "--format", "fmt", type=click.Choice(list(choices)), default=choices[0], show_default=True, help=help
+    )
+
+
 class DeviceParam(click.ParamType):
     """``auto|cpu|cuda|cuda:N|mps|meta``, checked when parsed (whether or not torch is there)."""
 
@@ -71,6 +81,28 @@ def note_unused(ctx: click.Context, name: str, flag: str, reason: str) -> None:
     """Say on stderr that an option given on the command line does nothing here (the rule: never silently)."""
     if given(ctx, name):
         click.echo(f"note: {flag} does nothing {reason}", err=True)
+
+
+def wants_verification(verify: bool | None, notes: list[str]) -> bool:
+    """Whether to verify against torch, for ``--verify/--no-verify`` (None: the default).
+
+    An explicit ``--verify`` without torch fails (:class:`MissingTorchError`: asked for, not
+    got, as ``check --verify``); the default without torch adds a note and skips it.
+    """
+    import importlib.util
+
+    if verify is False:
+        return False
+    if importlib.util.find_spec("torch") is not None:
+        return True
+    if verify:
+        from ..errors import MissingTorchError
+
+        raise MissingTorchError("--verify")
+    from ..errors import INSTALL_TORCH
+
+    notes.append(f"not verified: torch is not installed ({INSTALL_TORCH})")
+    return False
 
 
 def json_text(doc: Any) -> str:

@@ -7,7 +7,7 @@ only (no torch, no YAML, no rich): it must start fast.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -15,7 +15,8 @@ import click
 from .. import axis_size
 from ..axis_size import OutConfig, OutResult, Value
 from ..errors import LayerConfigError
-from .options import echo_json, layer_mode
+from ..shapes import crossed
+from .options import echo_json, format_option, layer_mode
 
 
 def _values(name: str) -> Callable[[click.Context, click.Parameter, str | None], list[Value] | None]:
@@ -30,10 +31,6 @@ def _values(name: str) -> Callable[[click.Context, click.Parameter, str | None],
             raise click.BadParameter(exc.message) from None
 
     return callback
-
-
-def _dims(values: Sequence[int]) -> str:
-    return "x".join(str(v) for v in values)
 
 
 def unseen_note(result: OutResult) -> str | None:
@@ -68,7 +65,7 @@ def _table(rows: list[list[str]]) -> list[str]:
 
 def _show_padding(config: OutConfig) -> str:
     p = config.padding
-    return p if isinstance(p, str) else _dims(p)
+    return p if isinstance(p, str) else crossed(p)
 
 
 def _sweep_table(configs: list[OutConfig], results: list[OutResult | LayerConfigError], mode: str) -> list[str]:
@@ -79,16 +76,16 @@ def _sweep_table(configs: list[OutConfig], results: list[OutResult | LayerConfig
     rows = [header]
     for config, res in zip(configs, results, strict=True):
         if config.stride is not None:
-            stride = _dims(config.stride)
+            stride = crossed(config.stride)
         else:
-            stride = _dims(config.kernel) if mode == "pool" else "1"
-        row = [_dims(config.size), _dims(config.kernel), _show_padding(config), stride, _dims(config.dilation)]
+            stride = crossed(config.kernel) if mode == "pool" else "1"
+        row = [crossed(config.size), crossed(config.kernel), _show_padding(config), stride, crossed(config.dilation)]
         if mode == "transpose":
-            row.append(_dims(config.output_padding))
+            row.append(crossed(config.output_padding))
         if isinstance(res, LayerConfigError):
             row += ["-", res.message]
         else:
-            row += [_dims(res.out), _unseen_short(res)]
+            row += [crossed(res.out), _unseen_short(res)]
         rows.append(row)
     return _table(rows)
 
@@ -124,8 +121,7 @@ does not divide evenly, the input rows/columns that no window covers are reporte
 @click.option("--pool", is_flag=True, help="Max/avg pooling (avg pooling takes no dilation).")
 @click.option("--ceil", is_flag=True, help="With --pool: ceil_mode (round the division up).")
 @click.option("-q", "--quiet", is_flag=True, help="Print the bare result only (for scripts).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Output format.")  # fmt: skip
+@format_option("text", "json")
 def command(
     size: list[Value],
     kernel: list[Value],
@@ -169,7 +165,7 @@ def command(
         echo_json(data)
     elif quiet:
         for res in results:
-            click.echo("-" if isinstance(res, LayerConfigError) else _dims(res.out))
+            click.echo("-" if isinstance(res, LayerConfigError) else crossed(res.out))
     else:
         for line in _sweep_table(configs, results, mode):
             click.echo(line)
@@ -189,7 +185,7 @@ def _single(result: OutResult, quiet: bool, fmt: str) -> None:
     if fmt == "json":
         echo_json(result.as_dict())
         return
-    click.echo(_dims(result.out))
+    click.echo(crossed(result.out))
     if quiet:
         return
     for line in _formula_lines(result):

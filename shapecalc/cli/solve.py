@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
+from ..formulas import MODE_WORDS
 from ..solve import DEFAULT_BOUNDS, SolveResult, solve
-from .options import echo_json, layer_mode
+from .options import echo_json, format_option, layer_mode
 
 HELP = f"""Which kernel/stride/padding/dilation map an input size to an output size (one axis).
 
@@ -38,8 +39,7 @@ is a multiple of the stride. For --pool: non-overlapping windows (stride = kerne
 @click.option("--ceil", is_flag=True, help="With --pool: ceil_mode.")
 @click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True,
               help="Show at most N combinations (0: all).")  # fmt: skip
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Output format.")  # fmt: skip
+@format_option("text", "json")
 def command(
     size: int,
     out: int,
@@ -70,7 +70,7 @@ def text_lines(result: SolveResult, limit: int) -> list[str]:
     """The solutions as an aligned table, best first, with a header and a footer."""
     total = len(result.solutions)
     shown = result.solutions if not limit else result.solutions[:limit]
-    layer = {"conv": "convolution", "transpose": "transposed convolution", "pool": "pooling"}[result.mode]
+    layer = MODE_WORDS[result.mode]
     plural = "s" if total != 1 else ""
     lines = [
         f"{result.size} -> {result.out}: {total} {layer} setting{plural} within {result.bounds.describe(result.mode)}"

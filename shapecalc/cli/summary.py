@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -10,7 +9,16 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .cost_options import cost_options
-from .options import DEVICE, SHAPE, batch_option, echo_json, note_unused, print_renderable
+from .options import (
+    DEVICE,
+    SHAPE,
+    batch_option,
+    echo_json,
+    format_option,
+    note_unused,
+    print_renderable,
+    wants_verification,
+)
 from .sweep_view import param_options
 
 if TYPE_CHECKING:
@@ -18,8 +26,6 @@ if TYPE_CHECKING:
     from ..spec.model import Spec
     from ..verification import Verification
 
-#: what ``summary`` prints when it would verify but torch is missing
-INSTALL_TORCH = "pip install 'shapecalc-cnn[torch]'"
 
 
 @click.command("summary")
@@ -34,13 +40,7 @@ INSTALL_TORCH = "pip install 'shapecalc-cnn[torch]'"
     help="Element type for the memory figures.",
 )
 @click.option("--depth", type=click.IntRange(min=0), help="Fold rows nested deeper than N (0 = top level only).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "markdown", "csv"]),
-    default="table",
-    show_default=True,
-)
+@format_option("table", "json", "markdown", "csv", help=None)
 @click.option(
     "--verify/--no-verify",
     default=None,
@@ -105,14 +105,14 @@ def command(
     from ..pymodel.ref import looks_like_ref
 
     costs = (fmt, depth, as_tools, count, percent, compare_tools)
-    if train and (looks_like_ref(spec_file)):
-        raise click.UsageError("--train works on a spec's layers, not on a Python model")
     if looks_like_ref(spec_file):
+        from ..pymodel.ref import parse_args, parse_ref
         from .pymodel import note_model_flags, summary_of_model
 
         note_model_flags(ctx, verify, device)
         model_analysis, model_notes = summary_of_model(spec_file, input_shape, model_args, batch=batch, dtype=dtype)
-        _emit(model_analysis, None, model_notes, *costs)
+        ref = parse_ref(spec_file, parse_args(model_args)) if train else None
+        _emit(model_analysis, None, model_notes, *costs, _model_training(ref, model_analysis, optimizer))
         return
     if model_args:
         raise click.UsageError("--arg is for a Python model (path/file.py:Name), not a spec")
@@ -121,7 +121,9 @@ def command(
 
     if sweep_values:
         show_sweep(*_text(spec_file), set_values, sweep_values, input_shape=input_shape, batch=batch,
-                   dtype=dtype, fmt=fmt, verify=verify, device=device)  # fmt: skip
+                   dtype=dtype, fmt=fmt, verify=verify, device=device, depth=depth, as_tools=as_tools,
+                   count=count, percent=percent, compare_tools=compare_tools,
+                   train=optimizer if train else None)  # fmt: skip
         return
     spec = _load(spec_file, parsed_sets(set_values))
     if spec.module is not None and not spec.has_layers:  # the spec only names a Python model
@@ -129,7 +131,14 @@ def command(
 
         note_model_flags(ctx, verify, device)
         model_analysis, model_notes = summary_of_spec_module(spec, input_shape, batch=batch, dtype=dtype)
-        _emit(model_analysis, None, model_notes, *costs)
+        ref = None
+        if train:
+            import os
+
+            from ..pymodel.ref import parse_ref
+
+            ref = parse_ref(spec.module, spec.module_args, base=os.path.dirname(spec.file) or ".")
+        _emit(model_analysis, None, model_notes, *costs, _model_training(ref, model_analysis, optimizer))
         return
     if input_shape is not None and len(input_shape) == len(spec.input) + 1:
         from ..errors import BatchAxisError
@@ -143,15 +152,7 @@ def command(
         note_unused(ctx, "depth", "--depth", "with --format json (the document has every row)")
     verification = None
     notes: list[str] = []
-    torch_missing = importlib.util.find_spec("torch") is None
-    if verify and torch_missing:
-        # asked for explicitly: not getting it is a failure (the same rule as `check --verify`)
-        from ..errors import MissingTorchError
-
-        raise MissingTorchError("--verify")
-    if verify is None and torch_missing:
-        notes.append(f"not verified: torch is not installed ({INSTALL_TORCH})")
-    elif verify is not False:
+    if wants_verification(verify, notes):
         from ..verification import verify as run_verify
 
         verification = run_verify(spec, analysis=analysis, device=device, batch=batch)
@@ -188,8 +189,13 @@ def _emit(
     views = cost_views(
         analysis, as_tools=as_tools, count=count, percent=percent, compare_tools=compare_tools, json=fmt == "json"
     )
+    notes = [*notes, *views.notes]
     if training is not None:
         training(views, notes)
+    if fmt in ("csv", "markdown") and views.panels:
+        # the panels (counts per sample, by layer type, tools compared, training step) are not rows
+        titles = ", ".join(f'"{getattr(p, "title", "")}"' for p in views.panels)
+        notes.append(f"--format {fmt} has the table only; {titles}: with --format table or json")
     if fmt == "json":
         from ..render import to_json
 
@@ -213,6 +219,19 @@ def _emit(
         )
     for note in notes:
         click.echo(note, err=True)
+
+
+def _model_training(ref: Any, analysis: Analysis, optimizer: str) -> Callable[[Any, list[str]], None] | None:
+    """``--train`` for a Python model (``ref``; None: not asked): its step measured with torch."""
+    if ref is None:
+        return None
+
+    def training(views: Any, notes: list[str]) -> None:
+        from .cost_options import add_model_training
+
+        add_model_training(views, ref, analysis, optimizer, notes)
+
+    return training
 
 
 def _marks(verification: Verification | None) -> dict[str, bool] | None:

@@ -7,14 +7,14 @@ the comparison of every variant (:mod:`shapecalc.sweep`) instead of one layer ta
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
 
-from .options import echo_json, print_renderable
+from ..conventions import CONVENTIONS
+from .options import echo_json, print_renderable, wants_verification
 
 
 def param_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -62,24 +62,38 @@ def show_sweep(
     fmt: str,
     verify: bool | None,
     device: str,
+    depth: int | None = None,
+    as_tools: Sequence[str] = (),
+    count: Sequence[str] = (),
+    percent: bool = False,
+    compare_tools: bool = False,
+    train: str | None = None,
 ) -> None:
-    """Print the comparison of every variant; exit 1 when torch disagrees with one of them."""
+    """Print the comparison of every variant; exit 1 when torch disagrees with one of them.
+
+    The cost options apply to each variant's totals: ``--count`` and ``--as`` (every tool with
+    ``--compare-tools``) add a column each, ``--train`` the estimated peak of a training step
+    (``train`` is the optimiser); the per-layer ones (``--depth``, ``--percent``) get a note.
+    """
     from .. import sweep
 
     sets = [sweep.parse_set(s) for s in set_values]
     sweeps = [sweep.parse_sweep(s) for s in sweep_values]
     values = sweep.variants(sets, sweeps)
     rows = sweep.run(text, spec_file, values, input=input_shape, batch=batch, dtype=dtype)
+    tools = list(CONVENTIONS) if compare_tools else list(dict.fromkeys(as_tools))
+    rows = sweep.with_costs(rows, count, tools, train)
 
     notes: list[str] = []
-    torch_missing = importlib.util.find_spec("torch") is None
-    if verify and torch_missing:
-        from ..errors import MissingTorchError
-
-        raise MissingTorchError("--verify")
-    if verify is None and torch_missing:
-        notes.append("not verified: torch is not installed (pip install 'shapecalc-cnn[torch]')")
-    elif verify is not False:
+    if depth is not None:
+        notes.append("--depth is not used with --sweep: the comparison has one row per variant (its totals)")
+    if percent:
+        notes.append("--percent is not used with --sweep: shares are per layer; run one variant with --set")
+    if compare_tools:
+        notes.append("--compare-tools with --sweep: a column per tool (the reasons: one variant with --set)")
+    if train:
+        notes.append(f"--train with --sweep: the estimated peak of a training step ({train}), not measured")
+    if wants_verification(verify, notes):
         rows, notes = _verified(rows, device, batch)
 
     names = [n for n, _ in sweeps]

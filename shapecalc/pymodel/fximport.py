@@ -217,6 +217,18 @@ class _Importer:
             raise Unsupported(n, "a product of two computed tensors (a gate multiplies the input of its body)")
         return {"gate": {"body": self.chain(b if a is d else a, d)}}
 
+    def layer_scale(self, n: Any) -> list[Item] | None:
+        """``self.gamma * x`` with a parameter of shape ``[C, 1, ...]``: ConvNeXt's layer scale."""
+        (x,) = self.preds(n)
+        shape = _shape(x)
+        others = [a for a in n.args if a is not x]
+        if shape is None or len(others) != 1:
+            return None
+        param = _get_attr_shape(self.gm, others[0])
+        if param is None or param != (shape[1], *([1] * (len(shape) - 2))):
+            return None
+        return [{"layer_scale": {"name": str(others[0].target)}}]
+
     def layers(self, n: Any) -> list[Item]:
         if n.op == "call_module":
             module = self.gm.get_submodule(n.target)
@@ -236,6 +248,10 @@ class _Importer:
             )
         if name in SPLITS:
             raise Unsupported(n, f"{_describe(n)} whose parts are not concatenated back has no spec equivalent")
+        if name in ("mul", "mul_"):
+            scale = self.layer_scale(n)
+            if scale is not None:
+                return scale
         convert = FUNCTIONS.get(name)
         if convert is None:
             raise Unsupported(n, f"{_describe(n)} has no spec equivalent")
@@ -265,6 +281,16 @@ def _scoped(item: Item, n: Any) -> Item:
     if isinstance(body, dict):
         return {kind: {**body, "_scope": _scope(n)}}
     return item  # a concat in list form: grouped by its layers' names
+
+
+def _get_attr_shape(gm: Any, node: Any) -> tuple[int, ...] | None:
+    """The shape of a parameter ``node`` reads (``self.layer_scale`` in ``forward``)."""
+    if not hasattr(node, "op") or node.op != "get_attr":
+        return None
+    try:
+        return tuple(gm.get_parameter(node.target).shape)
+    except AttributeError:
+        return None
 
 
 def _name(n: Any) -> str:
@@ -542,7 +568,15 @@ def trace_to_layers(
     import torch.fx
     from torch.fx.passes.shape_prop import ShapeProp
 
-    tracer = torch.fx.Tracer()
+    # torchvision's LayerNorm2d subclasses nn.LayerNorm outside torch.nn: a layer all the same.
+    # (Read before tracing: while fx traces, a module's parameters read as proxies.)
+    layers = {name for name, m in model.named_modules() if name and known_layer(m) is not None}
+
+    class Tracer(torch.fx.Tracer):
+        def is_leaf_module(self, m: Any, qualname: str) -> bool:
+            return qualname in layers or bool(super().is_leaf_module(m, qualname))
+
+    tracer = Tracer()
     tracer.record_stack_traces = True
     was_training = [(m, m.training) for m in model.modules()]
     model.eval()
@@ -750,7 +784,22 @@ def dump_spec(doc: dict[str, Any]) -> str:
 
     Dumper.add_representer(_Flow, flow)
     Dumper.add_representer(_FlowList, flow_list)
-    body = {k: (_Flow(v) if k == "expect" else _FlowList(v) if k == "input" else _flowed(v)) for k, v in doc.items()}
+
+    def block(definition: dict[str, Any]) -> dict[str, Any]:
+        return {k: (_Flow(v) if k == "params" else _flowed(v)) for k, v in definition.items()}
+
+    body = {
+        k: (
+            _Flow(v)
+            if k == "expect"
+            else _FlowList(v)
+            if k == "input"
+            else {name: block(d) for name, d in v.items()}
+            if k == "blocks"
+            else _flowed(v)
+        )
+        for k, v in doc.items()
+    }
     return yaml.dump(body, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=120, allow_unicode=True)
 
 

@@ -266,17 +266,19 @@ class Expander:
         if e.what == "residual":
             body, shortcut = subs
             assert body is not None
-            return Residual(body, shortcut, path, sc.where(e.loc), name=label, trace=sc.trace, repeat_index=index)
+            return Residual(body, shortcut, path=path, location=sc.where(e.loc), name=label, trace=sc.trace,
+                            repeat_index=index)  # fmt: skip
         if e.what == "gate":
             (body,) = subs
             assert body is not None
-            return Gate(body, path, sc.where(e.loc), name=label, trace=sc.trace, repeat_index=index)
+            return Gate(body, path=path, location=sc.where(e.loc), name=label, trace=sc.trace, repeat_index=index)
         branches = tuple(s for s in subs if s is not None)
         if e.what == "split":
             sizes, sizes_loc = self.split_sizes(e, len(branches), epath, sc)
             where = sc.where(e.loc)
-            return Split(branches, sizes, path, where, label, sc.trace, index, sizes_loc)
-        return Concat(branches, path, sc.where(e.loc), name=label, trace=sc.trace, repeat_index=index)
+            return Split(branches, sizes, sizes_loc, path=path, location=where, name=label, trace=sc.trace,
+                         repeat_index=index)  # fmt: skip
+        return Concat(branches, path=path, location=sc.where(e.loc), name=label, trace=sc.trace, repeat_index=index)
 
     def split_sizes(
         self, e: Entry, branches: int, epath: str, sc: Scope

@@ -65,48 +65,42 @@ class Sequential:
     trace: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Structure:
+    """What every structural node (residual, concat, gate, split) holds besides its parts: where it is."""
+
+    path: str
+    location: Location
+    name: str | None = None
+    trace: tuple[str, ...] = ()
+    #: for one copy inside a ``repeat``: its 1-based index and the count
+    repeat_index: tuple[int, int] | None = None
+
+
 @dataclass(frozen=True, eq=False)
-class Residual:
+class Residual(Structure):
     """``out = body(x) + shortcut(x)``; ``shortcut`` None means the identity."""
 
     body: Sequential
     shortcut: Sequential | None
-    path: str
-    location: Location
-    name: str | None = None
-    trace: tuple[str, ...] = ()
-    #: for one copy inside a ``repeat``: its 1-based index and the count
-    repeat_index: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, eq=False)
-class Concat:
+class Concat(Structure):
     """``out = cat([branch(x) ...], channel axis)``; an empty branch is the identity."""
 
     branches: tuple[Sequential, ...]
-    path: str
-    location: Location
-    name: str | None = None
-    trace: tuple[str, ...] = ()
-    #: for one copy inside a ``repeat``: its 1-based index and the count
-    repeat_index: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, eq=False)
-class Gate:
+class Gate(Structure):
     """``out = x * body(x)``: the body's output broadcast over ``x`` (squeeze-excitation)."""
 
     body: Sequential
-    path: str
-    location: Location
-    name: str | None = None
-    trace: tuple[str, ...] = ()
-    #: for one copy inside a ``repeat``: its 1-based index and the count
-    repeat_index: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, eq=False)
-class Split:
+class Split(Structure):
     """``x`` cut along the channel axis, one part per branch, the branch outputs concatenated.
 
     ``sizes`` holds the channels of each part as the spec gives them; ``None`` means equal
@@ -116,12 +110,6 @@ class Split:
 
     branches: tuple[Sequential, ...]
     sizes: tuple[int, ...] | None
-    path: str
-    location: Location
-    name: str | None = None
-    trace: tuple[str, ...] = ()
-    #: for one copy inside a ``repeat``: its 1-based index and the count
-    repeat_index: tuple[int, int] | None = None
     #: where ``sizes`` is written, for its errors
     sizes_location: Location | None = None
 
