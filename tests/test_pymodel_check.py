@@ -92,6 +92,8 @@ def test_declarations_are_read_without_importing(tmp_path: Path) -> None:
     [
         ("SHAPECALC_MODELS = {'Net': {'input': [3, 8, 8], 'exepct': {}}}\n", "has an unknown key 'exepct'"),
         ("SHAPECALC_MODELS = {'Net': {'input': [3, 0]}}\n", "needs input: a list of positive sizes"),
+        ("SHAPECALC_MODELS = {'Net': {'input': [1, 3, 8, 8, 8]}}\n", "input has 5 axes; one sample is [features]"),
+        ("SHAPECALC_MODELS = {'Net': {'input': [1] * 9}}\n", "must be a plain literal"),
         ("SHAPECALC_MODELS = {'Net': {'input': [3], 'expect': {'flops': 1}}}\n", "expect has an unknown key 'flops'"),
         ("SHAPECALC_MODELS = dict(Net={'input': [3]})\n", "must be a plain literal"),
         ("SHAPECALC_MODELS = {}\n", "must be a non-empty dict"),
@@ -102,6 +104,16 @@ def test_malformed_declarations_are_sc001_without_running_anything(tmp_path: Pat
     code, out, _err = run("m.py", cwd=tmp_path)
     assert code == 1
     assert out.startswith("m.py:2:") and message in out and out.rstrip().endswith("[SC001]")
+
+
+def test_a_file_that_never_names_the_declaration_is_skipped_unparsed(tmp_path: Path) -> None:
+    """Most .py files of a repository hold no SHAPECALC_MODELS: not even parsed (not a Python linter)."""
+    (tmp_path / "gen.py").write_text("def broken(:\n")
+    (tmp_path / "decl.py").write_text("def broken(:\nSHAPECALC_MODELS = {}\n")
+    code, out, err = run("-v", "gen.py", cwd=tmp_path)
+    assert (code, out, err.splitlines()[0]) == (0, "", "gen.py: skipped: no SHAPECALC_MODELS in it")
+    code, out, _ = run("decl.py", cwd=tmp_path)
+    assert code == 1 and out.startswith("decl.py:1:") and "not valid Python" in out
 
 
 def test_check_python_files(tmp_path: Path) -> None:

@@ -32,6 +32,8 @@ from ..spec import EXPECT_KEYS
 
 #: the keys a declared model may have
 ENTRY_KEYS = ("input", "args", "expect")
+#: the axes of one sample, as a spec's ``input`` allows (spec.document: ``read_shape(..., max_axes=4)``)
+MAX_INPUT_AXES = 4
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,10 @@ def read_declarations(file: str) -> list[Declared] | Problem | None:
     except ShapecalcError as err:
         message = err.message[len(file) + 2 :] if err.message.startswith(f"{file}: ") else err.message
         return Problem(file, 1, 1, "error", "SC001", None, message)
+    if source.isascii() and b"SHAPECALC_MODELS" not in source:
+        # no declaration can be there (a non-ASCII file may spell the name in other letters that
+        # Python folds to it): most .py files of a repository are skipped without parsing them
+        return None
     try:
         tree = ast.parse(source, filename=file)
     except (SyntaxError, ValueError) as err:
@@ -136,6 +142,12 @@ def read_declarations(file: str) -> list[Declared] | Problem | None:
         ):
             at = parts["input"][1] if "input" in parts else entry_node
             return bad(at, f"{where} needs input: a list of positive sizes, one sample (no batch axis)")
+        if len(shape) > MAX_INPUT_AXES:  # as a spec's input: refused before torch or the file is imported
+            return bad(
+                parts["input"][1],
+                f"{where} input has {len(shape)} axes; one sample is [features], [C, L], [C, H, W] or"
+                " [C, D, H, W] (no batch axis)",
+            )
         args = entry.get("args", {})
         if not isinstance(args, dict) or not all(isinstance(k, str) for k in args):
             at = parts.get("args", (entry_node, entry_node))[1]
