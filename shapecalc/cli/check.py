@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import click
 
 from ..check import ERROR_CODES, WARNING_CODES
+from ..errors import ShapecalcError
 from .options import DEVICE, format_option, note_unused
 
 
@@ -103,7 +104,7 @@ def command(
     needs --set NAME=VALUE.
     """
     from ..check import check_file, problem_from_error
-    from ..errors import ShapecalcError
+    from ..check import update_expect as update_expect_of_spec
     from ..shipped import looks_like_name, path_of
 
     if not verify:
@@ -124,13 +125,7 @@ def command(
         if file.endswith(".py"):
             from ..pymodel.checkpy import check_python_file, update_python_expect
 
-            py_not_updated = None
-            if update_expect:
-                try:
-                    if update_python_expect(file):
-                        click.echo(f"{file}: expect: updated", err=True)
-                except ShapecalcError as err:
-                    py_not_updated = err
+            py_not_updated = _rewrite_expect(file, update_python_expect) if update_expect else None
             found_py = check_python_file(file)
             if found_py is not None and py_not_updated is not None:
                 found_py.insert(0, problem_from_error(py_not_updated, file, "SC010"))
@@ -144,15 +139,7 @@ def command(
         if not os.path.exists(file) and looks_like_name(file):
             shipped = path_of(file)  # a shipped architecture's name (an existing path always wins)
             file = str(shipped) if shipped is not None else file
-        not_updated = None
-        if update_expect:
-            from ..check import update_expect as rewrite
-
-            try:
-                if rewrite(file):
-                    click.echo(f"{file}: expect: updated", err=True)
-            except ShapecalcError as err:
-                not_updated = err
+        not_updated = _rewrite_expect(file, update_expect_of_spec) if update_expect else None
         found = check_file(file, strict=strict, ignore=ignore, verify=verify, device=device, params=params)
         if not_updated is not None and not any(p.code in ("SC001", "SC002") for p in found):
             # the spec is fine but its text could not be edited in place: say so (a load error says it already)
@@ -204,3 +191,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _rewrite_expect(file: str, rewrite: Callable[[str], bool]) -> ShapecalcError | None:
+    """``--update-expect`` of one file (a spec or a .py model file): says so when it changed the file,
+    and returns the error that kept it from writing (reported beside the file's problems), if any."""
+    try:
+        if rewrite(file):
+            click.echo(f"{file}: expect: updated", err=True)
+    except ShapecalcError as err:
+        return err
+    return None

@@ -13,7 +13,6 @@ from typing import Any
 
 import click
 
-from ..conventions import CONVENTIONS
 from .options import echo_json, print_renderable, wants_verification
 
 
@@ -76,6 +75,7 @@ def show_sweep(
     (``train`` is the optimiser); the per-layer ones (``--depth``, ``--percent``) get a note.
     """
     from .. import sweep
+    from ..conventions import CONVENTIONS  # here, not at the top: `check --set` imports this module too
 
     sets = [sweep.parse_set(s) for s in set_values]
     sweeps = [sweep.parse_sweep(s) for s in sweep_values]
