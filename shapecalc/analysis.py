@@ -187,7 +187,6 @@ class _State:
         self.max_param_elems = MAX_TENSOR_BYTES // self.item_bytes
 
 
-
 def _step_rf(rf: ReceptiveField | None, res: LayerResult, in_shape: Shape, net_input: Shape) -> ReceptiveField | None:
     if rf is None or (res.receptive is None and res.axes is None):
         return rf
@@ -329,9 +328,7 @@ def _walk(
             raise ShapecalcError(
                 f"residual branches disagree: body gives {show_value(body_shape)}, "
                 f"{'shortcut' if node.shortcut is not None else 'the identity shortcut'}"
-                f" gives {show_value(short_shape)}"
-                + _shortcut_hint(in_shape, body_shape)
-                + block_note(node),
+                f" gives {show_value(short_shape)}" + _shortcut_hint(in_shape, body_shape) + block_note(node),
                 location=node.location,
                 path=f"{node.path} (residual)",
             )
@@ -615,9 +612,7 @@ def analyse(
 def _analyse(spec: Spec, in_shape: Shape, batch: int, dtype: str) -> Analysis:
     st = _State(spec, in_shape, batch, DTYPE_BYTES[dtype])
     n_spatial = len(in_shape) - 1
-    rf0 = (
-        ReceptiveField((1,) * n_spatial, (1,) * n_spatial, (0,) * n_spatial) if n_spatial else None
-    )
+    rf0 = ReceptiveField((1,) * n_spatial, (1,) * n_spatial, (0,) * n_spatial) if n_spatial else None
     shape = in_shape
     rf = rf0
     # the top level is walked item by item: its rows are the network's, not a group's

@@ -227,9 +227,7 @@ def sweep(
     strides: Sequence[Value | None] = stride if stride is not None else [None]
     total = math.prod(len(v) for v in (size, kernel, padding, strides, dilation, output_padding))
     if total > MAX_SWEEP:
-        raise LayerConfigError(
-            f"the sweep has {total:,} combinations, more than {MAX_SWEEP:,}: list fewer values"
-        )
+        raise LayerConfigError(f"the sweep has {total:,} combinations, more than {MAX_SWEEP:,}: list fewer values")
     for i, k, p, s, d, op in itertools.product(size, kernel, padding, strides, dilation, output_padding):
         assert not isinstance(i, str) and not isinstance(k, str) and not isinstance(s, str)
         assert not isinstance(d, str) and not isinstance(op, str)

@@ -579,11 +579,13 @@ def _refuse_shared(text: str, block: YNode, key: YNode, node: YNode) -> None:
     anchored value (``params: &p 10``) may be used elsewhere: editing it would change that too.
     """
     inside = block.start <= node.start < block.end
-    if not inside or text[node.start : node.start + 1] in ("*", "&") or text[key.end :].lstrip(": \t").startswith(
-        ("*", "&")
+    if (
+        not inside
+        or text[node.start : node.start + 1] in ("*", "&")
+        or text[key.end :].lstrip(": \t").startswith(("*", "&"))
     ):
         raise SpecError(
-            f"--update-expect cannot update expect.{text[key.start:key.end]}: its value is shared with another part"
+            f"--update-expect cannot update expect.{text[key.start : key.end]}: its value is shared with another part"
             " of the file through a YAML anchor or alias, and only expect: values may change; write the value out",
             location=Location("<text>", key.line, key.col),
         )

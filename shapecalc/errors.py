@@ -79,9 +79,7 @@ class MissingTorchError(ShapecalcError):
     """A command needs torch and it is not installed."""
 
     def __init__(self, what: str = "this") -> None:
-        super().__init__(
-            f"{what} needs PyTorch, which is not installed: {INSTALL_TORCH} (or pip install torch)"
-        )
+        super().__init__(f"{what} needs PyTorch, which is not installed: {INSTALL_TORCH} (or pip install torch)")
 
 
 #: how to get torch, in every message that misses it

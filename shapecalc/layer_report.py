@@ -121,4 +121,3 @@ def analyse_layer(name: str, args: Mapping[str, Any], input_shape: tuple[int, ..
     for tensor, dims in result.tensors:
         check_tensor_size(f"its {tensor}", dims)
     return LayerReport(lt, dict(args), tuple(input_shape), result, batch)
-

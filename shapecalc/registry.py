@@ -428,8 +428,10 @@ def _output_size(lt: LayerType, a: Arg, v: Any) -> Any:
         return int(v)
     # torch's 1-d adaptive pools take no null ("keep the axis" makes no sense with one axis)
     keep_ok = n > 1
-    if isinstance(v, list | tuple) and len(v) == n and all(
-        (keep_ok and x is None) or (_is_int(x) and x >= 1) for x in v
+    if (
+        isinstance(v, list | tuple)
+        and len(v) == n
+        and all((keep_ok and x is None) or (_is_int(x) and x >= 1) for x in v)
     ):
         return tuple(None if x is None else int(x) for x in v)
     if n == 1:
@@ -766,9 +768,7 @@ def _infer_pool(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> LayerRe
     at_end = [0 if ceil else F.unseen_rows(size, k[i], s[i], p[i], d[i]) for i, size in enumerate(shape[1:])]
     return LayerResult(
         output=(shape[0], *out_sp),
-        receptive=ReceptiveStep(
-            tuple(F.effective_kernel(kk, dd) for kk, dd in zip(k, d, strict=True)), s, p
-        ),
+        receptive=ReceptiveStep(tuple(F.effective_kernel(kk, dd) for kk, dd in zip(k, d, strict=True)), s, p),
         torch_kwargs=dict(args),
         summary=_kernel_summary(k, s, p, d, " ceil" if ceil else ""),
         unseen=unseen,
@@ -851,9 +851,7 @@ def _batchnorm_batch(lt: LayerType, shape: Shape, res: LayerResult, batch: int) 
     if res.torch_kwargs.get("track_running_stats"):
         return
     if batch * math.prod(shape[1:]) == 1:
-        raise _one_value_per_channel(
-            lt, shape, 1, batch, "use a larger batch or input, or track_running_stats: true"
-        )
+        raise _one_value_per_channel(lt, shape, 1, batch, "use a larger batch or input, or track_running_stats: true")
 
 
 def _groupnorm_batch(lt: LayerType, shape: Shape, res: LayerResult, batch: int) -> None:
@@ -1285,9 +1283,7 @@ def _infer_permute(lt: LayerType, shape: Shape, args: Mapping[str, Any]) -> Laye
             f"dims {show_value(dims)} must name every axis 0 to {rank - 1} once (a permutation)", arg="dims"
         )
     if norm[0] != 0:
-        raise LayerConfigError(
-            f"dims {show_value(dims)} moves the batch axis: dims[0] must be 0", arg="dims"
-        )
+        raise LayerConfigError(f"dims {show_value(dims)} moves the batch axis: dims[0] must be 0", arg="dims")
     order = [d - 1 for d in norm[1:]]
     return LayerResult(
         output=tuple(shape[d] for d in order),
@@ -1555,9 +1551,7 @@ def _build() -> dict[str, LayerType]:
             None,
             "learnable leaky ReLU: 1 or one parameter per channel",
         ),
-        LayerType(
-            "dropout", "Dropout", "regularisation", (Arg("p", "probability", 0.5), *inplace), _infer_elementwise
-        ),
+        LayerType("dropout", "Dropout", "regularisation", (Arg("p", "probability", 0.5), *inplace), _infer_elementwise),
         LayerType(
             "upsample",
             "Upsample",

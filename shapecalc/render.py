@@ -154,9 +154,7 @@ class DisplayRow(NamedTuple):
     verified: bool | None
 
 
-def _fold_key(
-    row: Row, level: int, folded: bool, mark: bool | None, columns: Sequence[Column]
-) -> tuple[object, ...]:
+def _fold_key(row: Row, level: int, folded: bool, mark: bool | None, columns: Sequence[Column]) -> tuple[object, ...]:
     # a repeat's copies differ only in their "#2/3": identical layers all the same
     group = None if (row.group or "").startswith("#") else row.group
     extra = tuple(cells.get(row.index, "") for _, cells in columns)
@@ -422,7 +420,6 @@ def summary_table(
     return SummaryTable(analysis, depth=depth, verified=verified, columns=columns)
 
 
-
 def _rf_total(analysis: Analysis) -> tuple[str, str, str]:
     """The totals' receptive field row: the size, n/a (no spatial axis), or unknown (axes a permute moved)."""
     if analysis.receptive_field_lost_at is not None:
@@ -432,6 +429,7 @@ def _rf_total(analysis: Analysis) -> tuple[str, str, str]:
     if analysis.receptive_field is None:
         return ("Receptive field", "n/a", "")
     return ("Receptive field", str(analysis.receptive_field), "")
+
 
 def totals_rows(analysis: Analysis) -> list[tuple[str, str, str]]:
     """(label, value, note) of the totals: parameters, buffers, MACs and memory for the batch and dtype."""

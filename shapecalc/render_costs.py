@@ -67,7 +67,6 @@ def _add_count_column(views: CostViews, analysis: Analysis, header: str, per_row
     views.raw_columns.append((header, {i: str(v) for i, v in enumerate(shown)}))
 
 
-
 def _add_json_shares(views: CostViews, analysis: Analysis) -> None:
     """Each row's ``params_share``/``macs_share`` and the ``by_type`` breakdown, for the JSON."""
     t = analysis.totals

@@ -251,9 +251,7 @@ def _cost_names(variants: Sequence[Variant]) -> list[str]:
     return next((list(v.costs) for v in variants if v.costs), [])
 
 
-def to_json(
-    variants: Sequence[Variant], names: Sequence[str], *, file: str, batch: int, dtype: str
-) -> dict[str, Any]:
+def to_json(variants: Sequence[Variant], names: Sequence[str], *, file: str, batch: int, dtype: str) -> dict[str, Any]:
     """The sweep as a JSON document (``"schema": "shapecalc.sweep/1"``)."""
     first = next((v.analysis for v in variants if v.analysis is not None), None)
     return {
@@ -296,9 +294,7 @@ def to_csv(variants: Sequence[Variant], names: Sequence[str]) -> str:
     return buf.getvalue()
 
 
-def table_cells(
-    variants: Sequence[Variant], names: Sequence[str]
-) -> tuple[list[str], list[list[str]], list[str]]:
+def table_cells(variants: Sequence[Variant], names: Sequence[str]) -> tuple[list[str], list[list[str]], list[str]]:
     """Header, rows and footnotes of the comparison, as the table and Markdown show them.
 
     An impossible variant's row says ``impossible [n]``; footnote n is its located reason.

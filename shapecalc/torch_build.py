@@ -385,9 +385,7 @@ def _instantiate(node: PlanNode, nn: Any, pairs: list[tuple[Row, Any]]) -> Any:
     return module
 
 
-def to_torch(
-    spec: Spec, *, device: str | torch.device = "cpu", analysis: Analysis | None = None
-) -> torch.nn.Module:
+def to_torch(spec: Spec, *, device: str | torch.device = "cpu", analysis: Analysis | None = None) -> torch.nn.Module:
     """The ``torch.nn.Module`` a spec describes: a trainable ``nn.Sequential``.
 
     Containers are ``nn.Sequential`` (with readable child names from the spec's

@@ -242,9 +242,7 @@ def training_memory(analysis: Analysis, optimizer: str = "adam") -> TrainingMemo
     t = analysis.totals
     walk = _Walk(analysis, nbytes)
     walk.node(analysis.spec.layers, 0, False)
-    trainable_tensors = sum(
-        len(r.result.tensors) for r in analysis.layers if r.result is not None and r.trainable
-    )
+    trainable_tensors = sum(len(r.result.tensors) for r in analysis.layers if r.result is not None and r.trainable)
     optimizer_bytes = OPTIMIZERS[optimizer] * t.trainable * nbytes
     if optimizer.startswith("adam"):
         optimizer_bytes += trainable_tensors * 4

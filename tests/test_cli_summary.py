@@ -64,7 +64,7 @@ def test_input_override_and_csv(spec_file: Path) -> None:
     )
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines[1].startswith("1,layers[0],conv2d,,3x3 p1,\"[8, 32, 32]\",216,")
+    assert lines[1].startswith('1,layers[0],conv2d,,3x3 p1,"[8, 32, 32]",216,')
     # the flatten now gives 8*16*16 = 2,048 features: linear 2048 -> 10
     assert lines[-1].startswith("6,layers[5],linear,,2048 -> 10,[10],20490,")
 

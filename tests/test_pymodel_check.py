@@ -17,7 +17,7 @@ from shapecalc.pymodel.checkpy import read_declarations
 
 ROOT = Path(__file__).resolve().parents[1]
 
-GOOD = '''\
+GOOD = """\
 from torch import nn
 
 SHAPECALC_MODELS = {
@@ -32,9 +32,9 @@ class Net(nn.Module):
 
     def forward(self, x):
         return self.conv(x)
-'''
+"""
 
-BROKEN = '''\
+BROKEN = """\
 import torch
 from torch import nn
 
@@ -51,7 +51,7 @@ class Classifier(nn.Module):
     def forward(self, x):
         x = torch.flatten(self.last(self.conv(x)), 1)
         return self.fc(x)
-'''
+"""
 
 BROKEN_LINE = (
     "models/broken.py:16:16: error: Classifier.fc: Linear(in_features=1024, out_features=10, bias=True)"
@@ -270,7 +270,7 @@ def test_module_key_is_checked_by_the_loader_without_importing(tmp_path: Path) -
     ]
 
 
-LAYER_SCALE = '''\
+LAYER_SCALE = """\
 import torch
 from torch import nn
 
@@ -292,7 +292,7 @@ class Net(nn.Module):
 
     def forward(self, x):
         return self.block(x)
-'''
+"""
 
 
 def test_a_parameter_a_block_owns_agrees_with_layer_scale(tmp_path: Path) -> None:
@@ -315,7 +315,7 @@ def test_a_parameter_a_block_owns_agrees_with_layer_scale(tmp_path: Path) -> Non
 
 # --------------------------------------------------------------------------- --update-expect
 
-STALE = '''\
+STALE = """\
 # -*- coding: utf-8 -*-
 from torch import nn
 
@@ -353,20 +353,24 @@ class Broken(nn.Module):
 
     def forward(self, x):
         return self.fc(x.flatten(1))
-'''
+"""
 
 PAD = "\n" + " " * 65
-UPDATED = STALE.replace(
-    '"expect": {"params": 1,  # stale' + PAD + '"output": [7, 8, 8], "macs": 5}}',
-    '"expect": {"params": 112,  # stale' + PAD + '"output": [4, 8, 8], "macs": 6912}}',
-).replace(
-    '"Wide": {"input": [3, 8, 8], "args": {"width": 6}}',
-    '"Wide": {"input": [3, 8, 8], "args": {"width": 6}, "expect": {"output": [6, 8, 8], "params": 168,'
-    ' "trainable": 168, "buffers": 0, "macs": 10368, "receptive_field": 3}}',
-).replace(
-    '"Bare": {"input": [3, 8, 8], "expect": {}}',
-    '"Bare": {"input": [3, 8, 8], "expect": {"output": [2, 8, 8], "params": 56, "trainable": 56, "buffers": 0,'
-    ' "macs": 3456, "receptive_field": 3}}',
+UPDATED = (
+    STALE.replace(
+        '"expect": {"params": 1,  # stale' + PAD + '"output": [7, 8, 8], "macs": 5}}',
+        '"expect": {"params": 112,  # stale' + PAD + '"output": [4, 8, 8], "macs": 6912}}',
+    )
+    .replace(
+        '"Wide": {"input": [3, 8, 8], "args": {"width": 6}}',
+        '"Wide": {"input": [3, 8, 8], "args": {"width": 6}, "expect": {"output": [6, 8, 8], "params": 168,'
+        ' "trainable": 168, "buffers": 0, "macs": 10368, "receptive_field": 3}}',
+    )
+    .replace(
+        '"Bare": {"input": [3, 8, 8], "expect": {}}',
+        '"Bare": {"input": [3, 8, 8], "expect": {"output": [2, 8, 8], "params": 56, "trainable": 56, "buffers": 0,'
+        ' "macs": 3456, "receptive_field": 3}}',
+    )
 )
 
 

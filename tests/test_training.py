@@ -25,6 +25,7 @@ from shapecalc.training import training_memory
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
 def test_by_hand_tiny() -> None:
     analysis = analyse(loads(TINY), batch=2)
     mem = training_memory(analysis, "adam")

@@ -64,10 +64,9 @@ def test_torch_marked_tests_skip_alone_without_torch() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     summary = out.stdout.strip().splitlines()
     assert any(
-        "test_gate_split.py" in line and "needs torch, which is not installed (pip install 'shapecalc-cnn[torch]')"
-        in line
+        "test_gate_split.py" in line
+        and "needs torch, which is not installed (pip install 'shapecalc-cnn[torch]')" in line
         for line in summary
     ), out.stdout
     last = summary[-1]
     assert " passed" in last and "1 skipped" in last and "failed" not in last, last
-

@@ -85,9 +85,7 @@ def _types_help() -> str:
     lines = []
     for family, names in by_family.items():
         # \b blocks are not rewrapped by click: wrap here, continuation lines indented
-        lines += textwrap.wrap(
-            f"{family}: {', '.join(names)}", width=78, initial_indent="  ", subsequent_indent="    "
-        )
+        lines += textwrap.wrap(f"{family}: {', '.join(names)}", width=78, initial_indent="  ", subsequent_indent="    ")
     return "\n".join(lines)
 
 

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from ..verification import Verification
 
 
-
 @click.command("summary")
 @click.argument("spec_file", metavar="SPEC|MODEL", type=click.Path(dir_okay=True, path_type=str))
 @click.option("--input", "input_shape", type=SHAPE, help="Per-sample input shape, e.g. 3x64x64 (overrides the spec).")

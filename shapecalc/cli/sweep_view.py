@@ -24,8 +24,7 @@ def param_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "set_values",
             metavar="NAME=VALUE",
             multiple=True,
-            help="Set a parameter of the spec (its params:); the value is YAML: k=5, k=[3,5], bias=false."
-            " Repeatable.",
+            help="Set a parameter of the spec (its params:); the value is YAML: k=5, k=[3,5], bias=false. Repeatable.",
         ),
         click.option(
             "--sweep",

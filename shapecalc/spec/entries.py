@@ -109,8 +109,7 @@ class Entries:
             )
         else:
             fail(
-                "a layer is a type name (relu) or a mapping with one key (conv2d: {...}),"
-                f" not {kind_or_empty(node)}",
+                f"a layer is a type name (relu) or a mapping with one key (conv2d: {{...}}), not {kind_or_empty(node)}",
                 node.loc,
                 path,
                 sc,
