@@ -8,7 +8,7 @@ anything. Paused, the work is linear again; the collector's previous state is re
 exit, so the caller's process is left as it was. The loader (``spec.loads``), the analysis
 and the renderers (with the JSON rows' shares in ``render_costs``) use it; the only other
 place that touches the collector is the console
-script's ``gc.freeze()`` at exit (:mod:`shapecalc.__main__`).
+script (:mod:`shapecalc.__main__`: a one-shot process, run with the collector off and frozen at exit).
 """
 
 from __future__ import annotations

@@ -285,6 +285,62 @@ def test_many_layers_load() -> None:
         spec.loads("\n".join([*lines, "  - relu"]) + "\n", "big.yaml")
 
 
+def _positions(node: Any) -> Any:
+    """Every value of a composed tree with its position (line, column, offsets), keys included."""
+    where = (node.line, node.col, node.start, node.end)
+    if isinstance(node, yamlnodes.YScalar):
+        return ("scalar", node.value, type(node.value), node.text, where)
+    if isinstance(node, yamlnodes.YSeq):
+        return ("list", where, [_positions(item) for item in node.items])
+    keys = [(text, _positions(node.keys[text])) for text in node.keys]
+    return ("map", where, keys, [(text, _positions(value)) for text, value in node.items.items()])
+
+
+REPEATS = """\
+input: [3, 32, 32]
+base: &b {out_channels: 8}
+layers:
+  - conv2d: {out_channels: 8, kernel_size: 3}
+  - conv2d: {out_channels: 8, kernel_size: 3}
+  -   conv2d: {out_channels: 8, kernel_size: 3}
+  - conv2d:
+      out_channels: 8
+  - conv2d:
+      out_channels: 8
+  - [a, {b: [1, 2.0, "3", yes]}]
+  - [a, {b: [1, 2.0, "3", yes]}]
+  - {<<: *b, kernel_size: 1}
+  - {<<: *b, kernel_size: 1}
+  - {x: &a [1]}
+  - {x: *a}
+  - - conv2d: {out_channels: 8, kernel_size: 3}
+    - conv2d: {out_channels: 8, kernel_size: 3}
+"""
+
+
+@pytest.mark.parametrize("text", [REPEATS, *(p.read_text() for p in sorted(FIXTURES.glob("*.yaml")))])
+def test_repeated_items_compose_as_written(text: str, loader: type, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a list item seen before is a moved copy of the first (yamlnodes._Composer.item): the same values at
+    # their own lines, columns and offsets as composing every item afresh gives
+    copied = _positions(yamlnodes.compose(text, "t.yaml"))
+    monkeypatch.setattr(yamlnodes, "ITEM_TEXTS", 0)
+    assert copied == _positions(yamlnodes.compose(text, "t.yaml"))
+
+
+def test_an_error_in_a_repeated_entry_points_at_that_copy() -> None:
+    line = "  - conv2d: {out_channels: 8, kernel_size: 5}"
+    text = "\n".join(["input: [1, 10, 10]", "layers:", line, line, line]) + "\n"
+    s = spec.loads(text, "t.yaml")
+    assert [item.location for item in s.layers.items] == [Location("t.yaml", n, 5) for n in (3, 4, 5)]
+    with pytest.raises(LayerConfigError) as info:
+        from shapecalc.analysis import analyse
+
+        analyse(s)
+    assert str(info.value).startswith("t.yaml:5:44: layers[2] (conv2d): ")
+    unknown = "\n".join(["input: [1, 10, 10]", "layers:", "  - relu: {}", "  - relu: {}", "  - rleu: {}"]) + "\n"
+    assert loads_error(unknown).startswith("t.yaml:5:5: layers[2]: unknown layer type 'rleu'")
+
+
 @pytest.mark.parametrize(
     "layers",
     [

@@ -94,10 +94,9 @@ class Entries:
             return e
         args: YNode | None = None
         if isinstance(node, YScalar) and isinstance(node.value, str) and node.value:
-            type_name, tnode = node.value, node
+            type_name = node.value
         elif isinstance(node, YMap) and len(node.items) == 1:
             ((type_name, args),) = node.items.items()
-            tnode = node.keys[type_name]
         elif isinstance(node, YMap) and node.items:
             keys = list(node.items)
             fail(
@@ -114,7 +113,7 @@ class Entries:
                 path,
                 sc,
             )
-        what, target, shown = self.types.get(type_name) or self.resolve(type_name, tnode, path, sc)
+        what, target, shown = self.types.get(type_name) or self.resolve(type_name, node, path, sc)
         e = Entry(what, target, shown, node.loc)
         if args is not None and not is_null(args):
             self.fill(e, args, path, sc)
@@ -148,8 +147,8 @@ class Entries:
             else:
                 e.rest[key] = vnode
 
-    def resolve(self, type_name: str, tnode: YScalar, path: str, sc: Scope) -> tuple[str, Any, str]:
-        """What a type name means: ``(what, target, shown)``; remembered in ``self.types``."""
+    def resolve(self, type_name: str, node: YNode, path: str, sc: Scope) -> tuple[str, Any, str]:
+        """What a type name means (the entry ``node``'s): ``(what, target, shown)``; remembered in ``self.types``."""
         lt = lookup(type_name)
         norm = normalise_name(type_name)
         block = self.blocks.get(norm)
@@ -162,6 +161,7 @@ class Entries:
             found = norm, None, norm
         else:
             candidates = [*all_names(), *(b.name for b in self.blocks.values()), *STRUCTURAL]
+            tnode = node.keys[type_name] if isinstance(node, YMap) else node  # where the type name is written
             fail(f"unknown layer type {show_text(type_name)}{did_you_mean(type_name, candidates)}", tnode.loc, path, sc)
         self.types[type_name] = found
         return found

@@ -60,6 +60,10 @@ CHARS_PER_VALUE = 3
 MAX_KEYS = 10_000
 #: longest int literal (digits, sign, underscores): bounds int() work
 MAX_INT_TEXT = 40
+#: a list item of at most this many events is composed once per distinct text (see _Composer.item)
+ITEM_EVENTS = 64
+#: distinct item texts remembered per document (bounds the memo's memory)
+ITEM_TEXTS = 4_096
 
 #: the parser class used; libyaml's is ~10x faster, both are safe
 LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -156,7 +160,7 @@ class YMap(_Positioned):
     def __init__(
         self,
         items: dict[str, YNode],
-        keys: dict[str, YScalar],
+        keys: Mapping[str, YScalar],
         file: str,
         line: int,
         col: int,
@@ -268,7 +272,7 @@ def compose(text: str, file: str) -> YNode | None:
         )
     loader = LOADER(text)
     try:
-        return _Composer(loader, file).run(value_limit(len(text)))
+        return _Composer(loader, file, text).run(value_limit(len(text)))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         loc = Location(file, mark.line + 1, mark.column + 1) if mark is not None else Location(file, 1, 1)
@@ -291,7 +295,7 @@ class _Composer:
     the rare cases (a merge key, a duplicate, a non-text key) to :meth:`add`.
     """
 
-    def __init__(self, loader: Any, file: str) -> None:
+    def __init__(self, loader: Any, file: str, text: str = "") -> None:
         self.loader = loader
         self.file = file
         self.stack: list[_Open] = []
@@ -314,6 +318,9 @@ class _Composer:
             AliasEvent: self.alias,
             DocumentStartEvent: self.document,
         }
+        #: (text, column, depth) of a list item -> (its node composed once, expanded size): see item()
+        self.items: dict[tuple[str, int, int], tuple[YNode, int]] = {}
+        self.text = text
 
     def loc(self, event: Any) -> Location:
         mark = event.start_mark
@@ -327,19 +334,87 @@ class _Composer:
         at most ``max_values`` of them (see :func:`value_limit`)."""
         get_event = self.loader.get_event
         handlers = self.handlers
+        stack = self.stack
+        self.max_values = max_values
         values_left = max_values + 4  # + the stream's and the document's start and end
         while (event := get_event()) is not None:
             values_left -= 1
             if not values_left:
-                self.fail(
-                    f"the YAML holds more than {max_values:,} values, lists and mappings counting twice (at most"
-                    f" one per {CHARS_PER_VALUE} characters of the file): a spec this dense is not a network",
-                    self.loc(event),
-                )
-            handler = handlers.get(type(event))
+                self.too_many_values(event)
+            kind = type(event)
+            if (kind is MappingStartEvent or kind is SequenceStartEvent) and stack and not stack[-1].is_map:
+                values_left -= self.item(event, values_left)  # a list item: a spec's layer entry
+                continue
+            handler = handlers.get(kind)
             if handler is not None:
                 handler(event)
         return self.root
+
+    def too_many_values(self, event: Any) -> NoReturn:
+        self.fail(
+            f"the YAML holds more than {self.max_values:,} values, lists and mappings counting twice (at most"
+            f" one per {CHARS_PER_VALUE} characters of the file): a spec this dense is not a network",
+            self.loc(event),
+        )
+
+    def item(self, first: Any, values_left: int) -> int:
+        """A list item that is a list or a mapping, from its start event ``first``; returns how many
+        more events it read.
+
+        A spec repeats its layer entries word for word (a generated spec 100,000 times), and the same
+        text at the same column and depth composes to the same nodes, only elsewhere: each distinct
+        small item is composed once, and its repeats are copies moved to their own lines and offsets
+        (:func:`_moved`). Items with an anchor or an alias are composed as they come (what an alias
+        means depends on the document around it), and so are items of more than :data:`ITEM_EVENTS`
+        events (their events, read so far, are composed and the loop goes on with the rest).
+        """
+        get_event = self.loader.get_event
+        events = [first]
+        append = events.append
+        depth, ends, plain = 1, 0, first.anchor is None
+        limit = min(ITEM_EVENTS, values_left - 1)  # the value limit: see run()
+        try:
+            while depth:
+                if len(events) > limit:
+                    self.replay(events)  # composed as they come, from here on
+                    if limit < ITEM_EVENTS:  # the value limit: after the errors of what came before
+                        self.too_many_values(get_event())
+                    return len(events) - 1
+                event = get_event()
+                append(event)
+                kind = type(event)
+                if kind is ScalarEvent:
+                    if event.anchor is not None:
+                        plain = False
+                elif kind is MappingEndEvent or kind is SequenceEndEvent:
+                    depth -= 1
+                    ends += 1
+                elif kind is MappingStartEvent or kind is SequenceStartEvent:
+                    depth += 1
+                    plain = plain and event.anchor is None
+                else:  # an alias
+                    plain = False
+        except yaml.YAMLError:
+            self.replay(events)  # the nodes before a syntax error may have their own errors, found first
+            raise
+        start = first.start_mark
+        if plain:
+            key = (self.text[start.index : event.end_mark.index], start.column, len(self.stack))
+            known = self.items.get(key)
+            if known is not None:
+                node, size = known
+                self.add(_moved(node, start.line + 1 - node.line, start.index - node.start), size)
+                return len(events) - 1
+        self.replay(events)
+        if plain and len(self.items) < ITEM_TEXTS:  # its expanded size: one per value, list or mapping
+            self.items[key] = (self.stack[-1].items[-1], len(events) - ends)
+        return len(events) - 1
+
+    def replay(self, events: list[Any]) -> None:
+        """Compose events already read (an item's), each by its handler."""
+        handlers = self.handlers
+        for event in events:
+            handlers[type(event)](event)
 
     def scalar(self, event: Any) -> None:
         mark = event.start_mark
@@ -542,6 +617,50 @@ class _Composer:
         entries.update(top.entries)
         keys.update(top.keys)
         return YMap(entries, keys, self.file, top.line, top.col, top.start, end)
+
+
+def _moved(node: YNode, lines: int, chars: int) -> YNode:
+    """A copy of ``node`` written ``lines`` lines and ``chars`` characters further down the document
+    (the same text at the same column: every column stays). A mapping's keys are moved when looked
+    up (:class:`_MovedKeys`): most are never asked where they are."""
+    if type(node) is YScalar:
+        return YScalar(
+            node.value, node.text, node.file, node.line + lines, node.col, node.start + chars, node.end + chars
+        )
+    if type(node) is YSeq:
+        items = tuple([_moved(item, lines, chars) for item in node.items])
+        return YSeq(items, node.file, node.line + lines, node.col, node.start + chars, node.end + chars)
+    assert type(node) is YMap
+    entries = {text: _moved(value, lines, chars) for text, value in node.items.items()}
+    keys = _MovedKeys(node.keys, lines, chars)
+    return YMap(entries, keys, node.file, node.line + lines, node.col, node.start + chars, node.end + chars)  # type: ignore[arg-type]
+
+
+class _MovedKeys(Mapping[str, YScalar]):
+    """The key nodes of a moved mapping (see :func:`_moved`), each moved on first lookup."""
+
+    __slots__ = ("chars", "lines", "moved", "template")
+
+    def __init__(self, template: Mapping[str, YScalar], lines: int, chars: int) -> None:
+        self.template = template
+        self.lines = lines
+        self.chars = chars
+        self.moved: dict[str, YScalar] = {}
+
+    def __getitem__(self, text: str) -> YScalar:
+        key = self.moved.get(text)
+        if key is None:
+            key = self.moved[text] = _moved(self.template[text], self.lines, self.chars)  # type: ignore[assignment]
+        return key
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.template)
+
+    def __len__(self) -> int:
+        return len(self.template)
+
+    def __contains__(self, text: object) -> bool:
+        return text in self.template
 
 
 class _Merge(str):
