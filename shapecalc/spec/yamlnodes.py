@@ -633,7 +633,7 @@ def _moved(node: YNode, lines: int, chars: int) -> YNode:
     assert type(node) is YMap
     entries = {text: _moved(value, lines, chars) for text, value in node.items.items()}
     keys = _MovedKeys(node.keys, lines, chars)
-    return YMap(entries, keys, node.file, node.line + lines, node.col, node.start + chars, node.end + chars)  # type: ignore[arg-type]
+    return YMap(entries, keys, node.file, node.line + lines, node.col, node.start + chars, node.end + chars)
 
 
 class _MovedKeys(Mapping[str, YScalar]):
@@ -650,7 +650,9 @@ class _MovedKeys(Mapping[str, YScalar]):
     def __getitem__(self, text: str) -> YScalar:
         key = self.moved.get(text)
         if key is None:
-            key = self.moved[text] = _moved(self.template[text], self.lines, self.chars)  # type: ignore[assignment]
+            moved = _moved(self.template[text], self.lines, self.chars)
+            assert isinstance(moved, YScalar)
+            key = self.moved[text] = moved
         return key
 
     def __iter__(self) -> Iterator[str]:
