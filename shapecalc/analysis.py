@@ -198,12 +198,12 @@ def _step_rf(rf: ReceptiveField | None, res: LayerResult, in_shape: Shape, net_i
     if step.global_ or len(step.kernel) != n or len(in_shape) - 1 != n:
         return whole_input_field(rf, net_input)
     # ints all the way (cheap) until an upsampling layer makes a jump fractional; the size is
-    # then rounded up
-    size = tuple(math.ceil(r + (k - 1) * j) for r, k, j in zip(rf.size, step.kernel, rf.stride))
+    # then rounded up (list comprehensions: a 100,000-layer spec takes this step 100,000 times)
+    size = tuple([math.ceil(r + (k - 1) * j) for r, k, j in zip(rf.size, step.kernel, rf.stride)])
     return ReceptiveField(
         size,
-        tuple(j * s for j, s in zip(rf.stride, step.stride, strict=True)),
-        tuple(p + q * j for p, q, j in zip(rf.padding, step.padding, rf.stride)),
+        tuple([j * s for j, s in zip(rf.stride, step.stride, strict=True)]),
+        tuple([p + q * j for p, q, j in zip(rf.padding, step.padding, rf.stride)]),
     )
 
 
@@ -286,7 +286,7 @@ def _step_tracked(rf: ReceptiveField, res: LayerResult, in_shape: Shape, net_inp
 def _has_spatial(shape: Shape, rf: ReceptiveField) -> bool:
     """Whether an output still has a spatial axis longer than 1 (the ``expect`` receptive field's rule)."""
     if rf.axes is None:
-        return any(s > 1 for s in shape[1:])
+        return max(shape[1:], default=1) > 1
     return any(s > 1 and carried for s, carried in zip(shape, rf.axes))
 
 
@@ -489,7 +489,7 @@ def _walk_layer(
     # Deep networks repeat the same layer on the same shape (blocks, repeat): inference is pure,
     # so each distinct (type, input shape, arguments) is computed once per analysis. Value types
     # are part of the key so that e.g. p=0 and p=0.0 keep their own torch_kwargs.
-    key = (layer.type.name, shape, *((k, type(v), v) for k, v in layer.args.items()))
+    key = (layer.type.name, shape, *[(k, type(v), v) for k, v in layer.args.items()])
     cacheable = True
     try:
         res = st.results.get(key)

@@ -530,13 +530,18 @@ class _MetaReplay:
 _NOT_PLAIN: Any = object()
 
 
+#: the plain values' own types (exact types are looked up; subclasses go through isinstance)
+_ATOMS = frozenset({type(None), bool, int, float, str})
+
+
 def _plain_value(value: Any) -> Any:
     """``value`` as a hashable plain value (lists as tuples), or ``_NOT_PLAIN``."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return type(value), value  # the type keeps True, 1 and 1.0 apart
-    if isinstance(value, tuple | list):
-        items = tuple(_plain_value(v) for v in value)
-        return _NOT_PLAIN if any(v is _NOT_PLAIN for v in items) else (type(value), items)
+    kind = type(value)
+    if kind in _ATOMS or isinstance(value, (bool, int, float, str)):
+        return kind, value  # the type keeps True, 1 and 1.0 apart
+    if isinstance(value, (tuple, list)):
+        items = tuple([_plain_value(v) for v in value])
+        return _NOT_PLAIN if _NOT_PLAIN in items else (kind, items)
     return _NOT_PLAIN
 
 

@@ -20,7 +20,7 @@ from .entries import REQUIRED, Block, Entries, Entry
 from .model import Concat, Gate, Layer, Node, Residual, Sequential, Split, freeze
 from .scope import Bindings, Scope, fail, located
 from .values import Values, and_, is_int, is_null
-from .yamlnodes import ValueLocations, YScalar, YSeq, kind
+from .yamlnodes import ValueLocations, YMap, YScalar, YSeq, kind
 
 #: nested layer lists (structures and block uses) deeper than this are refused
 MAX_NESTING = 64
@@ -39,6 +39,10 @@ class Expander:
         self.literal_args: dict[tuple[Any, ...], dict[str, Any]] = {}
         #: the spec's own parameters: the scope of a block's layers starts from them (block parameters shadow)
         self.spec_params: Mapping[str, Any] = {}
+        #: first entry's mapping -> (layer type, its type name, checked arguments): a plain layer entry
+        #: (literal arguments, no reserved key, not in a block) whose later copies word for word
+        #: (``YMap.origin``, see yamlnodes) expand as it did, at their own place (see :meth:`copy`)
+        self.copies: dict[YMap, tuple[LayerType, str, Mapping[str, Any]]] = {}
 
     def items(self, seq: YSeq, prefix: str, sc: Scope) -> tuple[Node, ...]:
         entry = self.entry  # looked up once per list, not per item
@@ -46,6 +50,10 @@ class Expander:
         return tuple([n for n in nodes if n is not None])  # an entry with repeat 0 (from a parameter) vanishes
 
     def entry(self, node: Any, path: str, sc: Scope) -> Node | None:
+        if type(node) is YMap and node.origin is not None and sc.use is None:
+            known = self.copies.get(node.origin)
+            if known is not None:
+                return self.copy(node, known, path, sc)
         e = self.entries.split(node, path, sc)
         epath = f"{path} ({e.shown})"
         label = self.label(e, epath, sc) if e.name_node is not None else None  # most entries have neither
@@ -54,12 +62,29 @@ class Expander:
             return None
         ready = self.prepare(e, epath, sc)
         if repeat == 1:
-            node = self.build(e, epath, ready, path, None, label, sc)
+            built = self.build(e, epath, ready, path, None, label, sc)
+            if e.what == "layer" and sc.use is None and type(node) is YMap and type(e.args) is YMap:
+                self.remember(node, e, ready[0])
         else:
-            node = self.repeated(e, epath, ready, repeat, path, label, sc)
+            built = self.repeated(e, epath, ready, repeat, path, label, sc)
         if e.trainable_node is not None and not self.trainable(e, epath, sc):
-            return freeze(node)
-        return node
+            return freeze(built)
+        return built
+
+    def remember(self, node: YMap, e: Entry, args: Mapping[str, Any]) -> None:
+        """Keep what a plain layer entry expanded to, for its copies (see :attr:`copies`)."""
+        if len(e.rest) == len(e.args.items) and literal_key(e) is not None:  # type: ignore[union-attr]
+            (type_name,) = node.items
+            self.copies[node if node.origin is None else node.origin] = (e.target, type_name, args)
+
+    def copy(self, node: YMap, known: tuple[LayerType, str, Mapping[str, Any]], path: str, sc: Scope) -> Layer:
+        """A copy of a plain layer entry expanded before: the same type and checked arguments, at its
+        own place (its arguments' locations are its own, made on lookup)."""
+        lt, type_name, args = known
+        self.counted(node.loc, f"{path} ({lt.name})", sc)
+        given = node.items[type_name]
+        assert type(given) is YMap
+        return Layer(lt, args, path, node.loc, ValueLocations(given.items), None, sc.trace, None)
 
     def prepare(self, e: Entry, epath: str, sc: Scope) -> Any:
         """What every copy of an entry shares: a layer's checked arguments (and their locations),

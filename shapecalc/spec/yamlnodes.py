@@ -155,7 +155,7 @@ class YSeq(_Positioned):
 class YMap(_Positioned):
     """A mapping: key text -> value node, and key text -> the key's node (its position)."""
 
-    __slots__ = ("items", "keys")
+    __slots__ = ("items", "keys", "origin")
 
     def __init__(
         self,
@@ -166,6 +166,7 @@ class YMap(_Positioned):
         col: int,
         start: int = 0,
         end: int = 0,
+        origin: YMap | None = None,
     ) -> None:
         self.items = items
         self.keys = keys
@@ -175,6 +176,9 @@ class YMap(_Positioned):
         self.start = start
         self.end = end
         self._loc = None  # not via super().__init__: one call less per node
+        #: for a copy of a list item written before word for word (see _Composer.item), that first
+        #: item's mapping: the loader expands a copy as it expanded the first (spec.expand.Expander.entry)
+        self.origin = origin
 
 
 YNode = Union[YScalar, YSeq, YMap]  # noqa: UP007 - a runtime alias, Python 3.10 safe
@@ -633,7 +637,8 @@ def _moved(node: YNode, lines: int, chars: int) -> YNode:
     assert type(node) is YMap
     entries = {text: _moved(value, lines, chars) for text, value in node.items.items()}
     keys = _MovedKeys(node.keys, lines, chars)
-    return YMap(entries, keys, node.file, node.line + lines, node.col, node.start + chars, node.end + chars)
+    origin = node if node.origin is None else node.origin
+    return YMap(entries, keys, node.file, node.line + lines, node.col, node.start + chars, node.end + chars, origin)
 
 
 class _MovedKeys(Mapping[str, YScalar]):
