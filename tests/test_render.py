@@ -250,6 +250,47 @@ def test_extra_columns_keep_numbers_whole_at_the_narrowest_layout(columns: str) 
     assert "118,013,952" in result.stdout
 
 
+# --------------------------------------------------------------------------- notes
+
+
+def test_notes_wrap_at_the_width_and_stay_whole_in_a_pipe() -> None:
+    from click.testing import CliRunner
+
+    from shapecalc.cli import cli
+
+    words = ["out", "--in", "32", "-k", "3", "-s", "2"]
+    note = (
+        "note: 1 input row at the end is never seen by the kernel (stride 2 does not divide evenly); "
+        "torch drops it silently"
+    )
+    piped = CliRunner().invoke(cli, words, env={"COLUMNS": None})
+    assert (piped.exit_code, piped.stdout.splitlines()[-1]) == (0, note)
+    narrow = CliRunner().invoke(cli, words, env={"COLUMNS": "60"})
+    assert narrow.stdout.splitlines()[2:] == [
+        "note: 1 input row at the end is never seen by the kernel",
+        "      (stride 2 does not divide evenly); torch drops it",
+        "      silently",
+    ]
+    layer = CliRunner().invoke(
+        cli, ["layer", "maxpool2d", "kernel_size=3", "stride=2", "--input", "3x32x32"], env={"COLUMNS": "60"}
+    )
+    assert layer.stdout.splitlines()[-3:] == [
+        "  note: 1 input row and 1 input column at the end are never",
+        "        seen by the kernel (stride 2 does not divide",
+        "        evenly); torch drops them silently",
+    ]
+    tools = CliRunner().invoke(
+        cli, ["summary", "lenet5", "--no-verify", "--compare-tools"], env={"COLUMNS": "60", "NO_COLOR": "1"}
+    )
+    assert tools.exit_code == 0
+    assert max(len(line) for line in tools.stderr.splitlines()) <= 60
+    assert tools.stderr.splitlines()[:3] == [
+        "ptflops cannot count tanh, flatten (5 layers): it has no",
+        "  rule for the module and counts it as 0 without a word (a",
+        "  patched functional call inside may still count)",
+    ]
+
+
 # --------------------------------------------------------------------------- folding
 
 
