@@ -241,13 +241,42 @@ def test_extra_columns_keep_numbers_whole_at_the_narrowest_layout(columns: str) 
     )
     assert result.exit_code == 0
     assert "…" not in result.stdout
-    header = next(line for line in result.stdout.splitlines() if "Layer" in line)
+    assert max(len(line) for line in result.stdout.splitlines()) <= int(columns)
+    headers = [line.split() for line in result.stdout.splitlines() if line.lstrip().startswith(("#", "Layer"))]
     if columns == "80":  # fits once the arguments, RF and marks are left out
-        assert max(len(line) for line in result.stdout.splitlines()) <= 80
-        assert header.split() == ["#", "Layer", "Output", "Params", "MACs", "thop"]
-    else:  # does not fit: the narrowest layout, numbers whole
-        assert header.split() == ["Layer", "Output", "Params", "MACs", "thop"]
-    assert "118,013,952" in result.stdout
+        assert headers == [["#", "Layer", "Output", "Params", "MACs", "thop"]]
+    else:  # does not fit in one table: thop's column continues in a second one
+        assert headers == [["Layer", "Output", "Params", "MACs"], ["Layer", "thop"]]
+        assert "thop: in the table below, to fit 60 columns" in result.stdout
+        assert "ResNet18, continued" in result.stdout
+    assert result.stdout.count("118,013,952") == 2  # conv1's MACs, ours and thop's
+
+
+def test_many_extra_columns_continue_in_tables_below() -> None:
+    from click.testing import CliRunner
+
+    from shapecalc.cli import cli
+
+    tools = ["--as", "thop", "--as", "fvcore", "--as", "torchinfo", "--as", "ptflops"]
+    result = CliRunner().invoke(
+        cli, ["summary", "resnet18", "--no-verify", *tools], env={"COLUMNS": "60", "NO_COLOR": "1"}
+    )
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 60
+    headers = [line.split() for line in lines if line.startswith("Layer")]
+    assert headers == [
+        ["Layer", "Output", "Params", "MACs"],
+        ["Layer", "thop", "fvcore", "torchinfo"],
+        ["Layer", "ptflops"],
+    ]
+    # every row in every table: conv1's MACs in ours and in each tool's column
+    assert [line.split()[2:] for line in lines if line.startswith("conv2d 'conv1'")] == [
+        ["[64,", "112,", "112]", "9,408", "118,013,952"],
+        ["118,013,952", "118,013,952", "118,013,952"],
+        ["118,013,952"],
+    ]
+    assert "left out to fit 60 columns: #, Args, RF" in " ".join(result.stdout.split())
 
 
 # --------------------------------------------------------------------------- notes
