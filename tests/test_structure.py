@@ -30,10 +30,6 @@ TEMPORARY = {
     "analysis.py::_walk_layer",  # s3-tied
     "pymodel/fximport.py::trace_to_layers",  # s3-tied
     "verification.py::verify",  # s3-speed
-    "cli/check.py::command",  # s3-tidy
-    "cli/summary.py::command",  # s3-tidy
-    "cli/listing.py::command",  # s3-tidy
-    "pymodel/checkpy.py::read_declarations",  # s3-tidy
     "train_measure.py::measure_module_step",  # s3-tidy
 }
 TEMPORARY_MODULES = {"spec/yamlnodes.py", "spec/expand.py"}  # s3-speed
