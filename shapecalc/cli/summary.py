@@ -15,6 +15,7 @@ from .options import (
     SHAPE,
     batch_option,
     echo_json,
+    echo_line,
     format_option,
     note_unused,
     print_renderable,
@@ -275,7 +276,7 @@ def _emit(
             summary_renderable(analysis, depth=depth, verified=marks, columns=views.columns, panels=views.panels)
         )
     for note in notes:
-        click.echo(note, err=True)
+        echo_line(note, err=True)
 
 
 def _model_training(ref: Any, analysis: Analysis, optimizer: str | None) -> Callable[[Any, list[str]], None] | None:
