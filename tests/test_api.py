@@ -109,6 +109,22 @@ def test_main_returns_the_exit_code_and_leaves_the_process_alone(
     assert (gc.get_freeze_count(), gc.isenabled()) == (frozen, enabled)
 
 
+def test_only_the_console_script_runs_with_the_collector_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    # shapecalc.__main__.run is a one-shot process: the collector off for the command, frozen at exit;
+    # cli.main (above) and the library leave the caller's collector as it was
+    import shapecalc.__main__ as console
+
+    seen: list[bool] = []
+    monkeypatch.setattr(console, "main", lambda: seen.append(gc.isenabled()) or 3)
+    monkeypatch.setattr(gc, "freeze", lambda: seen.append(gc.isenabled()))
+    try:
+        with pytest.raises(SystemExit) as info:
+            console.run()
+    finally:
+        gc.enable()
+    assert (seen, info.value.code) == ([False, False], 3)
+
+
 def test_paused_gc_restores_the_previous_state() -> None:
     from shapecalc.gcpause import paused
 

@@ -303,33 +303,32 @@ class Expander:
             return Gate(body, path=path, location=sc.where(e.loc), name=label, trace=sc.trace, repeat_index=index)
         branches = tuple(s for s in subs if s is not None)
         if e.what == "split":
-            sizes, sizes_loc = self.split_sizes(e, len(branches), epath, sc)
+            sizes, sizes_loc = split_sizes(self.values, e, len(branches), epath, sc)
             where = sc.where(e.loc)
             return Split(branches, sizes, sizes_loc, path=path, location=where, name=label, trace=sc.trace,
                          repeat_index=index)  # fmt: skip
         return Concat(branches, path=path, location=sc.where(e.loc), name=label, trace=sc.trace, repeat_index=index)
 
-    def split_sizes(
-        self, e: Entry, branches: int, epath: str, sc: Scope
-    ) -> tuple[tuple[int, ...] | None, Location | None]:
-        """A split's ``sizes``: positive ints, one per branch (their sum is checked against the channels
-        by the analysis); None when left out (equal parts)."""
-        node = e.rest.get("sizes")
-        if node is None or is_null(node):
-            return None, None
-        value = self.values.value(node, epath, sc)
-        if not isinstance(value, list) or not value or not all(is_int(v) and v >= 1 for v in value):
-            fail(
-                f"split sizes must be a list of positive ints, one per branch, not {X.show(value)}", node.loc, epath, sc
-            )
-        if len(value) != branches:
-            fail(
-                f"split sizes has {len(value)} values but there are {branches} branches: give one size per branch",
-                node.loc,
-                epath,
-                sc,
-            )
-        return tuple(int(v) for v in value), sc.where(node.loc)
+
+def split_sizes(
+    values: Values, e: Entry, branches: int, epath: str, sc: Scope
+) -> tuple[tuple[int, ...] | None, Location | None]:
+    """A split's ``sizes``: positive ints, one per branch (their sum is checked against the channels
+    by the analysis); None when left out (equal parts)."""
+    node = e.rest.get("sizes")
+    if node is None or is_null(node):
+        return None, None
+    value = values.value(node, epath, sc)
+    if not isinstance(value, list) or not value or not all(is_int(v) and v >= 1 for v in value):
+        fail(f"split sizes must be a list of positive ints, one per branch, not {X.show(value)}", node.loc, epath, sc)
+    if len(value) != branches:
+        fail(
+            f"split sizes has {len(value)} values but there are {branches} branches: give one size per branch",
+            node.loc,
+            epath,
+            sc,
+        )
+    return tuple(int(v) for v in value), sc.where(node.loc)
 
 
 def check_depth(sc: Scope, loc: Location, path: str) -> None:

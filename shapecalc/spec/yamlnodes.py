@@ -429,7 +429,7 @@ class _Composer:
                 known = self.plain[text] = _PLAIN.get(text) or self.shared(text, event.implicit, mark)
             text, value = known  # the first copy of the text: a spec repeats its keys 100k times
         else:
-            value = self.value(text, event.tag, event.implicit, mark)
+            value = _scalar_value(self.loader, self.file, text, event.tag, event.implicit, mark)
         node = YScalar(value, text, self.file, mark.line + 1, mark.column + 1, mark.index, event.end_mark.index)
         if event.anchor is not None:
             self.register(event.anchor, node, 1)
@@ -505,7 +505,7 @@ class _Composer:
 
     def shared(self, text: str, implicit: Any, mark: Any) -> tuple[str, Any]:
         """A plain scalar's (text, value), remembered across files (see :data:`_PLAIN`)."""
-        known = (text, self.value(text, None, implicit, mark))
+        known = (text, _scalar_value(self.loader, self.file, text, None, implicit, mark))
         if len(_PLAIN) < _PLAIN_MAX:
             _PLAIN[text] = known
         return known
@@ -527,47 +527,6 @@ class _Composer:
             f"the tag {_show_tag(tag)} is not allowed on {what}: a spec is plain YAML (no tags)",
             Location(self.file, line, col),
         )
-
-    def value(self, text: str, explicit_tag: str | None, implicit: Any, mark: Any) -> Any:
-        # ``mark`` (the event's start) becomes a Location only for an error: scalars are the bulk of a spec
-        if explicit_tag is not None and explicit_tag != "!":
-            if explicit_tag not in _SCALAR_TAGS:
-                self.fail(
-                    f"the tag {_show_tag(explicit_tag)} is not allowed: a spec is plain YAML (no tags)",
-                    self.mark_loc(mark),
-                )
-            tag: str = explicit_tag
-        elif implicit[0] and _NAME.fullmatch(text) and text not in _WORDS:
-            return text  # the common distinct plain scalars, without the resolver's ~1.5 µs
-        elif implicit[0] and len(text) <= MAX_INT_TEXT and _DECIMAL.fullmatch(text):
-            return int(text)  # as the resolver's int tag and construct_yaml_int read it
-        else:
-            tag = self.loader.resolve(ScalarNode, text, implicit)
-        if tag in _TEXT_TAGS:
-            return text if tag != MERGE else _Merge(text)
-        if tag == NULL:
-            return None
-        if tag == INT:
-            if len(text) > MAX_INT_TEXT:
-                self.fail(f"the number {text[:20]}... is too large ({len(text)} characters)", self.mark_loc(mark))
-            if _DECIMAL.fullmatch(text):  # the common case, exactly as construct_yaml_int reads it
-                return int(text)
-        node = ScalarNode(tag, text)
-        try:
-            if tag == INT:
-                value: Any = self.loader.construct_yaml_int(node)
-            elif tag == FLOAT:
-                value = self.loader.construct_yaml_float(node)
-            elif tag == BOOL:
-                value = self.loader.construct_yaml_bool(node)
-            else:  # an implicit tag PyYAML may add in the future: keep the text
-                value = text
-        except (ValueError, KeyError, IndexError):
-            self.fail(f"{text!r} is not a valid {_show_tag(tag)}", self.mark_loc(mark))
-        return value
-
-    def mark_loc(self, mark: Any) -> Location:
-        return Location(self.file, mark.line + 1, mark.column + 1)
 
     def add(self, node: YNode, size: int) -> None:
         """Place a finished node: the root, a list's item, a mapping's key or a key's value."""
@@ -668,6 +627,54 @@ class _MovedKeys(Mapping[str, YScalar]):
 
     def __contains__(self, text: object) -> bool:
         return text in self.template
+
+
+def _scalar_value(loader: Any, file: str, text: str, explicit_tag: str | None, implicit: Any, mark: Any) -> Any:
+    """A scalar's value by the safe loader's resolver and constructors; core tags only, ints bounded."""
+    # ``mark`` (the event's start) becomes a Location only for an error: scalars are the bulk of a spec
+    if explicit_tag is not None and explicit_tag != "!":
+        if explicit_tag not in _SCALAR_TAGS:
+            _fail(
+                f"the tag {_show_tag(explicit_tag)} is not allowed: a spec is plain YAML (no tags)",
+                _mark_loc(file, mark),
+            )
+        tag: str = explicit_tag
+    elif implicit[0] and _NAME.fullmatch(text) and text not in _WORDS:
+        return text  # the common distinct plain scalars, without the resolver's ~1.5 µs
+    elif implicit[0] and len(text) <= MAX_INT_TEXT and _DECIMAL.fullmatch(text):
+        return int(text)  # as the resolver's int tag and construct_yaml_int read it
+    else:
+        tag = loader.resolve(ScalarNode, text, implicit)
+    if tag in _TEXT_TAGS:
+        return text if tag != MERGE else _Merge(text)
+    if tag == NULL:
+        return None
+    if tag == INT:
+        if len(text) > MAX_INT_TEXT:
+            _fail(f"the number {text[:20]}... is too large ({len(text)} characters)", _mark_loc(file, mark))
+        if _DECIMAL.fullmatch(text):  # the common case, exactly as construct_yaml_int reads it
+            return int(text)
+    node = ScalarNode(tag, text)
+    try:
+        if tag == INT:
+            value: Any = loader.construct_yaml_int(node)
+        elif tag == FLOAT:
+            value = loader.construct_yaml_float(node)
+        elif tag == BOOL:
+            value = loader.construct_yaml_bool(node)
+        else:  # an implicit tag PyYAML may add in the future: keep the text
+            value = text
+    except (ValueError, KeyError, IndexError):
+        _fail(f"{text!r} is not a valid {_show_tag(tag)}", _mark_loc(file, mark))
+    return value
+
+
+def _mark_loc(file: str, mark: Any) -> Location:
+    return Location(file, mark.line + 1, mark.column + 1)
+
+
+def _fail(message: str, loc: Location) -> NoReturn:
+    raise SpecError(message, location=loc)
 
 
 class _Merge(str):
