@@ -391,21 +391,27 @@ FLAT_FORMATS = ("json", "markdown", "table")
 
 
 def bench_flat(runs: int, quick: bool) -> list[dict[str, Any]]:
-    """A flat spec (bench/specs.py flat_spec): load + analyse per layer, and the whole summary as JSON, Markdown
-    and the table (which folds the run of identical layers into one row)."""
+    """Flat specs (bench/specs.py flat_spec, varied_flat_spec): load + analyse per layer, and the whole summary as
+    JSON, Markdown and the table (which folds a run of identical layers into one row: the varied spec has none)."""
 
     def whole(path: Path, repeats: int) -> dict[str, Any]:
         argv = [*SHAPECALC, "summary", str(path), "--no-verify", "--format"]
         return {fmt: measure({fmt: [*argv, fmt]}, repeats, own_rss=True)[fmt].to_json() for fmt in FLAT_FORMATS}
 
-    rows = _sizes_rows("flat", specs.flat_spec, "flat: {n:,} conv2d (load + analyse, no torch)", runs, quick, whole)
-    linear = _linear(rows)
-    for r in rows:
-        r["target"] = "per-layer time flat; 100k: summary --format json/markdown/table < 3 s each"
-        timings = [r[fmt] for fmt in FLAT_FORMATS]
-        fast = r["layers"] < 100_000 or all(t["median_s"] < 3 and t["exit_codes"] == [0] for t in timings)
-        r["met"] = linear and fast
-    return rows
+    out = []
+    for stem, make, what in (
+        ("flat", specs.flat_spec, "flat: {n:,} conv2d (load + analyse, no torch)"),
+        ("varied", specs.varied_flat_spec, "flat: {n:,} conv2d that differ (load + analyse, no torch)"),
+    ):
+        rows = _sizes_rows(stem, make, what, runs, quick, whole)
+        linear = _linear(rows)
+        for r in rows:
+            r["target"] = "per-layer time flat; 100k: summary --format json/markdown/table < 3 s each"
+            timings = [r[fmt] for fmt in FLAT_FORMATS]
+            fast = r["layers"] < 100_000 or all(t["median_s"] < 3 and t["exit_codes"] == [0] for t in timings)
+            r["met"] = linear and fast
+        out += rows
+    return out
 
 
 def bench_meta(runs: int) -> list[dict[str, Any]]:

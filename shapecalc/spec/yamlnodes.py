@@ -159,7 +159,7 @@ class YMap(_Positioned):
 
     def __init__(
         self,
-        items: dict[str, YNode],
+        items: Mapping[str, YNode],
         keys: Mapping[str, YScalar],
         file: str,
         line: int,
@@ -584,8 +584,9 @@ class _Composer:
 
 def _moved(node: YNode, lines: int, chars: int) -> YNode:
     """A copy of ``node`` written ``lines`` lines and ``chars`` characters further down the document
-    (the same text at the same column: every column stays). A mapping's keys are moved when looked
-    up (:class:`_MovedKeys`): most are never asked where they are."""
+    (the same text at the same column: every column stays). A mapping's keys and values are moved
+    when looked up (:class:`_Moved`): a copy of a layer entry the loader expanded before is asked
+    only where it is (``Expander.copy``), its arguments' places only for a message."""
     if type(node) is YScalar:
         return YScalar(
             node.value, node.text, node.file, node.line + lines, node.col, node.start + chars, node.end + chars
@@ -594,30 +595,28 @@ def _moved(node: YNode, lines: int, chars: int) -> YNode:
         items = tuple([_moved(item, lines, chars) for item in node.items])
         return YSeq(items, node.file, node.line + lines, node.col, node.start + chars, node.end + chars)
     assert type(node) is YMap
-    entries = {text: _moved(value, lines, chars) for text, value in node.items.items()}
-    keys = _MovedKeys(node.keys, lines, chars)
     origin = node if node.origin is None else node.origin
+    keys: Mapping[str, Any] = _Moved(node.keys, lines, chars)
+    entries = _Moved(node.items, lines, chars)
     return YMap(entries, keys, node.file, node.line + lines, node.col, node.start + chars, node.end + chars, origin)
 
 
-class _MovedKeys(Mapping[str, YScalar]):
-    """The key nodes of a moved mapping (see :func:`_moved`), each moved on first lookup."""
+class _Moved(Mapping[str, Any]):
+    """The keys or values of a moved mapping (see :func:`_moved`), each moved on first lookup."""
 
     __slots__ = ("chars", "lines", "moved", "template")
 
-    def __init__(self, template: Mapping[str, YScalar], lines: int, chars: int) -> None:
+    def __init__(self, template: Mapping[str, YNode], lines: int, chars: int) -> None:
         self.template = template
         self.lines = lines
         self.chars = chars
-        self.moved: dict[str, YScalar] = {}
+        self.moved: dict[str, YNode] = {}
 
-    def __getitem__(self, text: str) -> YScalar:
-        key = self.moved.get(text)
-        if key is None:
-            moved = _moved(self.template[text], self.lines, self.chars)
-            assert isinstance(moved, YScalar)
-            key = self.moved[text] = moved
-        return key
+    def __getitem__(self, text: str) -> Any:
+        node = self.moved.get(text)
+        if node is None:
+            node = self.moved[text] = _moved(self.template[text], self.lines, self.chars)
+        return node
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.template)
