@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sys
-import textwrap
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -95,6 +93,8 @@ def echo_line(line: str, *, err: bool = False) -> None:
     width = _prose_width(sys.stderr if err else sys.stdout)
     text = line.lstrip(" ")
     if width and len(line) > width and (err or text.startswith("note: ")):
+        import textwrap  # only for a line to wrap: kept off the start-up path
+
         margin = len(line) - len(text) + (len("note: ") if text.startswith("note: ") else 2)
         line = textwrap.fill(
             line, width, subsequent_indent=" " * margin, break_long_words=False, break_on_hyphens=False
@@ -107,7 +107,11 @@ def _prose_width(stream: Any) -> int | None:
     if columns.isdigit() and int(columns) >= 20:
         return int(columns)
     isatty = getattr(stream, "isatty", None)
-    return shutil.get_terminal_size().columns if isatty is not None and isatty() else None
+    if isatty is None or not isatty():
+        return None
+    import shutil  # only on a terminal (shutil imports zlib, bz2 and lzma: ~1.5 ms of start-up)
+
+    return shutil.get_terminal_size().columns
 
 
 def wants_verification(verify: bool | None, notes: list[str]) -> bool:
