@@ -141,6 +141,10 @@ def cost_views(
                     f"what {conv.reports} reports; {_signed_pct(rep.total - t.macs, t.macs)} vs MACs",
                 )
             )
+    reuse_note = C.reused_note(analysis) if as_tools or compare_tools else None
+    if reuse_note is not None:
+        views.notes.append(reuse_note)
+        views.json["rivals_leave_out"] = [r.path for r in C.reused(analysis)]
     if json:
         with paused():  # a dict per row, all kept: see shapecalc.gcpause
             _add_json_shares(views, analysis)
