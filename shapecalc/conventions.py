@@ -521,36 +521,32 @@ class Reproduction:
 
 
 def reused(analysis: Analysis) -> list[Row]:
-    """The rows that call a layer again (``reuse:``): what the rival reproductions leave out.
-
-    How each tool counts a module called twice is not measured (``bench/rivals.py`` measures
-    specs without ``reuse:``), so no rival figure is given for these calls.
-    """
+    """The rows that call a layer again (``reuse:``)."""
     return [r for r in analysis.layers if r.layer is not None and r.layer.reuses is not None]
 
 
 def reused_note(analysis: Analysis) -> str | None:
-    """One line for ``--as``/``--compare-tools`` when the network calls a layer again; None otherwise."""
+    """One line for ``--as``/``--compare-tools`` when the network calls a layer again; None otherwise.
+
+    Every tool counts every call of a module called again, as a layer of its own would be counted
+    (measured on the totals: ``tests/test_reuse.py``, live tools); how a tool splits those calls
+    among its per-layer lines is not measured.
+    """
     rows = reused(analysis)
     if not rows:
         return None
     n = len(rows)
     return (
-        f"the rival figures leave out {n} call{'s' if n != 1 else ''} of reused layers (reuse:):"
-        " how each tool counts a module called again is not measured"
+        f"the rival figures count each of the {n} call{'s' if n != 1 else ''} of reused layers (reuse:), as every"
+        " tool does (measured on the totals; not how a tool splits them among its per-layer lines)"
     )
 
 
 def reproduce(analysis: Analysis, name: str) -> Reproduction:
-    """What the rival ``name`` (a key of :data:`CONVENTIONS`) reports for this network, per sample
-    (0 for the calls of reused layers: see :func:`reused`)."""
+    """What the rival ``name`` (a key of :data:`CONVENTIONS`) reports for this network, per sample."""
     conv = CONVENTIONS[name]
-    per_row = tuple(0 if _is_reuse(r) else conv.count(r) for r in analysis.rows)
+    per_row = tuple(conv.count(r) for r in analysis.rows)
     return Reproduction(name, per_row, sum(per_row))
-
-
-def _is_reuse(row: Row) -> bool:
-    return row.layer is not None and row.layer.reuses is not None
 
 
 def with_terms(analysis: Analysis, terms: tuple[str, ...]) -> Reproduction:
@@ -588,13 +584,11 @@ class ToolDifference:
 def compare(analysis: Analysis) -> list[ToolDifference]:
     """Every convention's total on this network, with the difference split by layer family."""
     out = []
-    # our MACs of what the reproductions cover (the calls of reused layers are left out of both)
-    ours = analysis.totals.macs - sum(r.macs for r in reused(analysis))
     for name, conv in CONVENTIONS.items():
         rep = reproduce(analysis, name)
         fams: dict[str, int] = {}
         for row, v in zip(analysis.rows, rep.per_row):
-            if row.kind != "layer" or _is_reuse(row):
+            if row.kind != "layer":
                 continue
             diff = v - row.macs
             if diff:
@@ -606,7 +600,7 @@ def compare(analysis: Analysis) -> list[ToolDifference]:
                 name,
                 conv.reports,
                 rep.total,
-                rep.total - ours,
+                rep.total - analysis.totals.macs,
                 tuple(sorted(fams.items(), key=lambda kv: -abs(kv[1]))),
                 conv.adds,
                 conv.misses,

@@ -144,7 +144,7 @@ def cost_views(
     reuse_note = C.reused_note(analysis) if as_tools or compare_tools else None
     if reuse_note is not None:
         views.notes.append(reuse_note)
-        views.json["rivals_leave_out"] = [r.path for r in C.reused(analysis)]
+        views.json["reused_calls"] = [r.path for r in C.reused(analysis)]
     if json:
         with paused():  # a dict per row, all kept: see shapecalc.gcpause
             _add_json_shares(views, analysis)

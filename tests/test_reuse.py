@@ -257,3 +257,22 @@ def test_the_state_dict_of_a_hand_written_tied_model() -> None:
     built = to_torch(spec)
     assert list(built.state_dict()) == list(Tied().state_dict()) == ["fc.weight", "fc.bias"]
     assert [n for n, _ in built.named_parameters()] == [n for n, _ in Tied().named_parameters()]
+
+
+@pytest.mark.torchvision
+def test_every_rival_counts_every_call_of_a_reused_layer() -> None:
+    """The live tools on the model ``to_torch`` builds: each counts every call of a module called
+    again, as the reproductions do (totals; how a tool splits the calls per layer is not claimed)."""
+    for pkg in ("torchinfo", "ptflops", "fvcore", "torchscan", "thop"):
+        pytest.importorskip(pkg)
+    from test_conventions import _bench
+
+    from shapecalc.conventions import CONVENTIONS, reproduce
+    from shapecalc.torch_build import build
+
+    spec = loads(TIED, "tied.yaml")
+    analysis = analyse(spec)
+    measured = _bench().measure(lambda: build(spec, analysis=analysis).module, tuple(analysis.input), None)
+    assert measured["flop_counter_macs"] == analysis.totals.macs
+    for name in CONVENTIONS:
+        assert (name, reproduce(analysis, name).total) == (name, measured[name]["total"])
