@@ -116,7 +116,7 @@ class Totals:
     buffer_bytes: int
     input_bytes: int  # the input batch
     activation_bytes: int  # sum of layer outputs for the batch (forward pass, kept for backward)
-    peak_bytes: int  # inference peak of live activations for the batch
+    peak_bytes: int  # inference peak for the batch: the most bytes alive at once (peak.py), input included
 
     @property
     def non_trainable(self) -> int:

@@ -127,12 +127,12 @@ def _load_torch(path: Path) -> dict[str, Any]:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
-        if "Weights only load failed" in text or "Unsupported global" in text:
+        if "Unsupported global" in text:  # a class or function the safe unpickler would have to import
             raise FiltersError(
                 f"{path}: the checkpoint holds Python objects, not only tensors, and is not loaded "
                 "(weights_only=True: a checkpoint must not run code); save model.state_dict() instead"
             ) from None
-        raise FiltersError(f"{path}: not a torch checkpoint or safetensors file ({_reason(exc)})") from None
+        raise FiltersError(f"{path}: not a torch checkpoint or safetensors file ({_unpickler_reason(text)})") from None
     except EOFError:
         raise FiltersError(f"{path}: not a torch checkpoint or safetensors file (it is empty or cut short)") from None
     except KeyError:  # pickle's "invalid load key": the first byte is not a pickle opcode (text, an image, ...)
@@ -145,10 +145,20 @@ def _load_torch(path: Path) -> dict[str, Any]:
     return {name: t.detach().to(torch.float64).cpu().numpy() for name, t in state.items()}
 
 
+def _unpickler_reason(text: str) -> str:
+    """What torch's safe unpickler found wrong (its message opens with advice about ``weights_only``)."""
+    _, found, rest = text.partition("WeightsUnpickler error:")
+    detail = next((line.strip() for line in rest.splitlines() if line.strip()), "") if found else ""
+    return f"torch's safe unpickler: {_shortened(detail)}" if detail else _shortened(text.strip().split("\n")[0])
+
+
 def _reason(exc: BaseException) -> str:
     """The first line of an exception's message, shortened: enough to see what went wrong."""
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return first if len(first) <= 100 else first[:97] + "..."
+    return _shortened((str(exc).strip().splitlines() or [type(exc).__name__])[0])
+
+
+def _shortened(line: str) -> str:
+    return line if len(line) <= 100 else line[:97] + "..."
 
 
 def _state_dict(obj: Any) -> dict[str, Any] | None:

@@ -298,8 +298,10 @@ class SummaryTable:
         verified: Mapping[str, bool] | None = None,
         columns: Sequence[Column] = (),
     ) -> None:
+        self.name = analysis.name
         self.title = f"{analysis.name}  input {bracketed(analysis.input)}  batch {analysis.batch}  (shapes per sample)"
         extra = [h for h, _ in columns]
+        self.extra = extra
         at = _HEADERS.index("MACs") + 1
         headers = [*_HEADERS[:at], *extra, *_HEADERS[at:]]
         self.headers = [h for h in headers if h != "✓" or verified is not None]
@@ -326,7 +328,7 @@ class SummaryTable:
         columns wrapped (down to :data:`_WRAPPABLE_MIN`); then columns left out as
         :data:`_DROPS` says. When even that does not fit (extra columns such as
         ``--as``'s, or a very narrow terminal), the narrowest of those: numbers whole,
-        wider than asked (the caller prints it uncropped).
+        wider than asked (the caller prints it uncropped, or in :meth:`pages`).
         """
         full = list(self.headers)
         if self._width(full, False, self.natural) <= max_width:
@@ -335,19 +337,46 @@ class SummaryTable:
             shown = [h for h in self.headers if h not in drop]
             if self._width(shown, True, self.natural) <= max_width:
                 return shown, True, dict(self.natural)
-            widths = dict(self.natural)
-            for name, minimum in _WRAPPABLE_MIN.items():
-                if name in shown:
-                    widths[name] = min(widths[name], minimum)
-            excess = max_width - self._width(shown, True, widths)
-            if excess >= 0:
-                for name in ("Args", "Layer"):  # give the room back: the short arguments whole first
-                    if name in shown:
-                        grow = min(excess, self.natural[name] - widths[name])
-                        widths[name] += grow
-                        excess -= grow
+            widths = self._fitted(shown, max_width)
+            if self._width(shown, True, widths) <= max_width:
                 return shown, True, widths
         return shown, True, widths  # the last, narrowest try
+
+    def _fitted(self, shown: Sequence[str], max_width: int) -> dict[str, int]:
+        """Column widths with Layer and Args wrapped just enough for ``max_width`` (if they can be)."""
+        widths = dict(self.natural)
+        for name, minimum in _WRAPPABLE_MIN.items():
+            if name in shown:
+                widths[name] = min(widths[name], minimum)
+        excess = max_width - self._width(shown, True, widths)
+        for name in ("Args", "Layer"):  # give the room back: the short arguments whole first
+            if name in shown and excess > 0:
+                grow = min(excess, self.natural[name] - widths[name])
+                widths[name] += grow
+                excess -= grow
+        return widths
+
+    def pages(self, max_width: int) -> list[list[str]] | None:
+        """The columns of several tables, one under the other, when one cannot show every number whole.
+
+        Only the extra columns (``--as``, ``--count``...) can make a table that wide: the first
+        table has the layers, their output, parameters, MACs and the extra columns that fit;
+        the others repeat the Layer column beside the next ones. None when one table fits, or
+        when the terminal is too narrow even for that (the table is then drawn wider than it).
+        """
+        if not self.extra or max_width_needed(self) <= max_width:
+            return None
+        pages = [[h for h in self.headers if h not in _DROPS[-1] and h not in self.extra]]
+        for h in self.extra:
+            if self._width([*pages[-1], h], True, self._narrow) > max_width:
+                pages.append(["Layer"])
+            pages[-1].append(h)
+        fits = all(self._width(page, True, self._narrow) <= max_width for page in pages)
+        return pages if fits else None
+
+    @property
+    def _narrow(self) -> dict[str, int]:
+        return {h: min(w, _WRAPPABLE_MIN.get(h, w)) for h, w in self.natural.items()}
 
     def table(self, max_width: int) -> Table:
         """The rich table for ``max_width`` cells."""
@@ -359,8 +388,13 @@ class SummaryTable:
                 f"left out to fit {max_width} columns: {', '.join(dropped)}"
                 " (a wider terminal or --format markdown shows them)"
             )
+        return self._table(shown, compact, widths, Text(self.title), caption)
+
+    def _table(
+        self, shown: Sequence[str], compact: bool, widths: Mapping[str, int], title: Text, caption: str | None
+    ) -> Table:
         options: dict[str, Any] = {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False} if compact else {}
-        table = Table(title=Text(self.title), title_justify="left", caption=caption, caption_justify="left", **options)
+        table = Table(title=title, title_justify="left", caption=caption, caption_justify="left", **options)
         right = self.right
         for h in shown:
             wrap = h in _WRAPPABLE_MIN
@@ -389,7 +423,33 @@ class SummaryTable:
             table.add_row(*rendered, style="dim" if group and not d.folded else None)
         return table
 
+    def paged(self, max_width: int, pages: Sequence[Sequence[str]]) -> list[Table]:
+        """The tables of :meth:`pages`, each fitted to ``max_width``, captions saying where the rest is."""
+        dropped = [h for h in self.headers if not any(h in page for page in pages)]
+        tables = []
+        for i, shown in enumerate(pages):
+            if i == 0:
+                title = Text(self.title)
+                rest = [h for page in pages[1:] for h in page[1:]]
+                caption = f"{', '.join(rest)}: in the table below, to fit {max_width} columns"
+            else:
+                title = Text(f"{self.name}, continued")
+                caption = None
+            if i == len(pages) - 1 and dropped:
+                left = f"left out to fit {max_width} columns: {', '.join(dropped)}"
+                left += " (a wider terminal or --format markdown shows them)"
+                caption = f"{caption}; {left}" if caption else left
+            tables.append(self._table(shown, True, self._fitted(shown, max_width), title, caption))
+        return tables
+
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        pages = self.pages(options.max_width)
+        if pages is not None:
+            for i, table in enumerate(self.paged(options.max_width, pages)):
+                if i:
+                    yield Text("")
+                yield table
+            return
         table = self.table(options.max_width)
         if max_width_needed(self) > options.max_width:
             # too narrow for the numbers: draw at the natural width (lines longer than the
@@ -447,7 +507,7 @@ def totals_rows(analysis: Analysis) -> list[tuple[str, str, str]]:
         ("  buffers", fmt_bytes(t.buffer_bytes), ""),
         ("  input", fmt_bytes(t.input_bytes), ""),
         ("  activations", fmt_bytes(t.activation_bytes), "every layer's output: a training forward pass"),
-        ("  inference peak", fmt_bytes(t.peak_bytes), "live activations, layer by layer"),
+        ("  inference peak", fmt_bytes(t.peak_bytes), "most tensors alive at once, input included"),
         ("  total", fmt_bytes(t.total_bytes), "parameters + buffers + input + activations"),
     ]
 

@@ -75,7 +75,7 @@ def test_markdown(spec_file: Path) -> None:
     assert "| 6 | linear | 512 -> 10 | [10] | 5,130 | 5,120 | 16 /2 |" in result.stdout
     # the peak: the input (3*16*16 floats) and batchnorm's input and output (2 x 8*16*16):
     # 4,864 floats = 19,456 bytes
-    assert "| &nbsp;&nbsp;inference peak | 19.00 KiB | live activations, layer by layer |" in result.stdout
+    assert "| &nbsp;&nbsp;inference peak | 19.00 KiB | most tensors alive at once, input included |" in result.stdout
 
 
 def test_broken_spec_is_one_located_line(tmp_path: Path) -> None:

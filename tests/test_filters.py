@@ -110,6 +110,10 @@ class _Trap:
             "a checkpoint must not run code); save model.state_dict() instead",
         ),
         (
+            lambda p, t: p.write_bytes(bytes([0x80, 0x02, 0xB5]) + bytes(range(40))),
+            "{f}: not a torch checkpoint or safetensors file (torch's safe unpickler: Unsupported operand 181)",
+        ),
+        (
             lambda p, t: t.save({"epoch": 3}, p),
             "{f}: the checkpoint holds no tensors (expected a state_dict, or a dict holding one)",
         ),
@@ -118,7 +122,7 @@ class _Trap:
             "{f}: there are no convolution weights (tensors 'NAME.weight' of rank 3 to 5) in the file",
         ),
     ],
-    ids=["text", "empty", "pickled-module", "no-tensors", "no-conv"],
+    ids=["text", "empty", "pickled-module", "random-bytes", "no-tensors", "no-conv"],
 )
 def test_files_that_are_not_checkpoints(tmp_path: Path, make: Any, message: str) -> None:
     torch = pytest.importorskip("torch")

@@ -106,7 +106,8 @@ def test_adaptive_pooling_to_a_billion_windows_is_not_materialised() -> None:
 def test_a_short_spec_may_not_expand_to_a_million_layers(here: Path) -> None:
     write(here, "rep.yaml", "input: [3]\nlayers:\n- relu: {repeat: 999999}\n")
     assert check_lines("rep.yaml") == [
-        "rep.yaml:3:18: error: layers[0] (relu): the spec expands to more than 10,000 layers (repeat: 999,999)  [SC001]"
+        "rep.yaml:3:18: error: layers[0] (relu): the spec expands to more than 10,000 layers and structures"
+        " (repeat: 999,999)  [SC001]"
     ]
 
 

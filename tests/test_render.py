@@ -241,13 +241,83 @@ def test_extra_columns_keep_numbers_whole_at_the_narrowest_layout(columns: str) 
     )
     assert result.exit_code == 0
     assert "…" not in result.stdout
-    header = next(line for line in result.stdout.splitlines() if "Layer" in line)
+    assert max(len(line) for line in result.stdout.splitlines()) <= int(columns)
+    headers = [line.split() for line in result.stdout.splitlines() if line.lstrip().startswith(("#", "Layer"))]
     if columns == "80":  # fits once the arguments, RF and marks are left out
-        assert max(len(line) for line in result.stdout.splitlines()) <= 80
-        assert header.split() == ["#", "Layer", "Output", "Params", "MACs", "thop"]
-    else:  # does not fit: the narrowest layout, numbers whole
-        assert header.split() == ["Layer", "Output", "Params", "MACs", "thop"]
-    assert "118,013,952" in result.stdout
+        assert headers == [["#", "Layer", "Output", "Params", "MACs", "thop"]]
+    else:  # does not fit in one table: thop's column continues in a second one
+        assert headers == [["Layer", "Output", "Params", "MACs"], ["Layer", "thop"]]
+        assert "thop: in the table below, to fit 60 columns" in result.stdout
+        assert "ResNet18, continued" in result.stdout
+    assert result.stdout.count("118,013,952") == 2  # conv1's MACs, ours and thop's
+
+
+def test_many_extra_columns_continue_in_tables_below() -> None:
+    from click.testing import CliRunner
+
+    from shapecalc.cli import cli
+
+    tools = ["--as", "thop", "--as", "fvcore", "--as", "torchinfo", "--as", "ptflops"]
+    result = CliRunner().invoke(
+        cli, ["summary", "resnet18", "--no-verify", *tools], env={"COLUMNS": "60", "NO_COLOR": "1"}
+    )
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 60
+    headers = [line.split() for line in lines if line.startswith("Layer")]
+    assert headers == [
+        ["Layer", "Output", "Params", "MACs"],
+        ["Layer", "thop", "fvcore", "torchinfo"],
+        ["Layer", "ptflops"],
+    ]
+    # every row in every table: conv1's MACs in ours and in each tool's column
+    assert [line.split()[2:] for line in lines if line.startswith("conv2d 'conv1'")] == [
+        ["[64,", "112,", "112]", "9,408", "118,013,952"],
+        ["118,013,952", "118,013,952", "118,013,952"],
+        ["118,013,952"],
+    ]
+    assert "left out to fit 60 columns: #, Args, RF" in " ".join(result.stdout.split())
+
+
+# --------------------------------------------------------------------------- notes
+
+
+def test_notes_wrap_at_the_width_and_stay_whole_in_a_pipe() -> None:
+    from click.testing import CliRunner
+
+    from shapecalc.cli import cli
+
+    words = ["out", "--in", "32", "-k", "3", "-s", "2"]
+    note = (
+        "note: 1 input row at the end is never seen by the kernel (stride 2 does not divide evenly); "
+        "torch drops it silently"
+    )
+    piped = CliRunner().invoke(cli, words, env={"COLUMNS": None})
+    assert (piped.exit_code, piped.stdout.splitlines()[-1]) == (0, note)
+    narrow = CliRunner().invoke(cli, words, env={"COLUMNS": "60"})
+    assert narrow.stdout.splitlines()[2:] == [
+        "note: 1 input row at the end is never seen by the kernel",
+        "      (stride 2 does not divide evenly); torch drops it",
+        "      silently",
+    ]
+    layer = CliRunner().invoke(
+        cli, ["layer", "maxpool2d", "kernel_size=3", "stride=2", "--input", "3x32x32"], env={"COLUMNS": "60"}
+    )
+    assert layer.stdout.splitlines()[-3:] == [
+        "  note: 1 input row and 1 input column at the end are never",
+        "        seen by the kernel (stride 2 does not divide",
+        "        evenly); torch drops them silently",
+    ]
+    tools = CliRunner().invoke(
+        cli, ["summary", "lenet5", "--no-verify", "--compare-tools"], env={"COLUMNS": "60", "NO_COLOR": "1"}
+    )
+    assert tools.exit_code == 0
+    assert max(len(line) for line in tools.stderr.splitlines()) <= 60
+    assert tools.stderr.splitlines()[:3] == [
+        "ptflops cannot count tanh, flatten (5 layers): it has no",
+        "  rule for the module and counts it as 0 without a word (a",
+        "  patched functional call inside may still count)",
+    ]
 
 
 # --------------------------------------------------------------------------- folding

@@ -311,9 +311,12 @@ def test_max_layers_counts_structures_and_copies() -> None:
     text = "input: [3, 8, 8]\nlayers:\n  - relu: {repeat: 3}\n"
     # three copies and the group holding them
     assert len(spec.loads(text, max_layers=4).layers.items[0].items) == 3  # type: ignore[union-attr]
-    assert loads_error(text, max_layers=3) == "t.yaml:3:5: layers[0] (relu): the spec expands to more than 3 layers"
+    assert (
+        loads_error(text, max_layers=3)
+        == "t.yaml:3:5: layers[0] (relu): the spec expands to more than 3 layers and structures"
+    )
     assert loads_error(text, max_layers=2) == (
-        "t.yaml:3:20: layers[0] (relu): the spec expands to more than 2 layers (repeat: 3)"
+        "t.yaml:3:20: layers[0] (relu): the spec expands to more than 2 layers and structures (repeat: 3)"
     )
 
 
@@ -339,7 +342,8 @@ BROKEN_MESSAGES = {
     " not 0",
     "bad_value_in_block.yaml": "bad_value_in_block.yaml:10:5: layers[1].conv_bn_relu.layers[0] (conv2d): conv2d"
     " out_channels must be a positive int, not 'x' (in block 'conv_bn_relu' defined at line 3)",
-    "block_bomb.yaml": "block_bomb.yaml:3:10: layers[0] (b0): the spec expands to more than 10,000 layers",
+    "block_bomb.yaml": "block_bomb.yaml:3:10: layers[0] (b0): the spec expands to more than 10,000 layers and"
+    " structures",
     "block_cycle.yaml": "block_cycle.yaml:9:9: block cycle: a -> b -> a",
     "block_named_like_layer.yaml": "block_named_like_layer.yaml:3:3: the block name 'Conv2d' is the layer type"
     " conv2d: choose another name",
@@ -386,10 +390,10 @@ BROKEN_MESSAGES = {
     " a spec is plain YAML (no tags)",
     "recursive_alias.yaml": "recursive_alias.yaml:2:19: the alias *l refers to a node that contains it"
     " (a recursive alias)",
-    "repeat_huge.yaml": "repeat_huge.yaml:3:20: layers[0] (relu): the spec expands to more than 10,000 layers"
-    " (repeat: 1,000,000,000)",
+    "repeat_huge.yaml": "repeat_huge.yaml:3:20: layers[0] (relu): the spec expands to more than 10,000 layers and"
+    " structures (repeat: 1,000,000,000)",
     "repeat_nested_huge.yaml": "repeat_nested_huge.yaml:4:15: layers[0] (sequential): the spec expands to more than"
-    " 10,000 layers (repeat: 10,000)",
+    " 10,000 layers and structures (repeat: 10,000)",
     "repeat_zero.yaml": "repeat_zero.yaml:3:20: layers[0] (relu): repeat must be an int >= 1, not 0",
     "reserved_param.yaml": "reserved_param.yaml:4:14: 'repeat' cannot be a block parameter: name, repeat and"
     " trainable are reserved in every layer",

@@ -58,7 +58,7 @@ def cost_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--percent",
             is_flag=True,
-            help="Share of parameters and MACs per row (%% columns) and a breakdown by layer type.",
+            help="Share of parameters and MACs per row (% columns) and a breakdown by layer type.",
         ),
         click.option(
             "--train",

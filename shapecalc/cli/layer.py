@@ -10,7 +10,7 @@ import click
 from ..layer_report import analyse_layer
 from ..registry import LAYERS
 from ..render_layer import as_dict, text_lines
-from .options import SHAPE, batch_option, echo_json, format_option
+from .options import SHAPE, batch_option, echo_json, echo_line, format_option
 
 
 def parse_value(text: str) -> Any:
@@ -137,4 +137,4 @@ def command(
         echo_json(as_dict(report, vs_dense))
         return
     for line in text_lines(report, vs_dense):
-        click.echo(line)
+        echo_line(line)

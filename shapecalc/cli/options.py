@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
+import textwrap
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -80,7 +82,32 @@ def given(ctx: click.Context, name: str) -> bool:
 def note_unused(ctx: click.Context, name: str, flag: str, reason: str) -> None:
     """Say on stderr that an option given on the command line does nothing here (the rule: never silently)."""
     if given(ctx, name):
-        click.echo(f"note: {flag} does nothing {reason}", err=True)
+        echo_line(f"note: {flag} does nothing {reason}", err=True)
+
+
+def echo_line(line: str, *, err: bool = False) -> None:
+    """Print a line; a ``note:`` line (or any line on stderr: prose) is wrapped to the terminal's width.
+
+    As tables are (:func:`print_renderable`): fitted on a terminal or to an explicit ``COLUMNS``,
+    left whole into a pipe or a file, where a script reads one note per line. Continuation
+    lines are indented under the note's text.
+    """
+    width = _prose_width(sys.stderr if err else sys.stdout)
+    text = line.lstrip(" ")
+    if width and len(line) > width and (err or text.startswith("note: ")):
+        margin = len(line) - len(text) + (len("note: ") if text.startswith("note: ") else 2)
+        line = textwrap.fill(
+            line, width, subsequent_indent=" " * margin, break_long_words=False, break_on_hyphens=False
+        )
+    click.echo(line, err=err)
+
+
+def _prose_width(stream: Any) -> int | None:
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) >= 20:
+        return int(columns)
+    isatty = getattr(stream, "isatty", None)
+    return shutil.get_terminal_size().columns if isatty is not None and isatty() else None
 
 
 def wants_verification(verify: bool | None, notes: list[str]) -> bool:

@@ -16,7 +16,7 @@ from .. import axis_size
 from ..axis_size import OutConfig, OutResult, Value
 from ..errors import LayerConfigError
 from ..shapes import crossed
-from .options import echo_json, format_option, layer_mode
+from .options import echo_json, echo_line, format_option, layer_mode
 
 
 def _values(name: str) -> Callable[[click.Context, click.Parameter, str | None], list[Value] | None]:
@@ -192,4 +192,4 @@ def _single(result: OutResult, quiet: bool, fmt: str) -> None:
         click.echo(line)
     note = unseen_note(result)
     if note:
-        click.echo(note)
+        echo_line(note)

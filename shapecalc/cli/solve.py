@@ -6,7 +6,7 @@ import click
 
 from ..formulas import MODE_WORDS
 from ..solve import DEFAULT_BOUNDS, SolveResult, solve
-from .options import echo_json, format_option, layer_mode
+from .options import echo_json, echo_line, format_option, layer_mode
 
 HELP = f"""Which kernel/stride/padding/dilation map an input size to an output size (one axis).
 
@@ -63,7 +63,7 @@ def command(
         echo_json(result.as_dict(limit))
         return
     for line in text_lines(result, limit):
-        click.echo(line)
+        echo_line(line)
 
 
 def text_lines(result: SolveResult, limit: int) -> list[str]:

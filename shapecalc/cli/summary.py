@@ -14,6 +14,7 @@ from .options import (
     SHAPE,
     batch_option,
     echo_json,
+    echo_line,
     format_option,
     note_unused,
     print_renderable,
@@ -217,7 +218,7 @@ def _emit(
             summary_renderable(analysis, depth=depth, verified=marks, columns=views.columns, panels=views.panels)
         )
     for note in notes:
-        click.echo(note, err=True)
+        echo_line(note, err=True)
 
 
 def _model_training(ref: Any, analysis: Analysis, optimizer: str) -> Callable[[Any, list[str]], None] | None:

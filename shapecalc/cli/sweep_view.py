@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from .options import echo_json, print_renderable, wants_verification
+from .options import echo_json, echo_line, print_renderable, wants_verification
 
 
 def param_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -107,7 +107,7 @@ def show_sweep(
         else:
             print_renderable(sweep.renderable(rows, names, title))
     for note in notes:
-        click.echo(note, err=True)
+        echo_line(note, err=True)
     if any(r.verified is False for r in rows):
         sys.exit(1)
 

@@ -76,7 +76,7 @@ class BlockChecker:
         toward the layer limit as expanded layers do (refused at the list that passes it)."""
         self.written += entries
         if self.written > self.max_layers:
-            fail(f"the blocks define more than {self.max_layers:,} layers", last.loc, path)
+            fail(f"the blocks define more than {self.max_layers:,} layers and structures", last.loc, path)
 
     def check_name(self, bname: str, kloc: Location) -> str:
         """The normalised name of a new block, if it is free."""

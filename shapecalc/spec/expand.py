@@ -105,7 +105,7 @@ class Expander:
     ) -> Sequential:
         """The copies of a repeated entry, unrolled, but never past the limit: one copy shows what each costs."""
         rloc = e.repeat_node.loc if e.repeat_node is not None else e.loc
-        too_many = f"the spec expands to more than {self.max_layers:,} layers (repeat: {repeat:,})"
+        too_many = f"{self.too_many()} (repeat: {repeat:,})"
         if repeat > self.max_layers:
             fail(too_many, rloc, epath, sc)
         before = self.count
@@ -117,10 +117,14 @@ class Expander:
         self.counted(e.loc, epath, sc)
         return Sequential(tuple(copies), path, sc.where(e.loc), "repeat", label, trace=sc.trace)
 
+    def too_many(self) -> str:
+        # the limit bounds work, so it counts every node: the layers, and each structure, repeat and block use
+        return f"the spec expands to more than {self.max_layers:,} layers and structures"
+
     def counted(self, loc: Location, path: str, sc: Scope) -> None:
         self.count += 1
         if self.count > self.max_layers:
-            fail(f"the spec expands to more than {self.max_layers:,} layers", loc, path, sc)
+            fail(self.too_many(), loc, path, sc)
 
     # ---------------------------------------------------------------- reserved keys
 
@@ -247,7 +251,7 @@ class Expander:
     ) -> Sequential:
         block: Block = e.target
         if self.count + block.least > self.max_layers:
-            fail(f"the spec expands to more than {self.max_layers:,} layers", e.loc, epath, sc)
+            fail(self.too_many(), e.loc, epath, sc)
         check_depth(sc, e.loc, epath)
         where = sc.where(e.loc)
         inner = Scope(bind, block, where, (*sc.trace, block.trace), (*sc.chain, block.name), sc.depth + 1)
