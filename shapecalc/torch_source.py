@@ -329,17 +329,24 @@ def _expr(node: PlanNode, used: set[str], shared: dict[str, str] | None = None) 
 
 
 def _shared_modules(root: PlanNode) -> dict[str, str]:
-    """The path of every layer a ``reuse:`` calls -> a local variable name for its module."""
+    """The path of every layer a ``reuse:`` calls -> a local variable name for its module: its
+    attribute name, or with its parents' names in front where that is taken (``b2_conv``)."""
     reused = {n.layer.reuses.path for n in root.walk() if n.kind == "reuse" and n.layer and n.layer.reuses}
     names: dict[str, str] = {}
     taken = set(_TAKEN) | {"self", "x", "super"}
-    for node in root.walk():
+
+    def visit(node: PlanNode, parents: tuple[str, ...]) -> None:
         if node.path in reused and node.kind == "layer":
-            name = node.name
+            options = ["_".join((*parents[i:], node.name)) for i in range(len(parents), -1, -1)]
+            name = next((o for o in options if o not in taken), options[-1])
             while name in taken:
                 name += "_"
             taken.add(name)
             names[node.path] = name
+        for child in node.children:
+            visit(child, (*parents, child.name) if child.kind != "layer" else parents)
+
+    visit(root, ())
     return names
 
 
