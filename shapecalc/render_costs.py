@@ -105,42 +105,11 @@ def cost_views(
     breakdown by type): the table and Markdown of a 100,000-layer spec do not pay for them.
     """
     views = CostViews()
-    t = analysis.totals
     totals_lines: list[tuple[str, str, str]] = []
     if count:
-        rep = C.with_terms(analysis, tuple(count))
-        header = "MACs+" + "+".join(count)
-        _add_count_column(views, analysis, header, rep.per_row)
-        for i, v in enumerate(rep.per_row):
-            views.row_json.setdefault(i, {})["macs_with_terms"] = v
-        views.json["macs_with_terms"] = {
-            "terms": list(count),
-            "total": rep.total,
-            "definitions": {term: C.EXTRA_TERMS[term][1] for term in count},
-        }
-        totals_lines.append(
-            (header, fmt_int(rep.total), f"{fmt_count(rep.total)}, {_signed_pct(rep.total - t.macs, t.macs)} vs MACs")
-        )
+        totals_lines.append(_add_extra_terms(views, analysis, count))
     if as_tools:
-        views.json["as"] = {}
-        for name in as_tools:
-            rep = C.reproduce(analysis, name)
-            _add_count_column(views, analysis, name, rep.per_row)
-            for i, v in enumerate(rep.per_row):
-                views.row_json.setdefault(i, {}).setdefault("as", {})[name] = v
-            conv = C.CONVENTIONS[name]
-            views.json["as"][name] = {"total": rep.total, "reports": conv.reports}
-            note = C.cannot_count_note(analysis, name)
-            if note is not None:
-                views.notes.append(note)
-                views.json["as"][name]["cannot_count"] = [r.path for r in C.cannot_count(analysis, name)]
-            totals_lines.append(
-                (
-                    f"{name}",
-                    fmt_int(rep.total),
-                    f"what {conv.reports} reports; {_signed_pct(rep.total - t.macs, t.macs)} vs MACs",
-                )
-            )
+        totals_lines += _add_rival_counts(views, analysis, as_tools)
     reuse_note = C.reused_note(analysis) if as_tools or compare_tools else None
     if reuse_note is not None:
         views.notes.append(reuse_note)
@@ -149,43 +118,101 @@ def cost_views(
         with paused():  # a dict per row, all kept: see shapecalc.gcpause
             _add_json_shares(views, analysis)
     if percent:
-        shares = row_shares(analysis)
-        views.columns += [
-            ("%Params", {i: _pct(s.params) for i, s in enumerate(shares) if analysis.rows[i].params}),
-            ("%MACs", {i: _pct(s.macs) for i, s in enumerate(shares) if analysis.rows[i].macs}),
-        ]
-        views.raw_columns += [
-            ("params_share", {i: f"{s.params:.4f}" for i, s in enumerate(shares)}),
-            ("macs_share", {i: f"{s.macs:.4f}" for i, s in enumerate(shares)}),
-        ]
-        views.panels.append(breakdown_panel(analysis))
+        _add_percent(views, analysis)
     if totals_lines:
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(no_wrap=True)
-        grid.add_column(justify="right", no_wrap=True)
-        grid.add_column(style="dim")
-        grid.add_row("MACs", fmt_int(t.macs), "shapecalc: convolution and linear multiply-accumulates")
-        for line in totals_lines:
-            grid.add_row(*line)
-        views.panels.insert(0, Panel(grid, title="Counts per sample", title_align="left", expand=False))
+        views.panels.insert(0, _counts_panel(analysis, totals_lines))
     if compare_tools:
-        views.panels.append(compare_panel(analysis))
-        views.json["compare_tools"] = [
-            {
-                "tool": d.name,
-                "reports": d.reports,
-                "total": d.total,
-                "delta": d.delta,
-                "by_family": dict(d.by_family),
-                "adds": d.adds,
-                "misses": d.misses,
-                "bugs": d.bugs,
-                "cannot_count": [r.path for r in C.cannot_count(analysis, d.name)],
-            }
-            for d in C.compare(analysis)
-        ]
-        views.notes.extend(n for n in (C.cannot_count_note(analysis, name) for name in C.CONVENTIONS) if n)
+        _add_compare_tools(views, analysis)
     return views
+
+
+def _add_extra_terms(views: CostViews, analysis: Analysis, count: Sequence[str]) -> tuple[str, str, str]:
+    """``--count``: MACs plus the extra terms, as a column and JSON; returns its totals line."""
+    t = analysis.totals
+    rep = C.with_terms(analysis, tuple(count))
+    header = "MACs+" + "+".join(count)
+    _add_count_column(views, analysis, header, rep.per_row)
+    for i, v in enumerate(rep.per_row):
+        views.row_json.setdefault(i, {})["macs_with_terms"] = v
+    views.json["macs_with_terms"] = {
+        "terms": list(count),
+        "total": rep.total,
+        "definitions": {term: C.EXTRA_TERMS[term][1] for term in count},
+    }
+    return (header, fmt_int(rep.total), f"{fmt_count(rep.total)}, {_signed_pct(rep.total - t.macs, t.macs)} vs MACs")
+
+
+def _add_rival_counts(views: CostViews, analysis: Analysis, as_tools: Sequence[str]) -> list[tuple[str, str, str]]:
+    """``--as``: each rival's count per row (column and JSON) and what it cannot count; returns
+    one totals line per rival."""
+    t = analysis.totals
+    lines = []
+    views.json["as"] = {}
+    for name in as_tools:
+        rep = C.reproduce(analysis, name)
+        _add_count_column(views, analysis, name, rep.per_row)
+        for i, v in enumerate(rep.per_row):
+            views.row_json.setdefault(i, {}).setdefault("as", {})[name] = v
+        conv = C.CONVENTIONS[name]
+        views.json["as"][name] = {"total": rep.total, "reports": conv.reports}
+        note = C.cannot_count_note(analysis, name)
+        if note is not None:
+            views.notes.append(note)
+            views.json["as"][name]["cannot_count"] = [r.path for r in C.cannot_count(analysis, name)]
+        lines.append(
+            (
+                f"{name}",
+                fmt_int(rep.total),
+                f"what {conv.reports} reports; {_signed_pct(rep.total - t.macs, t.macs)} vs MACs",
+            )
+        )
+    return lines
+
+
+def _add_percent(views: CostViews, analysis: Analysis) -> None:
+    """``--percent``: each row's share of parameters and MACs, and the breakdown by type."""
+    shares = row_shares(analysis)
+    views.columns += [
+        ("%Params", {i: _pct(s.params) for i, s in enumerate(shares) if analysis.rows[i].params}),
+        ("%MACs", {i: _pct(s.macs) for i, s in enumerate(shares) if analysis.rows[i].macs}),
+    ]
+    views.raw_columns += [
+        ("params_share", {i: f"{s.params:.4f}" for i, s in enumerate(shares)}),
+        ("macs_share", {i: f"{s.macs:.4f}" for i, s in enumerate(shares)}),
+    ]
+    views.panels.append(breakdown_panel(analysis))
+
+
+def _counts_panel(analysis: Analysis, totals_lines: Sequence[tuple[str, str, str]]) -> Panel:
+    """Our MACs, then each other count asked for (``--count``, ``--as``), per sample."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column(justify="right", no_wrap=True)
+    grid.add_column(style="dim")
+    grid.add_row("MACs", fmt_int(analysis.totals.macs), "shapecalc: convolution and linear multiply-accumulates")
+    for line in totals_lines:
+        grid.add_row(*line)
+    return Panel(grid, title="Counts per sample", title_align="left", expand=False)
+
+
+def _add_compare_tools(views: CostViews, analysis: Analysis) -> None:
+    """``--compare-tools``: the comparison panel, its JSON, and every tool's cannot-count note."""
+    views.panels.append(compare_panel(analysis))
+    views.json["compare_tools"] = [
+        {
+            "tool": d.name,
+            "reports": d.reports,
+            "total": d.total,
+            "delta": d.delta,
+            "by_family": dict(d.by_family),
+            "adds": d.adds,
+            "misses": d.misses,
+            "bugs": d.bugs,
+            "cannot_count": [r.path for r in C.cannot_count(analysis, d.name)],
+        }
+        for d in C.compare(analysis)
+    ]
+    views.notes.extend(n for n in (C.cannot_count_note(analysis, name) for name in C.CONVENTIONS) if n)
 
 
 def breakdown_panel(analysis: Analysis) -> Panel:

@@ -107,6 +107,13 @@ def parse_set(assignment: str) -> tuple[str, Any]:
     return name, _yaml_value(text, "--set", assignment)
 
 
+def parsed_sets(set_values: Sequence[str]) -> dict[str, Any]:
+    """``--set`` options (``["k=5", "bias=false"]``) as parameter values; a name set twice is an error."""
+    sets = [parse_set(s) for s in set_values]
+    variants(sets, [])  # refuses a name set twice
+    return dict(sets)
+
+
 def parse_sweep(assignment: str) -> tuple[str, list[Any]]:
     """``k=3,5,7`` -> ``("k", [3, 5, 7])``: the values are a YAML flow list without its brackets.
 

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from repos import git, has_git_checkout, snapshot
 
+from shapecalc.check import Problem
 from shapecalc.cli import cli
 from shapecalc.pymodel.checkpy import read_declarations
 
@@ -97,6 +98,10 @@ def test_declarations_are_read_without_importing(tmp_path: Path) -> None:
         ("SHAPECALC_MODELS = {'Net': {'input': [3], 'expect': {'flops': 1}}}\n", "expect has an unknown key 'flops'"),
         ("SHAPECALC_MODELS = dict(Net={'input': [3]})\n", "must be a plain literal"),
         ("SHAPECALC_MODELS = {}\n", "must be a non-empty dict"),
+        ("SHAPECALC_MODELS = {'my-net': {'input': [3]}}\n", "model names must be names defined in the file"),
+        ("SHAPECALC_MODELS = {'Net': [3, 8, 8]}\n", "SHAPECALC_MODELS['Net'] must be a dict with input"),
+        ("SHAPECALC_MODELS = {'Net': {'input': [3], 'args': [4]}}\n", "args must be a dict of keyword arguments"),
+        ("SHAPECALC_MODELS = {'Net': {'input': [3], 'expect': [10]}}\n", "expect must be a dict"),
     ],
 )
 def test_malformed_declarations_are_sc001_without_running_anything(tmp_path: Path, text: str, message: str) -> None:
@@ -104,6 +109,33 @@ def test_malformed_declarations_are_sc001_without_running_anything(tmp_path: Pat
     code, out, _err = run("m.py", cwd=tmp_path)
     assert code == 1
     assert out.startswith("m.py:2:") and message in out and out.rstrip().endswith("[SC001]")
+
+
+@pytest.mark.parametrize(
+    ("text", "at", "message"),
+    [
+        ("{'my-net': {'input': [3]}}", (1, 21), "model names must be names defined in the file, not 'my-net'"),
+        ("{'Net': [3, 8, 8]}", (1, 28), "SHAPECALC_MODELS['Net'] must be a dict with input (and args, expect)"),
+        ("{'Net': {'input': [3, 0]}}", (1, 38), "SHAPECALC_MODELS['Net'] needs input: a list of positive sizes, one"
+         " sample (no batch axis)"),
+        ("{'Net': {'input': [3], 'args': [4]}}", (1, 51), "SHAPECALC_MODELS['Net'] args must be a dict of keyword"
+         " arguments"),
+        ("{'Net': {'input': [3], 'expect': {'flops': 1}}}", (1, 54), "SHAPECALC_MODELS['Net'] expect has an unknown"
+         " key 'flops'; the keys are output, params, trainable, buffers, macs, receptive_field"),
+    ],
+)  # fmt: skip
+def test_malformed_declarations_are_located_at_the_value_at_fault(
+    tmp_path: Path, text: str, at: tuple[int, int], message: str
+) -> None:
+    (tmp_path / "m.py").write_text(f"SHAPECALC_MODELS = {text}\n")
+    problem = read_declarations(str(tmp_path / "m.py"))
+    assert isinstance(problem, Problem)
+    assert (problem.line, problem.col, problem.code, problem.path, problem.message) == (
+        *at,
+        "SC001",
+        "SHAPECALC_MODELS",
+        message,
+    )
 
 
 def test_a_file_that_never_names_the_declaration_is_skipped_unparsed(tmp_path: Path) -> None:

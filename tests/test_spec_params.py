@@ -226,6 +226,20 @@ def test_set_and_sweep_errors() -> None:
         assert (result.exit_code, result.output) == (1, message + "\n"), extra  # type: ignore[attr-defined]
 
 
+def test_parsed_sets_reads_yaml_values_and_refuses_a_name_twice() -> None:
+    from shapecalc.sweep import SweepError, parsed_sets
+
+    assert parsed_sets(["k=5", "bias=false", "pad=[1, 2]", "mode=same"]) == {
+        "k": 5,
+        "bias": False,
+        "pad": [1, 2],
+        "mode": "same",
+    }
+    assert parsed_sets([]) == {}
+    with pytest.raises(SweepError, match=r"^--set k: parameter 'k' is already given by --set$"):
+        parsed_sets(["k=3", "k=5"])
+
+
 def test_set_changes_the_one_summary() -> None:
     result = run("summary", PARAMS_SPEC, "--set", "k=5", "--set", "width=16", "--format", "json", "--no-verify")
     assert json.loads(result.output)["totals"]["params"] == 330_506  # type: ignore[attr-defined]

@@ -12,12 +12,16 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..check import ERROR_CODES, WARNING_CODES
 from ..errors import ShapecalcError
 from .options import DEVICE, format_option, note_unused
+
+if TYPE_CHECKING:
+    from ..check import Problem
 
 
 def _codes(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> frozenset[str]:
@@ -103,49 +107,22 @@ def command(
     A spec with params: is checked with their defaults; one without a default
     needs --set NAME=VALUE.
     """
-    from ..check import check_file, problem_from_error
-    from ..check import update_expect as update_expect_of_spec
-    from ..shipped import looks_like_name, path_of
-
-    if not verify:
-        note_unused(ctx, "device", f"--device {device}", "without --verify")
-    elif all(file.endswith(".py") for file in files):
-        # a model file's numbers are torch's own (measured on meta): nothing to verify them against
-        note_unused(ctx, "verify", "--verify", "with Python model files: their numbers are torch's own")
-        note_unused(ctx, "device", f"--device {device}", "with Python model files: they run on meta")
-
-    from .sweep_view import parsed_sets
+    _note_unused_device(ctx, files, verify, device)
+    from ..sweep import parsed_sets
 
     params = parsed_sets(set_values)
     if params and update_expect:
         raise click.UsageError("--update-expect writes the values of the defaults: it cannot be combined with --set")
-    problems = []
+    problems: list[Problem] = []
     failed = 0
     for file in files:
         if file.endswith(".py"):
-            from ..pymodel.checkpy import check_python_file, update_python_expect
-
-            py_not_updated = _rewrite_expect(file, update_python_expect) if update_expect else None
-            found_py = check_python_file(file)
-            if found_py is not None and py_not_updated is not None:
-                found_py.insert(0, problem_from_error(py_not_updated, file, "SC010"))
-            if found_py is None:
-                if verbose:
-                    click.echo(f"{file}: skipped: no SHAPECALC_MODELS in it", err=True)
-                continue
-            problems += found_py
-            failed += any(p.severity == "error" for p in found_py)
-            continue
-        if not os.path.exists(file) and looks_like_name(file):
-            shipped = path_of(file)  # a shipped architecture's name (an existing path always wins)
-            file = str(shipped) if shipped is not None else file
-        not_updated = _rewrite_expect(file, update_expect_of_spec) if update_expect else None
-        found = check_file(file, strict=strict, ignore=ignore, verify=verify, device=device, params=params)
-        if not_updated is not None and not any(p.code in ("SC001", "SC002") for p in found):
-            # the spec is fine but its text could not be edited in place: say so (a load error says it already)
-            found.insert(0, problem_from_error(not_updated, file, "SC010"))
-        problems += found
-        failed += any(p.severity == "error" for p in found)
+            found = _check_python_file(file, update_expect, verbose)
+        else:
+            found = _check_spec_file(file, update_expect, strict, ignore, verify, device, params)
+        if found is not None:
+            problems += found
+            failed += any(p.severity == "error" for p in found)
 
     if fmt == "json":
         from .options import echo_json
@@ -154,22 +131,76 @@ def command(
     else:
         for problem in problems:
             click.echo(problem.format())
+    click.echo(_summary_line(problems, len(files), failed, update_expect), err=True)
+    ctx.exit(1 if any(p.severity == "error" for p in problems) else 0)
 
+
+def _note_unused_device(ctx: click.Context, files: Sequence[str], verify: bool, device: str) -> None:
+    """Notes for ``--device`` without ``--verify``, and for both with only Python model files."""
+    if not verify:
+        note_unused(ctx, "device", f"--device {device}", "without --verify")
+    elif all(file.endswith(".py") for file in files):
+        # a model file's numbers are torch's own (measured on meta): nothing to verify them against
+        note_unused(ctx, "verify", "--verify", "with Python model files: their numbers are torch's own")
+        note_unused(ctx, "device", f"--device {device}", "with Python model files: they run on meta")
+
+
+def _check_python_file(file: str, update_expect: bool, verbose: bool) -> list[Problem] | None:
+    """The problems of a .py model file (after ``--update-expect``); None: skipped (no SHAPECALC_MODELS)."""
+    from ..check import problem_from_error
+    from ..pymodel.checkpy import check_python_file, update_python_expect
+
+    not_updated = _rewrite_expect(file, update_python_expect) if update_expect else None
+    found = check_python_file(file)
+    if found is None:
+        if verbose:
+            click.echo(f"{file}: skipped: no SHAPECALC_MODELS in it", err=True)
+        return None
+    if not_updated is not None:
+        found.insert(0, problem_from_error(not_updated, file, "SC010"))
+    return found
+
+
+def _check_spec_file(
+    file: str,
+    update_expect: bool,
+    strict: bool,
+    ignore: frozenset[str],
+    verify: bool,
+    device: str,
+    params: dict[str, Any],
+) -> list[Problem]:
+    """The problems of a spec file, or of a shipped architecture named ``file`` (after ``--update-expect``)."""
+    from ..check import check_file, problem_from_error
+    from ..check import update_expect as update_expect_of_spec
+    from ..shipped import looks_like_name, path_of
+
+    if not os.path.exists(file) and looks_like_name(file):
+        shipped = path_of(file)  # a shipped architecture's name (an existing path always wins)
+        file = str(shipped) if shipped is not None else file
+    not_updated = _rewrite_expect(file, update_expect_of_spec) if update_expect else None
+    found = check_file(file, strict=strict, ignore=ignore, verify=verify, device=device, params=params)
+    if not_updated is not None and not any(p.code in ("SC001", "SC002") for p in found):
+        # the spec is fine but its text could not be edited in place: say so (a load error says it already)
+        found.insert(0, problem_from_error(not_updated, file, "SC010"))
+    return found
+
+
+def _summary_line(problems: Sequence[Problem], files: int, failed: int, update_expect: bool) -> str:
+    """The one line for stderr: files checked, failed, errors and warnings."""
     errors = sum(p.severity == "error" for p in problems)
     warnings = len(problems) - errors
-    n = _plural(len(files), "file")
+    n = _plural(files, "file")
     if not problems:
-        summary = f"shapecalc check: {n} checked, all passed"
-    elif not errors:
-        summary = f"shapecalc check: {n} checked, all passed with {_plural(warnings, 'warning')}"
-    else:
-        summary = (
-            f"shapecalc check: {n} checked, {failed} failed: {_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
-        )
-        if not update_expect and any(p.code == "SC010" for p in problems):
-            summary += " (--update-expect accepts the current values)"
-    click.echo(summary, err=True)
-    ctx.exit(1 if errors else 0)
+        return f"shapecalc check: {n} checked, all passed"
+    if not errors:
+        return f"shapecalc check: {n} checked, all passed with {_plural(warnings, 'warning')}"
+    summary = (
+        f"shapecalc check: {n} checked, {failed} failed: {_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
+    )
+    if not update_expect and any(p.code == "SC010" for p in problems):
+        summary += " (--update-expect accepts the current values)"
+    return summary
 
 
 def main(argv: Sequence[str] | None = None) -> int:

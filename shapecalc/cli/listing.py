@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import click
 from rich.text import Text
 
 from ..shapes import crossed
 from .options import echo_json, format_option, print_renderable
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from ..shipped import Entry
 
 
 @click.command("list")
@@ -23,27 +32,32 @@ def command(fmt: str) -> None:
 
     entries = catalogue()
     if fmt == "json":
-        doc = [
-            {
-                "name": e.name,
-                "input": list(e.input),
-                "output": list(e.output),
-                "params": e.params,
-                "macs": e.macs,
-                "receptive_field": e.receptive_field,
-                "source": e.source,
-                "file": e.file,
-            }
-            for e in entries
-        ]
-        echo_json(doc)
+        echo_json([_as_json(e) for e in entries])
         return
-    import os
+    print_renderable(_table(entries))
 
+
+def _as_json(e: Entry) -> dict[str, Any]:
+    return {
+        "name": e.name,
+        "input": list(e.input),
+        "output": list(e.output),
+        "params": e.params,
+        "macs": e.macs,
+        "receptive_field": e.receptive_field,
+        "source": e.source,
+        "file": e.file,
+    }
+
+
+_HEADERS: tuple[str, ...] = ("name", "input", "params", "MACs", "RF", "source")
+
+
+def _table(entries: Sequence[Entry]) -> Table:
+    """The table of the shipped specs, with the columns that fit a terminal (or ``COLUMNS``)."""
     from rich.console import Console
     from rich.table import Table
 
-    headers = ("name", "input", "params", "MACs", "RF", "source")
     rows = [  # every cell becomes Text below: names and sources come from the spec files, never markup
         (
             e.name,
@@ -55,17 +69,9 @@ def command(fmt: str) -> None:
         )
         for e in entries
     ]
-    natural = {h: max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)}
-    shown = list(headers)
+    natural = {h: max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(_HEADERS)}
     console = Console()
-    if console.is_terminal or "COLUMNS" in os.environ:
-        # names and numbers are never cut: the source wraps (down to _SOURCE_MIN), then goes; then
-        # the input, then the receptive field
-        for drop in ((), ("source",), ("source", "input"), ("source", "input", "RF")):
-            shown = [h for h in headers if h not in drop]
-            need = sum(natural[h] for h in shown if h != "source") + 2 * (len(shown) - 1)
-            if need + (_SOURCE_MIN if "source" in shown else 0) <= console.width:
-                break
+    shown = _columns_that_fit(natural, console.width) if console.is_terminal or "COLUMNS" in os.environ else _HEADERS
     table = Table(box=None, pad_edge=False, header_style="bold")
     for h in shown:
         if h == "source":
@@ -73,14 +79,26 @@ def command(fmt: str) -> None:
         else:
             table.add_column(h, justify="left" if h in ("name", "input") else "right", no_wrap=True,
                              min_width=natural[h])  # fmt: skip
-    index = [headers.index(h) for h in shown]
+    index = [_HEADERS.index(h) for h in shown]
     for r in rows:
         table.add_row(*(Text(r[i]) for i in index))
-    dropped = [h for h in headers if h not in shown]
+    dropped = [h for h in _HEADERS if h not in shown]
     if dropped:
         table.caption = f"left out to fit {console.width} columns: {', '.join(dropped)} (--format json has them)"
         table.caption_justify = "left"
-    print_renderable(table)
+    return table
+
+
+def _columns_that_fit(natural: dict[str, int], width: int) -> tuple[str, ...]:
+    """The columns shown in ``width``: names and numbers are never cut; the source wraps (down to
+    _SOURCE_MIN), then goes; then the input, then the receptive field."""
+    shown = _HEADERS
+    for drop in ((), ("source",), ("source", "input"), ("source", "input", "RF")):
+        shown = tuple(h for h in _HEADERS if h not in drop)
+        need = sum(natural[h] for h in shown if h != "source") + 2 * (len(shown) - 1)
+        if need + (_SOURCE_MIN if "source" in shown else 0) <= width:
+            break
+    return shown
 
 
 #: the narrowest the source column wraps to before it is left out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -104,51 +105,107 @@ def command(
     """
     from ..pymodel.ref import looks_like_ref
 
-    costs = (fmt, depth, as_tools, count, percent, compare_tools)
+    view = _View(fmt, depth, as_tools, count, percent, compare_tools)
+    train_with = optimizer if train else None
     if looks_like_ref(spec_file):
-        from ..pymodel.ref import parse_args, parse_ref
-        from .pymodel import note_model_flags, summary_of_model
+        from .pymodel import note_model_flags
 
         note_model_flags(ctx, verify, device)
-        model_analysis, model_notes = summary_of_model(spec_file, input_shape, model_args, batch=batch, dtype=dtype)
-        ref = parse_ref(spec_file, parse_args(model_args)) if train else None
-        _emit(model_analysis, None, model_notes, *costs, _model_training(ref, model_analysis, optimizer))
+        _summary_of_python_model(spec_file, model_args, input_shape, batch, dtype, view, train_with)
         return
     if model_args:
         raise click.UsageError("--arg is for a Python model (path/file.py:Name), not a spec")
-    from ..analysis import analyse
-    from .sweep_view import parsed_sets, show_sweep
-
     if sweep_values:
+        from .sweep_view import show_sweep
+
         show_sweep(*_text(spec_file), set_values, sweep_values, input_shape=input_shape, batch=batch,
                    dtype=dtype, fmt=fmt, verify=verify, device=device, depth=depth, as_tools=as_tools,
-                   count=count, percent=percent, compare_tools=compare_tools,
-                   train=optimizer if train else None)  # fmt: skip
+                   count=count, percent=percent, compare_tools=compare_tools, train=train_with)  # fmt: skip
         return
+    from ..sweep import parsed_sets
+
     spec = _load(spec_file, parsed_sets(set_values))
     if spec.module is not None and not spec.has_layers:  # the spec only names a Python model
-        from .pymodel import note_model_flags, summary_of_spec_module
+        from .pymodel import note_model_flags
 
         note_model_flags(ctx, verify, device)
-        model_analysis, model_notes = summary_of_spec_module(spec, input_shape, batch=batch, dtype=dtype)
-        ref = None
-        if train:
-            import os
-
-            from ..pymodel.ref import parse_ref
-
-            ref = parse_ref(spec.module, spec.module_args, base=os.path.dirname(spec.file) or ".")
-        _emit(model_analysis, None, model_notes, *costs, _model_training(ref, model_analysis, optimizer))
+        _summary_of_spec_module(spec, input_shape, batch, dtype, view, train_with)
         return
+    if not _summary_of_spec(ctx, spec, input_shape, batch, dtype, verify, device, view, train_with):
+        sys.exit(1)
+
+
+@dataclass(frozen=True)
+class _View:
+    """How the report looks: its format, folding depth and cost views."""
+
+    fmt: str
+    depth: int | None
+    as_tools: tuple[str, ...]
+    count: tuple[str, ...]
+    percent: bool
+    compare_tools: bool
+
+
+def _summary_of_python_model(
+    ref_text: str,
+    model_args: tuple[str, ...],
+    input_shape: tuple[int, ...] | None,
+    batch: int,
+    dtype: str,
+    view: _View,
+    train_with: str | None,
+) -> None:
+    """The report of a Python model (``path/file.py:Name``), run once on meta with hooks."""
+    from ..pymodel.ref import parse_args, parse_ref
+    from .pymodel import summary_of_model
+
+    analysis, notes = summary_of_model(ref_text, input_shape, model_args, batch=batch, dtype=dtype)
+    ref = parse_ref(ref_text, parse_args(model_args)) if train_with else None
+    _emit(analysis, None, notes, view, _model_training(ref, analysis, train_with))
+
+
+def _summary_of_spec_module(
+    spec: Spec, input_shape: tuple[int, ...] | None, batch: int, dtype: str, view: _View, train_with: str | None
+) -> None:
+    """The report of the Python model a spec's ``module:`` names (the spec has no layers of its own)."""
+    from .pymodel import summary_of_spec_module
+
+    analysis, notes = summary_of_spec_module(spec, input_shape, batch=batch, dtype=dtype)
+    ref = None
+    if train_with:
+        import os
+
+        from ..pymodel.ref import parse_ref
+
+        assert spec.module is not None
+        ref = parse_ref(spec.module, spec.module_args, base=os.path.dirname(spec.file) or ".")
+    _emit(analysis, None, notes, view, _model_training(ref, analysis, train_with))
+
+
+def _summary_of_spec(
+    ctx: click.Context,
+    spec: Spec,
+    input_shape: tuple[int, ...] | None,
+    batch: int,
+    dtype: str,
+    verify: bool | None,
+    device: str,
+    view: _View,
+    train_with: str | None,
+) -> bool:
+    """The report of a spec's layers, verified against torch unless ``verify`` is False; False when
+    torch disagrees."""
+    from ..analysis import analyse
+
     if input_shape is not None and len(input_shape) == len(spec.input) + 1:
         from ..errors import BatchAxisError
 
         raise BatchAxisError(input_shape)
     analysis = analyse(spec, input=input_shape, batch=batch, dtype=dtype)
-
     if verify is False:
         note_unused(ctx, "device", f"--device {device}", "with --no-verify")
-    if fmt == "json":
+    if view.fmt == "json":
         note_unused(ctx, "depth", "--depth", "with --format json (the document has every row)")
     verification = None
     notes: list[str] = []
@@ -159,35 +216,36 @@ def command(
         notes.extend(verification.describe())
 
     training = None
-    if train:
+    if train_with:
+        optimizer = train_with
 
         def training(views: Any, notes: list[str]) -> None:
             from .cost_options import add_training
 
             add_training(views, spec, analysis, optimizer, verification is not None, notes)
 
-    _emit(analysis, verification, notes, *costs, training)
-    if verification is not None and not verification.ok:
-        sys.exit(1)
+    _emit(analysis, verification, notes, view, training)
+    return verification is None or verification.ok
 
 
 def _emit(
     analysis: Analysis,
     verification: Verification | None,
     notes: list[str],
-    fmt: str,
-    depth: int | None,
-    as_tools: tuple[str, ...],
-    count: tuple[str, ...],
-    percent: bool,
-    compare_tools: bool,
+    view: _View,
     training: Callable[[Any, list[str]], None] | None = None,
 ) -> None:
-    """Print the report in ``fmt`` to stdout and the notes to stderr (a spec's or a Python model's)."""
+    """Print the report as ``view`` asks to stdout and the notes to stderr (a spec's or a Python model's)."""
     from ..render_costs import cost_views
 
+    fmt, depth = view.fmt, view.depth
     views = cost_views(
-        analysis, as_tools=as_tools, count=count, percent=percent, compare_tools=compare_tools, json=fmt == "json"
+        analysis,
+        as_tools=view.as_tools,
+        count=view.count,
+        percent=view.percent,
+        compare_tools=view.compare_tools,
+        json=fmt == "json",
     )
     notes = [*notes, *views.notes]
     if training is not None:
@@ -221,9 +279,9 @@ def _emit(
         echo_line(note, err=True)
 
 
-def _model_training(ref: Any, analysis: Analysis, optimizer: str) -> Callable[[Any, list[str]], None] | None:
+def _model_training(ref: Any, analysis: Analysis, optimizer: str | None) -> Callable[[Any, list[str]], None] | None:
     """``--train`` for a Python model (``ref``; None: not asked): its step measured with torch."""
-    if ref is None:
+    if ref is None or optimizer is None:
         return None
 
     def training(views: Any, notes: list[str]) -> None:

@@ -39,15 +39,6 @@ def param_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def parsed_sets(set_values: Sequence[str]) -> dict[str, Any]:
-    """``--set`` options as parameter values (a name given twice is an error)."""
-    from ..sweep import parse_set, variants
-
-    sets = [parse_set(s) for s in set_values]
-    variants(sets, [])  # refuses a name set twice
-    return dict(sets)
-
-
 def show_sweep(
     text: str,
     spec_file: str,
@@ -74,7 +65,7 @@ def show_sweep(
     (``train`` is the optimiser); the per-layer ones (``--depth``, ``--percent``) get a note.
     """
     from .. import sweep
-    from ..conventions import CONVENTIONS  # here, not at the top: `check --set` imports this module too
+    from ..conventions import CONVENTIONS  # here: the summary command imports this module for its options
 
     sets = [sweep.parse_set(s) for s in set_values]
     sweeps = [sweep.parse_sweep(s) for s in sweep_values]

@@ -22,6 +22,8 @@ from __future__ import annotations
 import ast
 import importlib.util
 import os
+import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,6 +90,21 @@ def read_declarations(file: str) -> list[Declared] | Problem | None:
 
     Nothing is imported or run: the file is parsed, and the literal evaluated by ``ast.literal_eval``.
     """
+    tree = _parsed(file)
+    if not isinstance(tree, ast.Module):
+        return tree
+    node = _find(tree)
+    if node is None:
+        return None
+    try:
+        return _declarations(node)
+    except _Malformed as bad:
+        line, col = _at(bad.at)
+        return Problem(file, line, col, "error", "SC001", "SHAPECALC_MODELS", bad.message)
+
+
+def _parsed(file: str) -> ast.Module | Problem | None:
+    """The syntax tree of ``file``; None when it cannot declare models; SC001 when it cannot be read or parsed."""
     from ..reader import read_bytes
 
     try:  # the project's one guarded reader: regular files only, bounded size
@@ -100,82 +117,117 @@ def read_declarations(file: str) -> list[Declared] | Problem | None:
         # Python folds to it): most .py files of a repository are skipped without parsing them
         return None
     try:
-        tree = ast.parse(source, filename=file)
+        return ast.parse(source, filename=file)
     except (SyntaxError, ValueError) as err:
         line, col = (getattr(err, "lineno", None) or 1), (getattr(err, "offset", None) or 1)
-        return Problem(file, line, col, "error", "SC001", None, f"not valid Python: {getattr(err, 'msg', err)}")
+        message = f"not valid Python: {getattr(err, 'msg', err)}"
+        huge = _huge_int(source, line) if "integer string conversion" in message else None
+        if huge is not None:  # Python's message sits at column 0 and advises a process-wide setting
+            col, digits = huge
+            message = (
+                f"not valid Python: an integer of {digits:,} digits, more than Python reads in a literal"
+                f" ({sys.get_int_max_str_digits():,})"
+            )
+        return Problem(file, line, col, "error", "SC001", None, message)
     except (MemoryError, RecursionError):  # CPython's parser gives up on an expression nested this deep
         return Problem(file, 1, 1, "error", "SC001", None, "not valid Python: an expression nests too deeply to parse")
-    node = _find(tree)
-    if node is None:
+
+
+def _huge_int(source: bytes, line: int) -> tuple[int, int] | None:
+    """(column, digits) of the longest run of digits on ``line`` of ``source``, if that line has one."""
+    lines = source.splitlines()
+    if not 1 <= line <= len(lines):
         return None
+    runs = list(re.finditer(rb"[0-9][0-9_]*", lines[line - 1]))
+    if not runs:
+        return None
+    run = max(runs, key=lambda m: m.end() - m.start())
+    return run.start() + 1, len(run.group().replace(b"_", b""))
 
-    def bad(at: ast.AST, message: str) -> Problem:
-        line, col = _at(at)
-        return Problem(file, line, col, "error", "SC001", "SHAPECALC_MODELS", message)
 
+class _Malformed(Exception):
+    """A malformed ``SHAPECALC_MODELS``: the node of the file's syntax tree at fault, and what is wrong."""
+
+    def __init__(self, at: ast.AST, message: str) -> None:
+        super().__init__(message)
+        self.at = at
+        self.message = message
+
+
+def _declarations(node: ast.expr) -> list[Declared]:
+    """The models of the ``SHAPECALC_MODELS`` literal ``node``; raises :class:`_Malformed`."""
     try:
         value = ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return bad(node, "must be a plain literal (dicts of numbers, strings and lists), read without running it")
+        raise _Malformed(
+            node, "must be a plain literal (dicts of numbers, strings and lists), read without running it"
+        ) from None
     if not isinstance(value, dict) or not value:
-        return bad(node, 'must be a non-empty dict: {"ModelName": {"input": [3, 32, 32], "expect": {...}}}')
+        raise _Malformed(node, 'must be a non-empty dict: {"ModelName": {"input": [3, 32, 32], "expect": {...}}}')
     nodes = _dict_items(node)
     found = []
     for name, entry in value.items():
         key_node, entry_node = nodes.get(name, (node, node)) if isinstance(name, str) else (node, node)
-        where = f"SHAPECALC_MODELS[{name!r}]"
         if not isinstance(name, str) or not name.replace(".", "_").isidentifier():
-            return bad(key_node, f"model names must be names defined in the file, not {name!r}")
-        if not isinstance(entry, dict):
-            return bad(entry_node, f"{where} must be a dict with input (and args, expect)")
-        parts = _dict_items(entry_node)
-        for key in entry:
-            if key not in ENTRY_KEYS:
-                at = parts.get(key, (entry_node, entry_node))[0] if isinstance(key, str) else entry_node
-                return bad(at, f"{where} has an unknown key {key!r}; the keys are {', '.join(ENTRY_KEYS)}")
-        shape = entry.get("input")
-        if not (
-            isinstance(shape, list | tuple)
-            and shape
-            and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape)
-        ):
-            at = parts["input"][1] if "input" in parts else entry_node
-            return bad(at, f"{where} needs input: a list of positive sizes, one sample (no batch axis)")
-        if len(shape) > MAX_INPUT_AXES:  # as a spec's input: refused before torch or the file is imported
-            return bad(
-                parts["input"][1],
-                f"{where} input has {len(shape)} axes; one sample is [features], [C, L], [C, H, W] or"
-                " [C, D, H, W] (no batch axis)",
-            )
-        args = entry.get("args", {})
-        if not isinstance(args, dict) or not all(isinstance(k, str) for k in args):
-            at = parts.get("args", (entry_node, entry_node))[1]
-            return bad(at, f"{where} args must be a dict of keyword arguments")
-        expect = entry.get("expect", {})
-        expect_node = parts.get("expect", (entry_node, entry_node))[1]
-        if not isinstance(expect, dict):
-            return bad(expect_node, f"{where} expect must be a dict")
-        expect_parts = _dict_items(expect_node)
-        for key in expect:
-            if key not in EXPECT_KEYS:
-                at = expect_parts.get(key, (expect_node, expect_node))[0] if isinstance(key, str) else expect_node
-                return bad(at, f"{where} expect has an unknown key {key!r}; the keys are {', '.join(EXPECT_KEYS)}")
-        line, col = _at(key_node)
-        found.append(
-            Declared(
-                name,
-                tuple(shape),
-                args,
-                expect,
-                line,
-                col,
-                {k: _at(v) for k, (_, v) in expect_parts.items()},
-                entry_node,
-                parts["expect"][1] if "expect" in parts else None,
-            )
-        )
+            raise _Malformed(key_node, f"model names must be names defined in the file, not {name!r}")
+        found.append(_declared(name, entry, key_node, entry_node))
     return found
+
+
+def _declared(name: str, entry: Any, key_node: ast.expr, entry_node: ast.expr) -> Declared:
+    """One model's entry (``entry``, at ``entry_node``), checked key by key."""
+    where = f"SHAPECALC_MODELS[{name!r}]"
+    if not isinstance(entry, dict):
+        raise _Malformed(entry_node, f"{where} must be a dict with input (and args, expect)")
+    parts = _dict_items(entry_node)
+    for key in entry:
+        if key not in ENTRY_KEYS:
+            at = parts.get(key, (entry_node, entry_node))[0] if isinstance(key, str) else entry_node
+            raise _Malformed(at, f"{where} has an unknown key {key!r}; the keys are {', '.join(ENTRY_KEYS)}")
+    shape = _input(where, entry.get("input"), parts["input"][1] if "input" in parts else entry_node)
+    args = entry.get("args", {})
+    if not isinstance(args, dict) or not all(isinstance(k, str) for k in args):
+        raise _Malformed(
+            parts.get("args", (entry_node, entry_node))[1], f"{where} args must be a dict of keyword arguments"
+        )
+    expect = entry.get("expect", {})
+    expect_node = parts.get("expect", (entry_node, entry_node))[1]
+    if not isinstance(expect, dict):
+        raise _Malformed(expect_node, f"{where} expect must be a dict")
+    expect_parts = _dict_items(expect_node)
+    for key in expect:
+        if key not in EXPECT_KEYS:
+            at = expect_parts.get(key, (expect_node, expect_node))[0] if isinstance(key, str) else expect_node
+            raise _Malformed(at, f"{where} expect has an unknown key {key!r}; the keys are {', '.join(EXPECT_KEYS)}")
+    line, col = _at(key_node)
+    return Declared(
+        name,
+        shape,
+        args,
+        expect,
+        line,
+        col,
+        {k: _at(v) for k, (_, v) in expect_parts.items()},
+        entry_node,
+        parts["expect"][1] if "expect" in parts else None,
+    )
+
+
+def _input(where: str, shape: Any, at: ast.expr) -> tuple[int, ...]:
+    """A declared model's ``input``: positive sizes of one sample, as many axes as a spec allows."""
+    if not (
+        isinstance(shape, list | tuple)
+        and shape
+        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape)
+    ):
+        raise _Malformed(at, f"{where} needs input: a list of positive sizes, one sample (no batch axis)")
+    if len(shape) > MAX_INPUT_AXES:  # as a spec's input: refused before torch or the file is imported
+        raise _Malformed(
+            at,
+            f"{where} input has {len(shape)} axes; one sample is [features], [C, L], [C, H, W] or"
+            " [C, D, H, W] (no batch axis)",
+        )
+    return tuple(shape)
 
 
 def _same_file(a: str, b: str) -> bool:
