@@ -85,6 +85,16 @@ def _json_number(x: Ratio) -> int | float:
 def _rf_json(rf: ReceptiveField | None) -> dict[str, Any] | None:
     if rf is None:
         return None
+    stride, padding = rf.stride, rf.padding
+    if all(type(v) is int for v in (*stride, *padding)):  # the common case, one row in a 100k-layer JSON each
+        return {
+            "size": rf.max_size,
+            "size_per_axis": list(rf.size),
+            "stride": max(stride),
+            "stride_per_axis": list(stride),
+            "padding": max(padding),
+            "padding_per_axis": list(padding),
+        }
     return {
         "size": rf.max_size,
         "size_per_axis": list(rf.size),
