@@ -30,7 +30,6 @@ TEMPORARY = {
     "analysis.py::_walk_layer",  # s3-tied
     "pymodel/fximport.py::trace_to_layers",  # s3-tied
     "verification.py::verify",  # s3-speed
-    "train_measure.py::measure_module_step",  # s3-tidy
 }
 TEMPORARY_MODULES = {"spec/yamlnodes.py", "spec/expand.py"}  # s3-speed
 
