@@ -142,6 +142,7 @@ class LayerType:
                 f" it takes {', '.join(self.arg_names) or 'no arguments'}",
                 arg=name,
             )
+        _within_int64(self, arg, value)
         return CHECKS[arg.kind](self, arg, value)
 
     def with_defaults(self, given: Mapping[str, Any], *, checked: bool = False) -> dict[str, Any]:
@@ -201,6 +202,20 @@ def did_you_mean(name: str, candidates: Sequence[str]) -> str:
 
 def _fail(lt: LayerType, arg: Arg, what: str, value: Any) -> LayerConfigError:
     return LayerConfigError(f"{lt.name} {arg.name} must be {what}, not {show_value(value)}", arg=arg.name)
+
+
+#: torch keeps a layer's int arguments in C++ ``int64_t``: a larger one is refused when the module runs
+INT64_MAX = 2**63 - 1
+
+
+def _within_int64(lt: LayerType, arg: Arg, value: Any) -> None:
+    for v in value if isinstance(value, list | tuple) else [value]:
+        if _is_int(v) and not -INT64_MAX - 1 <= v <= INT64_MAX:
+            bound = f"at most {INT64_MAX:,}" if v > 0 else f"at least {-INT64_MAX - 1:,}"
+            raise LayerConfigError(
+                f"{lt.name} {arg.name} is {show_value(value)}, past what torch holds in 64 bits ({bound})",
+                arg=arg.name,
+            )
 
 
 def _is_int(v: Any) -> bool:

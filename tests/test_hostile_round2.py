@@ -739,6 +739,19 @@ def test_a_sweep_is_bounded_by_the_text_it_reads(here: Path) -> None:
     )
 
 
+def test_an_integer_python_will_not_read_is_located_at_its_first_digit(here: Path) -> None:
+    # CPython refuses a decimal literal past sys.get_int_max_str_digits() (4,300) with a SyntaxError at
+    # column 0 and advice to raise a process-wide limit: the line names the literal instead
+    text = '\nSHAPECALC_MODELS = {"Net": {"input": [3, 8, 8], "expect": {"params": ' + "9" * 5_000 + "}}}\n"
+    write(here, "big.py", text)
+    result = invoke("check", "big.py")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.stdout == (
+        "big.py:2:70: error: not valid Python: an integer of 5,000 digits, more than Python reads in a literal"
+        " (4,300)  [SC001]\n"
+    )
+
+
 def test_a_python_file_nested_past_the_parser_is_one_line(here: Path) -> None:
     # 100,000 unary minus signs: CPython's parser raises MemoryError (not a SyntaxError)
     write(here, "deep.py", "x = " + "-" * 100_000 + "1\nSHAPECALC_MODELS = {}\n")
@@ -783,3 +796,43 @@ def test_set_values_are_read_by_the_loaders_composer(value: str, message: str) -
     shown = assignment if len(assignment) <= 60 else f"{assignment[:60]!r}... ({len(assignment):,} characters)"
     line = one_line_error(invoke("check", "--set", assignment, str(ROOT / "architectures" / "simple_cnn_params.yaml")))
     assert line == f"--set {shown}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("args", "col", "message"),
+    [
+        (
+            "kernel_size: 3, stride: 9223372036854775808",
+            53,
+            "conv2d stride is 9223372036854775808, past what torch holds in 64 bits"
+            " (at most 9,223,372,036,854,775,807)",
+        ),
+        (
+            "kernel_size: 3, stride: [1, 9223372036854775808]",
+            53,
+            "conv2d stride is [1, 9223372036854775808], past what torch holds in 64 bits"
+            " (at most 9,223,372,036,854,775,807)",
+        ),
+        (
+            "kernel_size: 3, padding: -9223372036854775809",
+            54,
+            "conv2d padding is -9223372036854775809, past what torch holds in 64 bits"
+            " (at least -9,223,372,036,854,775,808)",
+        ),
+    ],
+)
+def test_an_int_argument_past_int64_is_refused_where_it_is_written(
+    here: Path, args: str, col: int, message: str
+) -> None:
+    # torch keeps these in int64_t: the analysis accepted 2^63 and verification found torch refusing it
+    write(here, "big.yaml", f"input: [3, 32, 32]\nlayers:\n- conv2d: {{out_channels: 8, {args}}}\n")
+    assert check_lines("big.yaml") == [f"big.yaml:3:{col}: error: layers[0] (conv2d): {message}  [SC001]"]
+
+
+def test_the_largest_int64_argument_is_accepted(here: Path) -> None:
+    write(
+        here,
+        "edge.yaml",
+        "input: [3, 32, 32]\nlayers:\n- conv2d: {out_channels: 8, kernel_size: 3, stride: 9223372036854775807}\n",
+    )
+    assert check_lines("edge.yaml") == []

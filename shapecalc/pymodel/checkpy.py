@@ -22,6 +22,8 @@ from __future__ import annotations
 import ast
 import importlib.util
 import os
+import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,9 +120,29 @@ def _parsed(file: str) -> ast.Module | Problem | None:
         return ast.parse(source, filename=file)
     except (SyntaxError, ValueError) as err:
         line, col = (getattr(err, "lineno", None) or 1), (getattr(err, "offset", None) or 1)
-        return Problem(file, line, col, "error", "SC001", None, f"not valid Python: {getattr(err, 'msg', err)}")
+        message = f"not valid Python: {getattr(err, 'msg', err)}"
+        huge = _huge_int(source, line) if "integer string conversion" in message else None
+        if huge is not None:  # Python's message sits at column 0 and advises a process-wide setting
+            col, digits = huge
+            message = (
+                f"not valid Python: an integer of {digits:,} digits, more than Python reads in a literal"
+                f" ({sys.get_int_max_str_digits():,})"
+            )
+        return Problem(file, line, col, "error", "SC001", None, message)
     except (MemoryError, RecursionError):  # CPython's parser gives up on an expression nested this deep
         return Problem(file, 1, 1, "error", "SC001", None, "not valid Python: an expression nests too deeply to parse")
+
+
+def _huge_int(source: bytes, line: int) -> tuple[int, int] | None:
+    """(column, digits) of the longest run of digits on ``line`` of ``source``, if that line has one."""
+    lines = source.splitlines()
+    if not 1 <= line <= len(lines):
+        return None
+    runs = list(re.finditer(rb"[0-9][0-9_]*", lines[line - 1]))
+    if not runs:
+        return None
+    run = max(runs, key=lambda m: m.end() - m.start())
+    return run.start() + 1, len(run.group().replace(b"_", b""))
 
 
 class _Malformed(Exception):
