@@ -185,6 +185,9 @@ class _State:
         self.item_bytes = max(dtype_bytes, VERIFY_BYTES)
         self.max_elems = MAX_TENSOR_BYTES // (self.item_bytes * batch)
         self.max_param_elems = MAX_TENSOR_BYTES // self.item_bytes
+        #: results of labelled layers by path (what a ``reuse:`` may call again), and whether one was
+        self.named: dict[str, LayerResult] = {}
+        self.reused = False
 
 
 def _step_rf(rf: ReceptiveField | None, res: LayerResult, in_shape: Shape, net_input: Shape) -> ReceptiveField | None:
@@ -301,6 +304,9 @@ def merge_receptive_fields(fields: Sequence[ReceptiveField | None]) -> Receptive
 def _located(err: LayerConfigError, layer: Layer) -> ShapecalcError:
     location = layer.arg_locations.get(err.arg, layer.location) if err.arg else layer.location
     message = err.message + block_note(layer)
+    if layer.reuses is not None:
+        orig = layer.reuses
+        message += f" (reusing the module of {orig.path} ({orig.type.name}), line {orig.location.line})"
     return LayerConfigError(message, arg=err.arg, location=location, path=f"{layer.path} ({layer.type.name})")
 
 
@@ -319,36 +325,10 @@ def _walk(
         kind = node.block or node.kind
         group = f"x{len(node.items)}" if node.kind == "repeat" else None
     elif isinstance(node, Residual):
-        body_shape, body_rf = _walk(node.body, in_shape, in_rf, depth + 1, st)
-        if node.shortcut is not None:
-            short_shape, short_rf = _walk(node.shortcut, in_shape, in_rf, depth + 1, st)
-        else:
-            short_shape, short_rf = in_shape, in_rf
-        if body_shape != short_shape:
-            raise ShapecalcError(
-                f"residual branches disagree: body gives {show_value(body_shape)}, "
-                f"{'shortcut' if node.shortcut is not None else 'the identity shortcut'}"
-                f" gives {show_value(short_shape)}" + _shortcut_hint(in_shape, body_shape) + block_note(node),
-                location=node.location,
-                path=f"{node.path} (residual)",
-            )
-        shape, rf = body_shape, merge_receptive_fields([body_rf, short_rf])
-        st.activation_elems += math.prod(shape)
+        shape, rf = _walk_residual(node, in_shape, in_rf, depth, st)
         kind, group = "residual", None
     elif isinstance(node, Gate):
-        body_shape, _ = _walk(node.body, in_shape, in_rf, depth + 1, st)
-        if not _broadcasts(body_shape, in_shape):
-            raise ShapecalcError(
-                f"gate body gives {show_value(body_shape)}, which does not broadcast to the input"
-                f" {show_value(in_shape)}: each axis must be 1 or equal to the input's"
-                f"{_gate_hint(in_shape, body_shape)}" + block_note(node),
-                location=node.location,
-                path=f"{node.path} (gate)",
-            )
-        # the result has x's shape; its field is x's (the body's global context is left out, or every
-        # squeeze-excitation network would report a field of the whole input)
-        shape, rf = in_shape, in_rf
-        st.activation_elems += math.prod(shape)
+        shape, rf = _walk_gate(node, in_shape, in_rf, depth, st)
         kind, group = "gate", None
     elif isinstance(node, Split):
         shape, rf = _walk_split(node, in_shape, in_rf, depth, st)
@@ -380,6 +360,44 @@ def _walk(
     if rf is not None and _has_spatial(shape, rf):
         st.last_spatial_rf = rf
     return shape, rf
+
+
+def _walk_residual(
+    node: Residual, in_shape: Shape, in_rf: ReceptiveField | None, depth: int, st: _State
+) -> tuple[Shape, ReceptiveField | None]:
+    body_shape, body_rf = _walk(node.body, in_shape, in_rf, depth + 1, st)
+    if node.shortcut is not None:
+        short_shape, short_rf = _walk(node.shortcut, in_shape, in_rf, depth + 1, st)
+    else:
+        short_shape, short_rf = in_shape, in_rf
+    if body_shape != short_shape:
+        raise ShapecalcError(
+            f"residual branches disagree: body gives {show_value(body_shape)}, "
+            f"{'shortcut' if node.shortcut is not None else 'the identity shortcut'}"
+            f" gives {show_value(short_shape)}" + _shortcut_hint(in_shape, body_shape) + block_note(node),
+            location=node.location,
+            path=f"{node.path} (residual)",
+        )
+    st.activation_elems += math.prod(body_shape)
+    return body_shape, merge_receptive_fields([body_rf, short_rf])
+
+
+def _walk_gate(
+    node: Gate, in_shape: Shape, in_rf: ReceptiveField | None, depth: int, st: _State
+) -> tuple[Shape, ReceptiveField | None]:
+    body_shape, _ = _walk(node.body, in_shape, in_rf, depth + 1, st)
+    if not _broadcasts(body_shape, in_shape):
+        raise ShapecalcError(
+            f"gate body gives {show_value(body_shape)}, which does not broadcast to the input"
+            f" {show_value(in_shape)}: each axis must be 1 or equal to the input's"
+            f"{_gate_hint(in_shape, body_shape)}" + block_note(node),
+            location=node.location,
+            path=f"{node.path} (gate)",
+        )
+    # the result has x's shape; its field is x's (the body's global context is left out, or every
+    # squeeze-excitation network would report a field of the whole input)
+    st.activation_elems += math.prod(in_shape)
+    return in_shape, in_rf
 
 
 def _broadcasts(part: Shape, whole: Shape) -> bool:
@@ -483,13 +501,14 @@ def _shortcut_hint(in_shape: Shape, body: Shape) -> str:
     return ""
 
 
-def _walk_layer(
-    layer: Layer, shape: Shape, rf: ReceptiveField | None, depth: int, st: _State
-) -> tuple[Shape, ReceptiveField | None]:
+def _infer(layer: Layer, shape: Shape, st: _State) -> LayerResult:
+    """The registry's result for ``layer`` on ``shape``; a reuse gets the arguments its original's
+    module was built with (so a reuse that does not fit is the layer's own error)."""
+    args = layer.args if layer.reuses is None else _reused_args(layer, st)
     # Deep networks repeat the same layer on the same shape (blocks, repeat): inference is pure,
     # so each distinct (type, input shape, arguments) is computed once per analysis. Value types
     # are part of the key so that e.g. p=0 and p=0.0 keep their own torch_kwargs.
-    key = (layer.type.name, shape, *((k, type(v), v) for k, v in layer.args.items()))
+    key = (layer.type.name, shape, *((k, type(v), v) for k, v in args.items()))
     cacheable = True
     try:
         res = st.results.get(key)
@@ -498,11 +517,27 @@ def _walk_layer(
     if res is None:
         try:
             # the loader checked every argument where it could point at it: only defaults are added
-            res = layer.type.infer(shape, layer.args, checked=True)
+            res = layer.type.infer(shape, args, checked=True)
         except LayerConfigError as err:
             raise _located(err, layer) from None
         if cacheable:
             st.results[key] = res
+    return res
+
+
+def _reused_args(layer: Layer, st: _State) -> dict[str, object]:
+    """The original's arguments with what the analysis inferred for it (``in_channels``...)."""
+    assert layer.reuses is not None
+    orig = st.named[layer.reuses.path]  # walked before: a reuse names an earlier layer
+    kwargs = orig.torch_kwargs
+    inferred = {a.name: kwargs[a.name] for a in layer.type.args if a.inferred and a.name in kwargs}
+    return {**layer.args, **inferred}
+
+
+def _walk_layer(
+    layer: Layer, shape: Shape, rf: ReceptiveField | None, depth: int, st: _State
+) -> tuple[Shape, ReceptiveField | None]:
+    res = _infer(layer, shape, st)
     out = res.output
     out_elems = math.prod(out)
     if out_elems > st.max_elems or res.params > st.max_param_elems or layer.type.batch_check is not None:
@@ -512,13 +547,19 @@ def _walk_layer(
         # from here on the field is unknown: shown as none, and no expect-style total
         st.rf_lost_at = layer.path
     st.activation_elems += out_elems
-    if res.torch_kwargs.get("track_running_stats"):
+    own = layer.reuses is None  # a reuse's parameters and buffers are counted at the original's row
+    if not own:
+        st.reused = True
+    elif layer.name is not None:
+        st.named[layer.path] = res
+    if own and res.torch_kwargs.get("track_running_stats"):
         st.int_buffers += 1
-    trainable = res.trainable if layer.trainable else 0  # a frozen layer (SPEC "Frozen layers")
+    params, buffers = (res.params, res.buffers) if own else (0, 0)
+    trainable = res.trainable if own and layer.trainable else 0  # a frozen layer (SPEC "Frozen layers")
     sums = st.sums
-    sums[0] += res.params
+    sums[0] += params
     sums[1] += trainable
-    sums[2] += res.buffers
+    sums[2] += buffers
     sums[3] += res.macs
     row = Row(
         index=len(st.rows),
@@ -529,9 +570,9 @@ def _walk_layer(
         depth=depth,
         input_shape=shape,
         output_shape=out,
-        params=res.params,
+        params=params,
         trainable=trainable,
-        buffers=res.buffers,
+        buffers=buffers,
         macs=res.macs,
         receptive=new_rf,
         summary=res.summary,
@@ -545,6 +586,22 @@ def _walk_layer(
     if new_rf is not None and _has_spatial(out, new_rf):
         st.last_spatial_rf = new_rf
     return out, new_rf
+
+
+def mark_calls(rows: tuple[Row, ...]) -> tuple[Row, ...]:
+    """Each row of a layer called more than once (``reuse:``) marked ``call 2/3`` in ``group``, as a
+    Python model's module called again is (:mod:`shapecalc.pymodel.trace`)."""
+    calls: dict[str, list[int]] = {}
+    for row in rows:
+        if row.kind == "layer" and row.layer is not None:
+            key = row.layer.reuses.path if row.layer.reuses is not None else row.path
+            calls.setdefault(key, []).append(row.index)
+    marked = list(rows)
+    for slots in calls.values():
+        if len(slots) > 1:
+            for i, slot in enumerate(slots, 1):
+                marked[slot] = marked[slot]._replace(group=f"call {i}/{len(slots)}")
+    return tuple(marked)
 
 
 def _torch_limits(layer: Layer, shape: Shape, res: LayerResult, out_elems: int, st: _State) -> None:
@@ -619,6 +676,8 @@ def _analyse(spec: Spec, in_shape: Shape, batch: int, dtype: str) -> Analysis:
     for item in spec.layers.items:
         shape, rf = _walk(item, shape, rf, 0, st)
     rows = tuple(r for r in st.rows if r is not None)
+    if st.reused:
+        rows = mark_calls(rows)
     params, trainable, buffers, macs = st.sums
     nbytes = st.bytes
     totals = Totals(

@@ -520,6 +520,28 @@ class Reproduction:
         return {r.path: v for r, v in zip(analysis.rows, self.per_row) if r.kind == "layer" and v}
 
 
+def reused(analysis: Analysis) -> list[Row]:
+    """The rows that call a layer again (``reuse:``)."""
+    return [r for r in analysis.layers if r.layer is not None and r.layer.reuses is not None]
+
+
+def reused_note(analysis: Analysis) -> str | None:
+    """One line for ``--as``/``--compare-tools`` when the network calls a layer again; None otherwise.
+
+    Every tool counts every call of a module called again, as a layer of its own would be counted
+    (measured on the totals: ``tests/test_reuse.py``, live tools); how a tool splits those calls
+    among its per-layer lines is not measured.
+    """
+    rows = reused(analysis)
+    if not rows:
+        return None
+    n = len(rows)
+    return (
+        f"the rival figures count each of the {n} call{'s' if n != 1 else ''} of reused layers (reuse:), as every"
+        " tool does (measured on the totals; not how a tool splits them among its per-layer lines)"
+    )
+
+
 def reproduce(analysis: Analysis, name: str) -> Reproduction:
     """What the rival ``name`` (a key of :data:`CONVENTIONS`) reports for this network, per sample."""
     conv = CONVENTIONS[name]

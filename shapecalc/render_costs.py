@@ -110,6 +110,10 @@ def cost_views(
         totals_lines.append(_add_extra_terms(views, analysis, count))
     if as_tools:
         totals_lines += _add_rival_counts(views, analysis, as_tools)
+    reuse_note = C.reused_note(analysis) if as_tools or compare_tools else None
+    if reuse_note is not None:
+        views.notes.append(reuse_note)
+        views.json["reused_calls"] = [r.path for r in C.reused(analysis)]
     if json:
         with paused():  # a dict per row, all kept: see shapecalc.gcpause
             _add_json_shares(views, analysis)

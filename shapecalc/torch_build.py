@@ -83,8 +83,9 @@ def identifier(text: str, fallback: str = "layer") -> str:
 class PlanNode:
     """One module of the model to build: a leaf layer or a container.
 
-    ``kind`` is ``layer``, ``sequential``, ``residual``, ``concat``, ``gate`` or ``split``
-    (whose ``kwargs`` hold its ``sizes``, equal parts worked out). ``children``
+    ``kind`` is ``layer``, ``reuse`` (a call of an earlier layer's module: ``layer.reuses``),
+    ``sequential``, ``residual``, ``concat``, ``gate`` or ``split`` (whose ``kwargs`` hold its
+    ``sizes``, equal parts worked out). ``children``
     are a sequential's items, a residual's ``(body,)`` or ``(body, shortcut)``, or a
     concat's branches (an empty sequential is the identity). ``row`` is the analysis
     row the module is checked against; ``None`` for a structure the analysis gives
@@ -170,7 +171,8 @@ def _child_names(items: tuple[Node, ...], repeat: bool = False) -> list[str]:
     carry the entry's label, which the repeat container already has, so inside it
     they are named by type and position (``layer1.basic_0``, ``layer1.basic_1``).
     """
-    labels = [identifier(item.name) if item.name and not repeat else None for item in items]
+    # a reuse's label is the layer it calls (an import writes both alike): it names no module of its own
+    labels = [identifier(item.name) if item.name and not repeat and not _is_reuse(item) else None for item in items]
     counts: dict[str, int] = {}
     for label in labels:
         if label is not None:
@@ -195,6 +197,10 @@ def _child_names(items: tuple[Node, ...], repeat: bool = False) -> list[str]:
     return names
 
 
+def _is_reuse(node: Node) -> bool:
+    return isinstance(node, Layer) and node.reuses is not None
+
+
 def _containers_children(items: tuple[Node, ...], rows: _Rows, repeat: bool = False) -> tuple[PlanNode, ...]:
     names = _child_names(items, repeat)
     return tuple(_plan_node(item, name, rows) for item, name in zip(items, names, strict=True))
@@ -205,7 +211,7 @@ def _plan_node(node: Node, name: str, rows: _Rows) -> PlanNode:
         row = rows.layer(node)
         assert row.result is not None
         return PlanNode(
-            "layer",
+            "layer" if node.reuses is None else "reuse",
             name,
             node.path,
             row,
@@ -296,6 +302,7 @@ def _structural_classes() -> dict[str, type]:
             return torch.cat([branch(part) for branch, part in zip(self.branches, parts)], dim=1)
 
     classes: dict[str, type] = {"Residual": Residual, "Concat": Concat, "Gate": Gate, "Split": Split}
+    classes["Reuse"] = _reuse_class(base)
     for name, cls in classes.items():
         # so pickle and repr find them as shapecalc.torch_build.Residual (via __getattr__ below)
         cls.__module__ = __name__
@@ -303,8 +310,31 @@ def _structural_classes() -> dict[str, type]:
     return classes
 
 
+def _reuse_class(base: Any) -> type:
+    """``Reuse(module)``: a call of ``module`` that does not own it (``reuse:``)."""
+
+    class Reuse(base):
+        """Calls ``module`` again: the same parameters, registered once, where it was first used.
+
+        The module is kept out of this one's children (a ``state_dict`` holds each parameter
+        once, under its first place, as in a hand-written model that calls a layer twice).
+        """
+
+        def __init__(self, module: Any) -> None:
+            super().__init__()
+            self.__dict__["module"] = module  # not registered: its parameters are counted where it lives
+
+        def forward(self, x: Any) -> Any:
+            return self.module(x)
+
+        def extra_repr(self) -> str:
+            return f"{type(self.module).__name__}, called again"
+
+    return Reuse
+
+
 def __getattr__(name: str) -> Any:
-    if name in ("Residual", "Concat", "Gate", "Split"):
+    if name in ("Residual", "Concat", "Gate", "Split", "Reuse"):
         return _structural_classes()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -323,7 +353,8 @@ class TorchModel:
     """A built model and how its modules line up with the analysis.
 
     ``module`` is the root ``nn.Sequential``; ``modules`` pairs every analysis row
-    that has a module (each layer, each group) with it, in row order.
+    that has a module (each layer, each group) with it, in row order. A ``reuse:`` row is
+    paired with the module it calls again, so one module may appear more than once.
     """
 
     module: Any
@@ -333,7 +364,7 @@ class TorchModel:
 
     @property
     def layers(self) -> dict[str, Any]:
-        """Layer path -> leaf module."""
+        """Layer path -> leaf module (a reuse's path -> the module it calls)."""
         return {row.path: mod for row, mod in self.modules if row.kind == "layer"}
 
 
@@ -350,7 +381,7 @@ def build(spec: Spec, *, analysis: Analysis | None = None, device: Any = "cpu") 
     root = plan(spec, analysis)
     pairs: list[tuple[Row, Any]] = []
     with torch.device(device):
-        module = _instantiate(root, torch.nn, pairs)
+        module = _instantiate(root, torch.nn, pairs, {})
     pairs.sort(key=lambda p: p[0].index)
     return TorchModel(module, analysis, root, tuple(pairs))
 
@@ -362,24 +393,27 @@ def _sequential(nn: Any, children: list[tuple[str, Any]]) -> Any:
     return seq
 
 
-def _instantiate(node: PlanNode, nn: Any, pairs: list[tuple[Row, Any]]) -> Any:
+def _instantiate(node: PlanNode, nn: Any, pairs: list[tuple[Row, Any]], layers: dict[str, Any]) -> Any:
+    """The module of ``node``; ``layers`` collects each leaf module by path (what a reuse calls)."""
     if node.kind == "layer":
         assert node.layer is not None
-        module = layer_class(node.layer.type)(**node.kwargs)
+        module = layers[node.path] = layer_class(node.layer.type)(**node.kwargs)
         if not node.layer.trainable:
             module.requires_grad_(False)  # trainable: false (SPEC "Frozen layers")
-    elif node.kind == "sequential":
-        module = _sequential(nn, [(c.name, _instantiate(c, nn, pairs)) for c in node.children])
-    elif node.kind == "residual":
-        parts = [_instantiate(c, nn, pairs) for c in node.children]
-        module = _structural_classes()["Residual"](*parts)
-    elif node.kind == "gate":
-        module = _structural_classes()["Gate"](*[_instantiate(c, nn, pairs) for c in node.children])
-    elif node.kind == "split":
-        parts = [_instantiate(c, nn, pairs) for c in node.children]
-        module = _structural_classes()["Split"](node.kwargs["sizes"], *parts)
+    elif node.kind == "reuse":
+        assert node.layer is not None and node.layer.reuses is not None
+        shared = layers[node.layer.reuses.path]
+        assert node.row is not None
+        pairs.append((node.row, shared))  # the row is a call of the shared module: its hooks see it
+        return _structural_classes()["Reuse"](shared)
     else:
-        module = _structural_classes()["Concat"](*[_instantiate(c, nn, pairs) for c in node.children])
+        parts = [_instantiate(c, nn, pairs, layers) for c in node.children]
+        if node.kind == "sequential":
+            module = _sequential(nn, [(c.name, part) for c, part in zip(node.children, parts, strict=True)])
+        elif node.kind == "split":
+            module = _structural_classes()["Split"](node.kwargs["sizes"], *parts)
+        else:
+            module = _structural_classes()[node.kind.capitalize()](*parts)
     if node.row is not None:
         pairs.append((node.row, module))
     return module

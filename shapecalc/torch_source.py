@@ -33,7 +33,7 @@ INDENT = "    "
 
 #: names the generated module defines or imports; the model class must not shadow them
 _TAKEN = frozenset(
-    {"Seq", "Residual", "Concat", "Gate", "Split", "OrderedDict", "torch", "nn", "F"}
+    {"Seq", "Residual", "Concat", "Gate", "Split", "Reuse", "OrderedDict", "torch", "nn", "F"}
     | {"LayerNorm2d", "Permute", "Mean", "StochasticDepth", "LayerScale"}
 )
 
@@ -91,6 +91,17 @@ class Split(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         parts = torch.split(x, self.sizes, dim=1)
         return torch.cat([branch(part) for branch, part in zip(self.branches, parts, strict=True)], dim=1)
+''',
+    "Reuse": '''
+class Reuse(nn.Module):
+    """Calls ``module`` again: the same parameters, registered once, where it was first used."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.__dict__["module"] = module  # not a child: the state dict holds its parameters once
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x)
 ''',
     # the layer types torch.nn lacks: the same code as shapecalc.torch_layers (a test checks they agree)
     "LayerNorm2d": '''
@@ -158,7 +169,7 @@ class LayerScale(nn.Module):
 }
 
 #: the order helper classes are printed in
-_HELPER_ORDER = ("Seq", "Residual", "Concat", "Gate", "Split", "LayerNorm2d", "Permute", "Mean",
+_HELPER_ORDER = ("Seq", "Residual", "Concat", "Gate", "Split", "Reuse", "LayerNorm2d", "Permute", "Mean",
                  "StochasticDepth", "LayerScale")  # fmt: skip
 
 
@@ -285,27 +296,70 @@ def _layer_call(node: PlanNode) -> _Call:
     return _Call(func, tuple(args))
 
 
-def _expr(node: PlanNode, used: set[str]) -> Expr:
+def _expr(node: PlanNode, used: set[str], shared: dict[str, str] | None = None) -> Expr:
+    """``node`` as an expression; ``shared``: the path of each layer a ``reuse:`` calls -> the local
+    variable that holds its module (built before, so both places name the same module)."""
+    shared = shared or {}
     if node.kind == "layer":
         assert node.layer is not None
+        if node.path in shared:
+            return shared[node.path]
         if node.layer.type.source == "shapecalc":
             used.add(node.layer.type.torch_name)
         return _layer_call(node)
+    if node.kind == "reuse":
+        assert node.layer is not None and node.layer.reuses is not None
+        used.add("Reuse")
+        return _Call("Reuse", ((None, shared[node.layer.reuses.path]),))
     if node.kind == "sequential":
         used.add("Seq")
-        return _Call("Seq", tuple((c.name, _expr(c, used)) for c in node.children))
+        return _Call("Seq", tuple((c.name, _expr(c, used, shared)) for c in node.children))
     if node.kind == "residual":
         used.add("Residual")
-        return _Call("Residual", tuple((c.name, _expr(c, used)) for c in node.children))
+        return _Call("Residual", tuple((c.name, _expr(c, used, shared)) for c in node.children))
     if node.kind == "gate":
         used.add("Gate")
-        return _Call("Gate", tuple((c.name, _expr(c, used)) for c in node.children))
+        return _Call("Gate", tuple((c.name, _expr(c, used, shared)) for c in node.children))
     if node.kind == "split":
         used.add("Split")
         sizes: tuple[tuple[str | None, Expr], ...] = ((None, _literal(node.kwargs["sizes"])),)
-        return _Call("Split", sizes + tuple((None, _expr(c, used)) for c in node.children))
+        return _Call("Split", sizes + tuple((None, _expr(c, used, shared)) for c in node.children))
     used.add("Concat")
-    return _Call("Concat", tuple((None, _expr(c, used)) for c in node.children))
+    return _Call("Concat", tuple((None, _expr(c, used, shared)) for c in node.children))
+
+
+def _shared_modules(root: PlanNode) -> dict[str, str]:
+    """The path of every layer a ``reuse:`` calls -> a local variable name for its module: its
+    attribute name, or with its parents' names in front where that is taken (``b2_conv``)."""
+    reused = {n.layer.reuses.path for n in root.walk() if n.kind == "reuse" and n.layer and n.layer.reuses}
+    names: dict[str, str] = {}
+    taken = set(_TAKEN) | {"self", "x", "super"}
+
+    def visit(node: PlanNode, parents: tuple[str, ...]) -> None:
+        if node.path in reused and node.kind == "layer":
+            options = ["_".join((*parents[i:], node.name)) for i in range(len(parents), -1, -1)]
+            name = next((o for o in options if o not in taken), options[-1])
+            while name in taken:
+                name += "_"
+            taken.add(name)
+            names[node.path] = name
+        for child in node.children:
+            visit(child, (*parents, child.name) if child.kind != "layer" else parents)
+
+    visit(root, ())
+    return names
+
+
+def _init_lines(root: PlanNode, used: set[str]) -> list[str]:
+    """The body of ``__init__`` after ``super().__init__()``: one attribute per top-level child."""
+    init: list[str] = []
+    shared = _shared_modules(root)
+    for node in root.walk():  # a module called again is built first, into a local variable
+        if node.path in shared:
+            init += _render(_expr(node, used), 2, f"{shared[node.path]} = ", "")
+    for child in root.children:
+        init += _render(_expr(child, used, shared), 2, f"self.{child.name} = ", "")
+    return init
 
 
 def export(spec: Spec, *, analysis: Analysis | None = None) -> str:
@@ -321,10 +375,9 @@ def export(spec: Spec, *, analysis: Analysis | None = None) -> str:
     root = plan(spec, analysis)
     cls = class_name(spec.name)
     used: set[str] = set()
-    init: list[str] = []
-    forward: list[str] = []
+    init = _init_lines(root, used)
+    forward = []
     for child in root.children:
-        init += _render(_expr(child, used), 2, f"self.{child.name} = ", "")
         shape = child.row.output_shape if child.row is not None else ()
         forward.append(f"{INDENT * 2}x = self.{child.name}(x)  # {bracketed(shape)}")
     t = analysis.totals

@@ -169,7 +169,7 @@ class _Walk:
         )
 
     def layer(self, row: Row, tensor: int, grad: bool) -> tuple[int, bool]:
-        needs = grad or row.trainable > 0
+        needs = grad or module_trainable(row, self.rows) > 0
         self.order.append((row, grad, needs))
         kwargs = row.result.torch_kwargs if row.result is not None else {}
         inplace = bool(kwargs.get("inplace")) and row.type in IN_PLACE
@@ -223,14 +223,25 @@ def _stats(row: Row, batch: int) -> int:
     return 2 * batch * math.prod(row.input_shape[: len(row.input_shape) - normalised])
 
 
-def backward_macs(order: list[tuple[Row, bool, bool]]) -> int:
+def module_trainable(row: Row, rows: Mapping[str, Row]) -> int:
+    """Trainable parameter elements of the module a layer row runs: a ``reuse:`` row's are its
+    original's (the row itself counts none: they are counted once, at the first call)."""
+    layer = row.layer
+    if layer is not None and layer.reuses is not None:
+        return rows[layer.reuses.path].trainable
+    return row.trainable
+
+
+def backward_macs(order: list[tuple[Row, bool, bool]], rows: Mapping[str, Row] | None = None) -> int:
     """Per sample: a convolution or linear layer's backward computes the gradient of its weight
     (when trainable) and of its input (when something before it needs a gradient), each as many
-    multiply-accumulates as its forward; bias gradients are sums, not counted (as FlopCounterMode)."""
+    multiply-accumulates as its forward; bias gradients are sums, not counted (as FlopCounterMode).
+    A layer called again (``reuse:``, ``rows`` by path) computes its weight's gradient at every call."""
     total = 0
     for row, input_grad, _ in order:
         if row.macs:
-            total += row.macs * ((1 if row.trainable else 0) + (1 if input_grad else 0))
+            trains = module_trainable(row, rows) if rows is not None else row.trainable
+            total += row.macs * ((1 if trains else 0) + (1 if input_grad else 0))
     return total
 
 
@@ -268,7 +279,7 @@ def training_memory(analysis: Analysis, optimizer: str = "adam") -> TrainingMemo
         saved_by_layer=by_layer,
         peak_bytes=peak,
         forward_macs=t.macs,
-        backward_macs=backward_macs(walk.order),
+        backward_macs=backward_macs(walk.order, walk.rows),
     )
 
 
@@ -331,10 +342,14 @@ def _peak(analysis: Analysis, walk: _Walk, resident: int, optimizer: str) -> int
     alive = sum(freed_after.values())
     gradients = 0
     peak = resident + alive + math.prod(analysis.output) * batch * nbytes
+    graded: set[str] = set()  # modules whose gradients exist: a reused one's from its last call's backward
     for index in range(len(walk.order) - 1, -1, -1):
         row, input_grad, takes_part = walk.order[index]
         if takes_part:
-            gradients += row.trainable * nbytes
+            module = row.layer.reuses.path if row.layer is not None and row.layer.reuses is not None else row.path
+            if module not in graded:
+                graded.add(module)
+                gradients += module_trainable(row, walk.rows) * nbytes
             work = math.prod(row.output_shape) + (math.prod(row.input_shape) if input_grad else 0)
             peak = max(peak, resident + alive + gradients + work * batch * nbytes)
         alive -= freed_after.get(index, 0)

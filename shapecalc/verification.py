@@ -440,16 +440,21 @@ class _Recorder:
         """FLOPs so far: what the counter saw, plus the replayed calls' (as torch counted them)."""
         return int(self.counter.get_total_flops()) + self.replayed
 
-    def pre(self, row: Row) -> Any:
+    def pre(self, rows: list[Row]) -> Any:
+        """The hook of a module with these rows: the n-th call is the n-th row (a ``reuse:`` calls a
+        module again)."""
+        calls = iter(rows)
+
         def hook(module: Any, args: Any) -> None:
+            row = next(calls, rows[-1])
             self.running.append(row)
             self.start[row.index] = self.total()
 
         return hook
 
-    def post(self, row: Row) -> Any:
+    def post(self) -> Any:
         def hook(module: Any, args: Any, output: Any) -> None:
-            self.running.pop()
+            row = self.running.pop()
             self.flops[row.index] = self.total() - self.start[row.index]
             self.shape[row.index] = tuple(output.shape)
 
@@ -594,13 +599,7 @@ def _run(spec: Spec, analysis: Analysis, torch: Any, device: str, batch: int) ->
     model.eval()
     counter = FlopCounterMode(display=False)
     rec = _Recorder(counter)
-    handles = []
-    replay = _MetaReplay(torch, rec) if device == "meta" else None
-    for row, module in built.modules:
-        handles.append(module.register_forward_pre_hook(rec.pre(row)))
-        handles.append(module.register_forward_hook(rec.post(row)))
-        if replay is not None and row.kind == "layer":
-            replay.install(module)
+    handles = _hooked(built.modules, rec, _MetaReplay(torch, rec) if device == "meta" else None)
     failure: Check | None = None
     out_shape: tuple[int, ...] | None = None
     try:
@@ -621,15 +620,33 @@ def _run(spec: Spec, analysis: Analysis, torch: Any, device: str, batch: int) ->
             h.remove()
 
     checks: list[Check] = []
+    counted: set[int] = set()
     for row, module in built.modules:
+        # a module called again (``reuse:``) has its parameters counted at its first call's row
+        again = row.kind == "layer" and id(module) in counted
+        counted.add(id(module))
         if row.index not in rec.shape:
             continue  # never completed: the failure check says where torch stopped
-        checks += _row_checks(row, module, rec, batch)
+        checks += _row_checks(row, module, rec, batch, again)
     if failure is not None:
         checks.append(failure)
     checks += _network_checks(analysis, model, out_shape, rec.total(), batch, failure is None)
     checks.sort(key=lambda c: (c.index is None, c.index or 0))
     return tuple(checks)
+
+
+def _hooked(modules: tuple[tuple[Row, Any], ...], rec: _Recorder, replay: _MetaReplay | None) -> list[Any]:
+    """Hooks on every module of the rows (one pair per module: a reused one has a row per call)."""
+    handles = []
+    calls: dict[int, tuple[Any, list[Row]]] = {}
+    for row, module in modules:
+        calls.setdefault(id(module), (module, []))[1].append(row)
+    for module, rows in calls.values():
+        handles.append(module.register_forward_pre_hook(rec.pre(rows)))
+        handles.append(module.register_forward_hook(rec.post()))
+        if replay is not None and rows[0].kind == "layer":
+            replay.install(module)
+    return handles
 
 
 def _counts(module: Any) -> tuple[int, int, int]:
@@ -655,8 +672,8 @@ def _compare(index: int | None, path: str, kind: str, expected: dict[str, Any], 
     return [Check(index, path, kind, f, expected[f], actual[f], expected[f] == actual[f]) for f in FIELDS]
 
 
-def _row_checks(row: Row, module: Any, rec: _Recorder, batch: int) -> list[Check]:
-    params, trainable, buffers = _counts(module)
+def _row_checks(row: Row, module: Any, rec: _Recorder, batch: int, again: bool = False) -> list[Check]:
+    params, trainable, buffers = (0, 0, 0) if again else _counts(module)
     expected = {
         "output": tuple(row.output_shape),
         "params": row.params,

@@ -19,6 +19,7 @@ from shapecalc.cli import cli
 HERE = Path(__file__).parent / "fixtures" / "pymodels"
 SIMPLE = HERE / "simple_cnn.py"
 MODELS = HERE / "models.py"
+TIED = HERE / "tied.py"
 
 
 def short(path: Path) -> str:
@@ -184,17 +185,11 @@ def test_split_with_sizes_and_uneven_split_keep_their_sizes() -> None:
             "TwoOutputs.forward returns tuple; a spec describes one output tensor",
         ),
         (
-            "CalledTwice",
-            "4x8x8",
-            "class CalledTwice / return self.conv(x)",
-            "conv_1: cannot be written as a spec: module conv is called again (first at line {first}): a spec layer"
-            " owns its parameters, and a spec cannot share them between two layers",
-        ),
-        (
             "WeightInForward",
             "16",
             "functional.linear(self.encode(x)",
-            "linear: cannot be written as a spec: function linear has no spec equivalent",
+            "linear: cannot be written as a spec: function linear uses encode.weight directly in forward: a spec"
+            " layer is a module call (a module called again can be written reuse:, a tensor used by itself cannot)",
         ),
         (
             "Unused",
@@ -229,20 +224,18 @@ def test_an_optional_argument_keeps_its_default() -> None:
 
 
 def test_tied_weights_are_refused_at_the_call_that_uses_them() -> None:
-    """A spec's layer owns its parameters; SPEC.md has no way to share one between layers.
-
-    The import would write the tensor twice (totals too large), so it says so instead, at
-    the line of ``forward`` that calls the first module holding the shared tensor.
-    """
+    """One tensor held by two different modules: a ``reuse:`` calls one module again, it cannot
+    share a tensor between two, so the import says so at the line of ``forward`` that calls the
+    first module holding the shared tensor."""
     pytest.importorskip("torch")
     tied = CliRunner().invoke(cli, ["import", f"{MODELS}:SharedWeight", "--input", "8"])
     assert tied.exit_code == 1
     assert tied.stderr.splitlines() == [
         f"{short(MODELS)}:{line_of(MODELS, 'return self.b(self.a(x))')}:1: a: cannot be written as a spec:"
-        " a.weight and b.weight are one tensor (tied weights): a spec layer owns its parameters, and a spec"
-        " cannot share them between layers"
+        " a.weight and b.weight are one tensor held by two different modules (tied weights): a spec's reuse:"
+        " calls the same module again, but cannot share one tensor between two modules"
     ]
-    # a parameter-free module called twice is two layers, as it would be in a spec
+    # a parameter-free module called twice: its second call is a reuse (the same type and name)
     spec = assert_reproduces(f"{SPLITS}:ActTwice", (3, 8, 8))
     assert [(layer.type.name, layer.name) for layer in spec.layers.items] == [
         ("conv2d", "conv1"),
@@ -258,3 +251,54 @@ def test_a_shape_mistake_is_the_located_summary_error_not_fx_s() -> None:
     assert result.exit_code == 1
     (line,) = result.stderr.splitlines()
     assert line.endswith("gets [1, 3, 8, 8] from the input: in_channels should be 3")
+
+
+@pytest.mark.parametrize(
+    ("ref", "shape"),
+    [
+        (f"{TIED}:TwiceLinear", (16,)),
+        (f"{TIED}:ResidualTwice", (3, 8, 8)),
+        (f"{TIED}:SharedInBlock", (3, 8, 8)),
+        (f"{SPLITS}:CalledTwice", (4, 8, 8)),
+    ],
+    ids=["linear-twice", "block-twice-in-residual", "shared-in-block", "conv-twice"],
+)
+def test_a_module_called_again_is_written_as_reuse(ref: str, shape: tuple[int, ...]) -> None:
+    """Tied weights: the spec counts them once and marks every call, as the model's own summary does."""
+    from shapecalc.analysis import analyse
+    from shapecalc.pymodel import parse_ref
+    from shapecalc.pymodel.build import build
+    from shapecalc.pymodel.trace import summarise
+    from shapecalc.torch_build import to_torch
+
+    spec = assert_reproduces(ref, shape)  # output, params, buffers, MACs; exported state_dict shapes
+    model = build(parse_ref(ref)).module
+    exported = to_torch(spec, device="meta")
+    assert len(exported.state_dict()) == len(model.state_dict())
+    if ref.endswith("TwiceLinear"):
+        assert (
+            list(exported.state_dict())
+            == list(model.state_dict())
+            == ["fc.weight", "fc.bias", "out.weight", "out.bias"]
+        )
+
+    def rows(a: Any) -> list[tuple[Any, ...]]:
+        # the modules' calls (the spec's unlabelled rows are functional calls, which have no row in a model's)
+        return [(r.output_shape, r.params, r.buffers, r.macs, r.group) for r in a.layers if r.label is not None]
+
+    analysis = analyse(spec)
+    assert any(r.layer is not None and r.layer.reuses is not None for r in analysis.layers)
+    ours = rows(analysis)
+    assert ours == rows(summarise(model, shape, name="m", file=ref).analysis)
+    assert any(g == "call 2/2" for *_, g in ours)
+
+
+def test_a_module_called_again_outside_its_structure_is_one_located_line() -> None:
+    pytest.importorskip("torch")
+    result = CliRunner().invoke(cli, ["import", f"{TIED}:OutsideStructure", "--input", "4x8x8"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{short(TIED)}:{line_of(TIED, 'return self.conv(x)')}:1: conv: cannot be written as a spec: module conv is"
+        f" called again outside the structure it is first called in (line {line_of(TIED, 'x = x + self.conv(x)')});"
+        " a spec's reuse: sees only earlier layers of its own list and the lists around it"
+    ]

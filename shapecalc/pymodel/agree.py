@@ -81,9 +81,11 @@ def spec_pieces(spec: Spec, analysis: Any) -> list[Piece]:
 
     built = build(spec, analysis=analysis, device="meta")
     pieces = []
+    seen: set[int] = set()
     for row, module in built.modules:
-        if row.kind != "layer":
+        if row.kind != "layer" or id(module) in seen:  # a reuse: calls a module already counted
             continue
+        seen.add(id(module))
         params, buffers = list(module.parameters()), list(module.buffers())
         # a spec's layer_scale is the parameter a Python block owns directly (ConvNeXt's gamma)
         kind = "parameter" if row.type == "layer_scale" else row.type

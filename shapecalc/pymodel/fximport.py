@@ -97,6 +97,11 @@ class _Importer:
         self.nodes = [n for n in gm.graph.nodes]
         self.index = {n: i for i, n in enumerate(self.nodes)}
         self.shuffles = _channel_shuffles(self.nodes)
+        #: each module's first call: a later call of a module with parameters is written ``reuse:``
+        self.first: dict[str, Any] = {}
+        for n in self.nodes:
+            if n.op == "call_module":
+                self.first.setdefault(str(n.target), n)
         reach = {input_node}
         for n in self.nodes:
             # tensors only: x.size(0) depends on the input too, but is a number, not a branch
@@ -229,13 +234,32 @@ class _Importer:
             return None
         return [{"layer_scale": {"name": str(others[0].target)}}]
 
+    def parameter_read(self, n: Any) -> Any:
+        """A parameter ``n`` reads directly (``F.linear(x, self.enc.weight.t())``), or None."""
+        stack = [a for a in n.all_input_nodes if a not in self.reach]
+        seen = set()
+        while stack:
+            a = stack.pop()
+            if a in seen:
+                continue
+            seen.add(a)
+            if a.op == "get_attr" and _is_parameter(self.gm, a.target):
+                return a
+            stack.extend(b for b in a.all_input_nodes if b not in self.reach)
+        return None
+
     def layers(self, n: Any) -> list[Item]:
         if n.op == "call_module":
             module = self.gm.get_submodule(n.target)
             known = known_layer(module)
             if known is None:
                 raise Unsupported(n, f"module {n.target} ({type(module).__name__}) has no spec layer type")
-            return [{known.type.name: {**known.spec_args, "name": str(n.target)}}]
+            item = {known.type.name: {**known.spec_args, "name": str(n.target)}}
+            first = self.first[str(n.target)]
+            if first is not n:  # the same module again: reuse: (_check_reuses keeps it where a spec can say it)
+                again = {"layer": str(n.target), "name": str(n.target), "_line": _line(first), "_at": _node_location(n)}
+                return [{"reuse": {**again, "_owns": _owns_tensors(module), "_plain": item}}]
+            return [item]
         name = _name(n)
         if name == "getitem" and _name(self.preds(n)[0]) in SPLITS:
             cut = self.preds(n)[0]
@@ -252,6 +276,13 @@ class _Importer:
             scale = self.layer_scale(n)
             if scale is not None:
                 return scale
+        direct = self.parameter_read(n)
+        if direct is not None:
+            raise Unsupported(
+                n,
+                f"{_describe(n)} uses {direct.target} directly in forward: a spec layer is a module call (a"
+                " module called again can be written reuse:, a tensor used by itself cannot)",
+            )
         convert = FUNCTIONS.get(name)
         if convert is None:
             raise Unsupported(n, f"{_describe(n)} has no spec equivalent")
@@ -481,35 +512,34 @@ FUNCTIONS: dict[str, Callable[[Any, Any, Any], list[Item] | None]] = {
 }
 
 
-def _refuse_sharing(model: Any, nodes: Any, sites: Mapping[int, Location]) -> None:
-    """What a spec cannot say about parameters: one tensor in two layers, a layer called twice, unused ones.
+def _owns_tensors(module: Any) -> bool:
+    return next(iter(module.parameters()), None) is not None or next(iter(module.buffers()), None) is not None
 
-    A spec's layer owns its parameters (SPEC.md has no way to name another layer's), so each
-    would be written twice or not at all, and the spec's totals would not be the model's.
+
+def _refuse_sharing(model: Any, nodes: Any, sites: Mapping[int, Location]) -> None:
+    """What a spec cannot say about parameters: one tensor held by two modules, unused ones.
+
+    A module called again is written ``reuse:`` (the same module, its parameters once); a tensor
+    shared by two different modules (``dec.weight = enc.weight``) has no spec equivalent, and
+    parameters the forward pass never uses would have no layer, so the totals would differ.
     """
-    owners: dict[int, list[str]] = {}
+    holders: dict[int, dict[int, str]] = {}  # tensor -> module object -> the tensor's name there
     for name, p in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]:
-        owners.setdefault(id(p), []).append(name)
+        owner = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
+        holders.setdefault(id(p), {}).setdefault(id(owner), name)
     called: dict[str, Any] = {}
     for n in nodes:
         if n.op != "call_module":
             continue
         module = model.get_submodule(n.target)
-        own = next(iter(module.parameters()), None) is not None or next(iter(module.buffers()), None) is not None
-        if n.target in called and own:
-            raise Unsupported(
-                n,
-                f"module {n.target} is called again (first at line {_line(called[n.target])}): a spec layer owns"
-                " its parameters, and a spec cannot share them between two layers",
-            )
         called.setdefault(n.target, n)
         for p in [*module.parameters(), *module.buffers()]:
-            names = owners.get(id(p), [])
+            names = list(holders.get(id(p), {}).values())
             if len(names) > 1:
                 raise Unsupported(
                     n,
-                    f"{' and '.join(names)} are one tensor (tied weights): a spec layer owns its parameters,"
-                    " and a spec cannot share them between layers",
+                    f"{' and '.join(names)} are one tensor held by two different modules (tied weights): a spec's"
+                    " reuse: calls the same module again, but cannot share one tensor between two modules",
                 )
     used = {id(p) for target in called for p in model.get_submodule(target).parameters()}
     used |= {id(b) for target in called for b in model.get_submodule(target).buffers()}
@@ -556,27 +586,12 @@ def _line(node: Any) -> str:
     return str(loc.line) if loc is not None else "?"
 
 
-def trace_to_layers(
-    model: Any, input_shape: tuple[int, ...], sites: Mapping[int, Location] | None = None
-) -> list[Item]:
-    """The spec ``layers`` of ``model`` (built on meta) for a per-sample ``input_shape``.
-
-    Raises :class:`PythonModelError` for a model fx cannot trace (data-dependent
-    control flow) or an operation with no spec equivalent, located at its source line.
-    """
+def _trace(tracer: Any, model: Any, input_shape: tuple[int, ...]) -> tuple[Any, list[Any]]:
+    """The fx graph of ``model`` with every node's shape for ``[1, *input_shape]``, and its one input."""
     import torch
     import torch.fx
     from torch.fx.passes.shape_prop import ShapeProp
 
-    # torchvision's LayerNorm2d subclasses nn.LayerNorm outside torch.nn: a layer all the same.
-    # (Read before tracing: while fx traces, a module's parameters read as proxies.)
-    layers = {name for name, m in model.named_modules() if name and known_layer(m) is not None}
-
-    class Tracer(torch.fx.Tracer):
-        def is_leaf_module(self, m: Any, qualname: str) -> bool:
-            return qualname in layers or bool(super().is_leaf_module(m, qualname))
-
-    tracer = Tracer()
     tracer.record_stack_traces = True
     was_training = [(m, m.training) for m in model.modules()]
     model.eval()
@@ -615,6 +630,28 @@ def trace_to_layers(
     finally:
         for m, training in was_training:
             m.training = training
+    return gm, placeholders
+
+
+def trace_to_layers(
+    model: Any, input_shape: tuple[int, ...], sites: Mapping[int, Location] | None = None
+) -> list[Item]:
+    """The spec ``layers`` of ``model`` (built on meta) for a per-sample ``input_shape``.
+
+    Raises :class:`PythonModelError` for a model fx cannot trace (data-dependent
+    control flow) or an operation with no spec equivalent, located at its source line.
+    """
+    import torch.fx
+
+    # torchvision's LayerNorm2d subclasses nn.LayerNorm outside torch.nn: a layer all the same.
+    # (Read before tracing: while fx traces, a module's parameters read as proxies.)
+    layers = {name for name, m in model.named_modules() if name and known_layer(m) is not None}
+
+    class Tracer(torch.fx.Tracer):
+        def is_leaf_module(self, m: Any, qualname: str) -> bool:
+            return qualname in layers or bool(super().is_leaf_module(m, qualname))
+
+    gm, placeholders = _trace(Tracer(), model, input_shape)
     (output,) = [n for n in gm.graph.nodes if n.op == "output"]
     result = output.args[0]
     if not hasattr(result, "op"):
@@ -627,11 +664,55 @@ def trace_to_layers(
     try:
         _refuse_sharing(model, gm.graph.nodes, sites or {})
         classes = {name: type(m).__name__ for name, m in model.named_modules() if name}
-        return _grouped(importer.chain(result, placeholders[0]), classes)
+        items = _grouped(importer.chain(result, placeholders[0]), classes)
+        _check_reuses(items, [])
+        return items
     except Unsupported as err:
         raise PythonModelError(
             f"cannot be written as a spec: {err.what}", location=_node_location(err.node), path=str(err.node.name)
         ) from None
+
+
+def _check_reuses(items: list[Item], outer: list[set[str]]) -> None:
+    """Each ``reuse:`` must see the layer it names as the loader does: earlier in its own list or an
+    enclosing one. Where it does not, a module without parameters is written again as a layer of its
+    own (a ReLU called twice); one with parameters, first called inside a structure and again
+    outside it, cannot be said."""
+    names: set[str] = set()
+    scopes = [*outer, names]
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue
+        kind, body = next(iter(item.items()))
+        if kind == "reuse" and not any(body["layer"] in scope for scope in scopes):
+            if not body["_owns"]:
+                items[i] = item = body["_plain"]
+                kind, body = next(iter(item.items()))
+            else:
+                raise PythonModelError(
+                    f"cannot be written as a spec: module {body['layer']} is called again outside the structure"
+                    f" it is first called in (line {body['_line']}); a spec's reuse: sees only earlier layers of"
+                    " its own list and the lists around it",
+                    location=body["_at"],
+                    path=body["layer"],
+                )
+        if kind in _STRUCTURES:
+            for sub in _sublists(body):
+                _check_reuses(sub, scopes)
+        if isinstance(body, dict) and isinstance(body.get("name"), str):
+            names.add(body["name"])
+
+
+def _sublists(body: Any) -> list[list[Item]]:
+    """The layer lists of a structure item: a concat's list form, or the lists under its keys."""
+    parts = body if isinstance(body, list) else [v for v in body.values() if isinstance(v, list)]
+    out: list[list[Item]] = []
+    for part in parts:
+        if part and all(isinstance(b, list) for b in part):
+            out.extend(part)  # branches: a list of lists
+        elif isinstance(part, list) and not all(isinstance(v, int) for v in part):
+            out.append(part)
+    return out
 
 
 class _Flow(dict):
@@ -894,7 +975,7 @@ def _slots(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...]
     out: list[tuple[tuple[Any, ...], Any]] = []
     if isinstance(value, dict):
         for k, v in value.items():
-            if k == "name" or k.startswith("_"):
+            if k in ("name", "layer") or k.startswith("_"):  # names, and the name a reuse: calls
                 continue
             if isinstance(v, dict) or (isinstance(v, list) and any(isinstance(x, dict | str | list) for x in v)):
                 out += _slots(v, (*path, k))
@@ -921,7 +1002,7 @@ def _relative(value: Any, prefix: str) -> Any:
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
-            named = k == "name" and isinstance(v, str) and v.startswith(prefix)
+            named = k in ("name", "layer") and isinstance(v, str) and v.startswith(prefix)
             out[k] = v[len(prefix) :] if named else _relative(v, prefix)
         return out
     if isinstance(value, list):

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 from ..errors import LayerConfigError, Location
 from ..registry import STRUCTURAL, LayerType, did_you_mean, lookup, normalise_name
 from . import expr as X
-from .entries import REQUIRED, RESERVED, Block, Entries, Entry
+from .entries import REQUIRED, RESERVED, REUSE, Block, Entries, Entry
 from .scope import Scope, fail, located
 from .values import Values, and_, is_int, is_null, kind_or_empty
 from .yamlnodes import YMap, YNode, YScalar, YSeq, kind
@@ -84,7 +84,7 @@ class BlockChecker:
         if lt is not None:
             fail(f"the block name {bname!r} is the layer type {lt.name}: choose another name", kloc)
         norm = normalise_name(bname)
-        if norm in STRUCTURAL:
+        if norm in STRUCTURAL or norm == REUSE:
             fail(f"the block name {bname!r} is the structural type {norm}: choose another name", kloc)
         first = self.entries.blocks.get(norm)
         if first is not None:
@@ -128,6 +128,9 @@ class BlockChecker:
             self.check_strings(e.trainable_node, epath, block)
         if e.what == "layer":
             self.check_layer(e, epath, block, sc)
+        elif e.what == REUSE:  # what it names is resolved where the block is used
+            for vnode in e.rest.values():
+                self.check_label(vnode, epath, block)
         elif e.what == "block":
             for key, vnode in e.rest.items():
                 if key not in e.target.params:
@@ -191,7 +194,7 @@ class BlockChecker:
         total = 0
         for node in seq.items:
             e = self.entries.split(node, "", Scope())
-            if e.what == "layer":
+            if e.what in ("layer", REUSE):
                 size = 1
             elif e.what == "block":
                 size = 1 + e.target.least

@@ -28,6 +28,12 @@ STRUCTURES = {
     "split": ("sizes", "branches"),
 }
 
+#: our extension beyond SPEC.md (docs/spec.md "Reusing a layer"): ``reuse: NAME`` calls an earlier
+#: layer's module again, with the same parameters
+REUSE = "reuse"
+#: the keys of a reuse entry besides the reserved ones
+REUSE_KEYS = ("layer",)
+
 #: a block parameter without default
 REQUIRED: Any = object()
 
@@ -61,7 +67,7 @@ class Entry:
     )  # fmt: skip
 
     def __init__(self, what: str, target: Any, shown: str, loc: Location) -> None:
-        self.what = what  # "layer", "block" or a structural type
+        self.what = what  # "layer", "block", "reuse" or a structural type
         self.target = target  # LayerType, Block or None
         self.shown = shown  # the type as shown in paths: "layers[3] (conv2d)"
         self.loc = loc
@@ -130,6 +136,9 @@ class Entries:
         if isinstance(args, YSeq) and e.what in ("concat", "split"):
             e.seq = args
             return
+        if isinstance(args, YScalar) and e.what == REUSE:  # the short form: reuse: NAME
+            e.rest["layer"] = args
+            return
         if not isinstance(args, YMap):
             fail(
                 f"the arguments of {e.shown} must be a mapping (key: value), not {kind(args)}",
@@ -158,10 +167,10 @@ class Entries:
             found = "layer", lt, lt.name
         elif block is not None:
             found = "block", block, block.name
-        elif norm in STRUCTURAL:
+        elif norm in STRUCTURAL or norm == REUSE:
             found = norm, None, norm
         else:
-            candidates = [*all_names(), *(b.name for b in self.blocks.values()), *STRUCTURAL]
+            candidates = [*all_names(), *(b.name for b in self.blocks.values()), *STRUCTURAL, REUSE]
             fail(f"unknown layer type {show_text(type_name)}{did_you_mean(type_name, candidates)}", tnode.loc, path, sc)
         self.types[type_name] = found
         return found

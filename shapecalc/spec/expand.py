@@ -16,11 +16,11 @@ from ..errors import LayerConfigError, Location, SpecError
 from ..registry import LayerType
 from . import expr as X
 from .blocks import bad_arg, bad_param, missing_params
-from .entries import REQUIRED, Block, Entries, Entry
+from .entries import REQUIRED, REUSE, REUSE_KEYS, Block, Entries, Entry
 from .model import Concat, Gate, Layer, Node, Residual, Sequential, Split, freeze
 from .scope import Bindings, Scope, fail, located
 from .values import Values, and_, is_int, is_null
-from .yamlnodes import ValueLocations, YScalar, YSeq, kind
+from .yamlnodes import ValueLocations, YMap, YNode, YScalar, YSeq, kind
 
 #: nested layer lists (structures and block uses) deeper than this are refused
 MAX_NESTING = 64
@@ -39,11 +39,23 @@ class Expander:
         self.literal_args: dict[tuple[Any, ...], dict[str, Any]] = {}
         #: the spec's own parameters: the scope of a block's layers starts from them (block parameters shadow)
         self.spec_params: Mapping[str, Any] = {}
+        #: the layer lists being built, innermost last, each with its labelled nodes so far: what a
+        #: ``reuse:`` can name (a block's layers start a stack of their own)
+        self.visible: list[tuple[list[Node], YSeq]] = []
 
     def items(self, seq: YSeq, prefix: str, sc: Scope) -> tuple[Node, ...]:
         entry = self.entry  # looked up once per list, not per item
-        nodes = [entry(node, f"{prefix}[{i}]", sc) for i, node in enumerate(seq.items)]
-        return tuple([n for n in nodes if n is not None])  # an entry with repeat 0 (from a parameter) vanishes
+        nodes: list[Node] = []
+        labelled: list[Node] = []
+        self.visible.append((labelled, seq))
+        for i, item in enumerate(seq.items):
+            node = entry(item, f"{prefix}[{i}]", sc)
+            if node is not None:  # an entry with repeat 0 (from a parameter) vanishes
+                nodes.append(node)
+                if node.name is not None:
+                    labelled.append(node)
+        self.visible.pop()
+        return tuple(nodes)
 
     def entry(self, node: Any, path: str, sc: Scope) -> Node | None:
         e = self.entries.split(node, path, sc)
@@ -68,6 +80,8 @@ class Expander:
             return self.args(e, epath, sc)
         if e.what == "block":
             return self.bindings(e, epath, sc)
+        if e.what == REUSE:
+            return reused(e, self.visible, self.text(e.rest.get("layer"), "reuse", e.loc, epath, sc), epath, sc)
         return self.entries.parts(e, epath, sc)
 
     def build(
@@ -80,6 +94,10 @@ class Expander:
             return Layer(e.target, args, path, sc.where(e.loc), locs, label, sc.trace, index)
         if e.what == "block":
             return self.use(e, epath, ready, path, index, label, sc)
+        if e.what == REUSE:
+            self.counted(e.loc, epath, sc)
+            orig: Layer = ready
+            return Layer(orig.type, orig.args, path, sc.where(e.loc), {}, label, sc.trace, index, reuses=orig)
         return self.structure(e, epath, ready, path, index, label, sc)
 
     def repeated(
@@ -111,17 +129,20 @@ class Expander:
     # ---------------------------------------------------------------- reserved keys
 
     def label(self, e: Entry, epath: str, sc: Scope) -> str | None:
-        node = e.name_node
+        return None if e.name_node is None else self.text(e.name_node, "name", e.loc, epath, sc)
+
+    def text(self, node: YNode | None, what: str, loc: Location, epath: str, sc: Scope) -> str:
+        """A name as text (``name:``, ``reuse:``), its ``$`` substituted from the block's parameters."""
         if node is None:
-            return None
+            fail(f"{what} needs the name of an earlier layer: {what}: NAME or {what}: {{layer: NAME}}", loc, epath, sc)
         if not isinstance(node, YScalar) or not isinstance(node.value, str) or not node.value:
-            fail(f"name must be text, not {kind(node)} (quote it)", node.loc, epath, sc)
+            fail(f"{what} must be text, not {kind(node)} (quote it)", node.loc, epath, sc)
         text: str = node.value
         if not X.has_dollar(text):
             return text
         if sc.env is None:
             fail(
-                f"the name {text!r} uses $, which only works inside a block's layers or in a spec with params:",
+                f"the {what} {text!r} uses $, which only works inside a block's layers or in a spec with params:",
                 node.loc,
                 epath,
                 sc,
@@ -234,7 +255,9 @@ class Expander:
         check_depth(sc, e.loc, epath)
         where = sc.where(e.loc)
         inner = Scope(bind, block, where, (*sc.trace, block.trace), (*sc.chain, block.name), sc.depth + 1)
+        outer, self.visible = self.visible, []  # a block's layers see only their own names
         items = self.items(block.layers, f"{path}.{block.name}.layers", inner)
+        self.visible = outer
         self.counted(e.loc, epath, sc)
         return Sequential(items, path, where, "block", name=label, block=block.name, repeat_index=index, trace=sc.trace)
 
@@ -328,3 +351,70 @@ def literal_key(e: Entry) -> tuple[Any, ...] | None:
             return None
         key.append((name, type(v), vnode.text))
     return tuple(key)
+
+
+def reused(e: Entry, visible: list[tuple[list[Node], YSeq]], name: str, epath: str, sc: Scope) -> Layer:
+    """The earlier layer a ``reuse:`` entry names: looked up backwards through its own list, then the
+    enclosing ones (inside a block, the block's own lists only)."""
+    for key in e.rest:
+        if key not in REUSE_KEYS:
+            loc = e.args.keys[key].loc if e.args is not None else e.loc
+            fail(f"reuse has no key {key!r}; it takes layer, name and repeat", loc, epath, sc)
+    if e.trainable_node is not None:
+        fail(
+            "trainable does not go on a reuse: the layer it reuses decides (it is the same module)",
+            e.trainable_node.loc,
+            epath,
+            sc,
+        )
+    for labelled, _ in reversed(visible):
+        for node in reversed(labelled):
+            if node.name == name:
+                return _reusable(node, name, epath, sc, e)
+    later = [line for _, seq in visible for line in _later_labels(seq, name, e.loc)]
+    if later:
+        fail(f"{name!r} is written later (line {later[0]}): reuse can only name an earlier layer", e.loc, epath, sc)
+    names = sorted({n.name for labelled, _ in visible for n in labelled if n.name is not None})
+    seen = (
+        f"; the names visible here: {', '.join(map(repr, names[:12]))}"
+        if names
+        else "; no earlier entry here has a name"
+    )
+    fail(f"no earlier layer named {name!r}{seen}", e.loc, epath, sc)
+
+
+def _reusable(node: Node, name: str, epath: str, sc: Scope, e: Entry) -> Layer:
+    if isinstance(node, Layer):
+        return node.reuses or node  # a reuse of a reuse calls the same module
+    if isinstance(node, Sequential) and node.kind == "repeat" and len(node.items) > 1:
+        fail(
+            f"{name!r} names an entry with repeat: {len(node.items)} (line {node.location.line}): which copy?"
+            " reuse can only name a layer written once",
+            e.loc,
+            epath,
+            sc,
+        )
+    if isinstance(node, Sequential) and node.kind == "repeat":
+        return _reusable(node.items[0], name, epath, sc, e)
+    what = node.block if isinstance(node, Sequential) and node.block else type(node).__name__.lower()
+    if isinstance(node, Sequential) and node.kind == "sequential":
+        what = "sequential"
+    fail(
+        f"{name!r} is a {what} (line {node.location.line}): reuse can only name a layer"
+        " (reuse each of its layers instead)",
+        e.loc,
+        epath,
+        sc,
+    )
+
+
+def _later_labels(seq: YSeq, name: str, after: Location) -> list[int]:
+    """Lines of the entries of ``seq`` after ``after`` whose ``name`` is ``name`` (for a forward reference)."""
+    lines = []
+    for item in seq.items:
+        if isinstance(item, YMap) and len(item.items) == 1:
+            ((_, args),) = item.items.items()
+            label = args.items.get("name") if isinstance(args, YMap) else None
+            if isinstance(label, YScalar) and label.value == name and item.loc.line > after.line:
+                lines.append(item.loc.line)
+    return lines

@@ -43,6 +43,10 @@ class Layer:
     #: False for a frozen layer (``trainable: false`` on it or an enclosing entry): its parameters
     #: take no gradient, as after ``requires_grad_(False)``
     trainable: bool = True
+    #: for a ``reuse:`` entry (our extension, docs/spec.md): the earlier layer whose module this
+    #: calls again; ``type`` and ``args`` are its. Its identity is its ``path`` (a frozen copy of
+    #: the original made by :func:`freeze` keeps the path)
+    reuses: Layer | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,7 +124,8 @@ Node = Union[Layer, Sequential, Residual, Concat, Gate, Split]  # noqa: UP007 - 
 def freeze(node: Node) -> Node:
     """``node`` with every layer in it frozen (``trainable: false``, SPEC "Frozen layers")."""
     if isinstance(node, Layer):
-        return replace(node, trainable=False)
+        # a reuse holds no parameters of its own: the layer it reuses decides
+        return replace(node, trainable=False) if node.reuses is None else node
     if isinstance(node, Sequential):
         return _freeze_seq(node)
     if isinstance(node, Residual):
