@@ -229,7 +229,8 @@ def module_trainable(row: Row, rows: Mapping[str, Row]) -> int:
     layer = row.layer
     if layer is not None and layer.reuses is not None:
         return rows[layer.reuses.path].trainable
-    return row.trainable
+    first = rows.get(row.path)  # a Python model's module called again: its rows share its path
+    return first.trainable if first is not None else row.trainable
 
 
 def backward_macs(order: list[tuple[Row, bool, bool]], rows: Mapping[str, Row] | None = None) -> int:
@@ -303,9 +304,11 @@ def measured_training(
         kind = types.get(path, "outside any layer")
         by_type[kind] = by_type.get(kind, 0) + size
     order, grad = [], False
+    first: dict[str, Row] = {}  # each module's first call: the row its parameters are counted on
     for row in analysis.layers:
+        first.setdefault(row.path, row)
         order.append((row, grad, True))
-        grad = grad or row.trainable > 0
+        grad = grad or first[row.path].trainable > 0
     return TrainingMemory(
         batch=analysis.batch,
         dtype=analysis.dtype,
@@ -320,7 +323,7 @@ def measured_training(
         saved_by_layer=dict(measured.saved_by_layer),
         peak_bytes=measured.peak_bytes,
         forward_macs=t.macs,
-        backward_macs=backward_macs(order),
+        backward_macs=backward_macs(order, first),
     )
 
 

@@ -276,3 +276,18 @@ def test_every_rival_counts_every_call_of_a_reused_layer() -> None:
     assert measured["flop_counter_macs"] == analysis.totals.macs
     for name in CONVENTIONS:
         assert (name, reproduce(analysis, name).total) == (name, measured[name]["total"])
+
+
+def test_a_python_model_calling_a_module_again_trains_as_torch_measures() -> None:
+    """``--train`` on a Python model: a module called again computes its weight's gradient at every call."""
+    pytest.importorskip("torch")
+    from shapecalc.pymodel import parse_ref
+    from shapecalc.pymodel.build import build
+    from shapecalc.train_measure import measure_module_step
+
+    ref = f"{Path(__file__).parent / 'fixtures' / 'pymodels' / 'tied.py'}:TwiceLinear"
+    result = CliRunner().invoke(cli, ["summary", ref, "--input", "16", "--train", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    measured = measure_module_step(build(parse_ref(ref), device="cpu").module, (16,), {}, batch=1)
+    # per call: 16 x 16 MACs for the weight's gradient; the input's from the second call on; out: 16 x 4 x 2
+    assert json.loads(result.stdout)["training"]["backward_macs"] == measured.backward_macs == 256 + 2 * 256 + 128
