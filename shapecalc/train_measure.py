@@ -78,7 +78,6 @@ def measure_module_step(
     and measure the second; ``layers`` names the modules (path -> module) saved tensors are
     attributed to."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}")
@@ -94,8 +93,24 @@ def measure_module_step(
             opt.zero_grad(set_to_none=True)
 
     step(torch.randn(shape))  # warm-up: the optimiser's state now exists
+    by_layer = _saved_by_layer(torch, model, layers, torch.randn(shape), opt)
+    forward, backward = _step_flops(torch, model, shape)
+    if opt is not None:
+        opt.zero_grad(set_to_none=True)
+    peak, allocator_peak = _allocated_peak(torch, model, opt, shape, step)
+    return MeasuredStep(
+        saved_bytes=sum(by_layer.values()),
+        saved_by_layer=by_layer,
+        peak_bytes=peak,
+        allocator_peak_bytes=allocator_peak,
+        forward_macs=forward // 2 // batch,
+        backward_macs=backward // 2 // batch,
+    )
 
-    # what autograd saves, by the layer running when it was saved
+
+def _saved_by_layer(torch: Any, model: Any, layers: Mapping[str, Any], x: Any, opt: Any) -> dict[str, int]:
+    """Run a step on ``x``: the bytes of the distinct storages autograd saves for backward, by the
+    layer (path in ``layers``) running when they were saved; parameters, buffers and ``x`` excluded."""
     current: list[str] = []
 
     def enter(path: str) -> Any:
@@ -110,7 +125,6 @@ def measure_module_step(
         handles.append(mod.register_forward_hook(leave))
     own = {p.untyped_storage().data_ptr() for p in model.parameters()}
     own |= {b.untyped_storage().data_ptr() for b in model.buffers()}
-    x = torch.randn(shape)
     own.add(x.untyped_storage().data_ptr())
     seen: dict[int, tuple[str, int]] = {}
 
@@ -133,28 +147,20 @@ def measure_module_step(
     by_layer: dict[str, int] = {}
     for path, nbytes in seen.values():
         by_layer[path] = by_layer.get(path, 0) + nbytes
+    return by_layer
 
-    # MACs of the forward and of the backward
+
+def _step_flops(torch: Any, model: Any, shape: tuple[int, ...]) -> tuple[int, int]:
+    """FLOPs (``FlopCounterMode``, whole batch) of the forward and of the backward on a random input;
+    the gradients are left in place."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     with FlopCounterMode(display=False) as fwd:
-        out = model(torch.randn(shape))
+        model(torch.randn(shape))
     forward = fwd.get_total_flops()
     with FlopCounterMode(display=False) as both:
-        out = model(torch.randn(shape))
-        out.mean().backward()
-    backward = both.get_total_flops() - forward
-    del out
-    if opt is not None:
-        opt.zero_grad(set_to_none=True)
-
-    peak, allocator_peak = _allocated_peak(torch, model, opt, shape, step)
-    return MeasuredStep(
-        saved_bytes=sum(by_layer.values()),
-        saved_by_layer=by_layer,
-        peak_bytes=peak,
-        allocator_peak_bytes=allocator_peak,
-        forward_macs=forward // 2 // batch,
-        backward_macs=backward // 2 // batch,
-    )
+        model(torch.randn(shape)).mean().backward()
+    return forward, both.get_total_flops() - forward
 
 
 def _resident_bytes(torch: Any, model: Any, opt: Any, *tensors: Any) -> int:

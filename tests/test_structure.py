@@ -29,7 +29,6 @@ TEMPORARY = {
     "analysis.py::_walk",  # s3-tied
     "analysis.py::_walk_layer",  # s3-tied
     "pymodel/fximport.py::trace_to_layers",  # s3-tied
-    "train_measure.py::measure_module_step",  # s3-tidy
 }
 TEMPORARY_MODULES: set[str] = set()
 

@@ -117,7 +117,9 @@ def command(
         if file.endswith(".py"):
             found = _check_python_file(file, update_expect, verbose)
         else:
-            found = _check_spec_file(file, update_expect, strict, ignore, verify, device, params)
+            found = _check_spec_file(
+                file, update_expect, strict=strict, ignore=ignore, verify=verify, device=device, params=params
+            )
         if found is not None:
             problems += found
             failed += any(p.severity == "error" for p in found)
@@ -162,6 +164,7 @@ def _check_python_file(file: str, update_expect: bool, verbose: bool) -> list[Pr
 def _check_spec_file(
     file: str,
     update_expect: bool,
+    *,
     strict: bool,
     ignore: frozenset[str],
     verify: bool,

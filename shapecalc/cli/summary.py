@@ -111,7 +111,9 @@ def command(
         from .pymodel import note_model_flags
 
         note_model_flags(ctx, verify, device)
-        _summary_of_python_model(spec_file, model_args, input_shape, batch, dtype, view, train_with)
+        _summary_of_python_model(
+            spec_file, model_args, input_shape, batch=batch, dtype=dtype, view=view, train_with=train_with
+        )
         return
     if model_args:
         raise click.UsageError("--arg is for a Python model (path/file.py:Name), not a spec")
@@ -129,9 +131,12 @@ def command(
         from .pymodel import note_model_flags
 
         note_model_flags(ctx, verify, device)
-        _summary_of_spec_module(spec, input_shape, batch, dtype, view, train_with)
+        _summary_of_spec_module(spec, input_shape, batch=batch, dtype=dtype, view=view, train_with=train_with)
         return
-    if not _summary_of_spec(ctx, spec, input_shape, batch, dtype, verify, device, view, train_with):
+    verified = _summary_of_spec(
+        ctx, spec, input_shape, batch=batch, dtype=dtype, verify=verify, device=device, view=view, train_with=train_with
+    )
+    if not verified:
         sys.exit(1)
 
 
@@ -151,6 +156,7 @@ def _summary_of_python_model(
     ref_text: str,
     model_args: tuple[str, ...],
     input_shape: tuple[int, ...] | None,
+    *,
     batch: int,
     dtype: str,
     view: _View,
@@ -166,7 +172,7 @@ def _summary_of_python_model(
 
 
 def _summary_of_spec_module(
-    spec: Spec, input_shape: tuple[int, ...] | None, batch: int, dtype: str, view: _View, train_with: str | None
+    spec: Spec, input_shape: tuple[int, ...] | None, *, batch: int, dtype: str, view: _View, train_with: str | None
 ) -> None:
     """The report of the Python model a spec's ``module:`` names (the spec has no layers of its own)."""
     from .pymodel import summary_of_spec_module
@@ -187,6 +193,7 @@ def _summary_of_spec(
     ctx: click.Context,
     spec: Spec,
     input_shape: tuple[int, ...] | None,
+    *,
     batch: int,
     dtype: str,
     verify: bool | None,

@@ -24,7 +24,7 @@ import importlib.util
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,11 +179,7 @@ def _declared(name: str, entry: Any, key_node: ast.expr, entry_node: ast.expr) -
     where = f"SHAPECALC_MODELS[{name!r}]"
     if not isinstance(entry, dict):
         raise _Malformed(entry_node, f"{where} must be a dict with input (and args, expect)")
-    parts = _dict_items(entry_node)
-    for key in entry:
-        if key not in ENTRY_KEYS:
-            at = parts.get(key, (entry_node, entry_node))[0] if isinstance(key, str) else entry_node
-            raise _Malformed(at, f"{where} has an unknown key {key!r}; the keys are {', '.join(ENTRY_KEYS)}")
+    parts = _known_keys(entry, entry_node, ENTRY_KEYS, where)
     shape = _input(where, entry.get("input"), parts["input"][1] if "input" in parts else entry_node)
     args = entry.get("args", {})
     if not isinstance(args, dict) or not all(isinstance(k, str) for k in args):
@@ -194,11 +190,7 @@ def _declared(name: str, entry: Any, key_node: ast.expr, entry_node: ast.expr) -
     expect_node = parts.get("expect", (entry_node, entry_node))[1]
     if not isinstance(expect, dict):
         raise _Malformed(expect_node, f"{where} expect must be a dict")
-    expect_parts = _dict_items(expect_node)
-    for key in expect:
-        if key not in EXPECT_KEYS:
-            at = expect_parts.get(key, (expect_node, expect_node))[0] if isinstance(key, str) else expect_node
-            raise _Malformed(at, f"{where} expect has an unknown key {key!r}; the keys are {', '.join(EXPECT_KEYS)}")
+    expect_parts = _known_keys(expect, expect_node, EXPECT_KEYS, f"{where} expect")
     line, col = _at(key_node)
     return Declared(
         name,
@@ -211,6 +203,19 @@ def _declared(name: str, entry: Any, key_node: ast.expr, entry_node: ast.expr) -
         entry_node,
         parts["expect"][1] if "expect" in parts else None,
     )
+
+
+def _known_keys(
+    value: dict[Any, Any], node: ast.expr, keys: Sequence[str], what: str
+) -> dict[str, tuple[ast.expr, ast.expr]]:
+    """The key and value nodes of the dict display ``node`` (evaluated: ``value``); a key not in
+    ``keys`` is malformed, located at that key."""
+    parts = _dict_items(node)
+    for key in value:
+        if key not in keys:
+            at = parts.get(key, (node, node))[0] if isinstance(key, str) else node
+            raise _Malformed(at, f"{what} has an unknown key {key!r}; the keys are {', '.join(keys)}")
+    return parts
 
 
 def _input(where: str, shape: Any, at: ast.expr) -> tuple[int, ...]:
