@@ -200,21 +200,17 @@ def _display_rows(
     analysis: Analysis, depth: int | None, verified: Mapping[str, bool] | None, columns: Sequence[Column]
 ) -> list[DisplayRow]:
     visible = visible_rows(analysis, depth)
+    folds = [row.kind == "group" and depth is not None and level == depth for row, level in visible]
+    marks = [verified.get(row.path) if verified is not None else None for row, _ in visible]
+    keys = [_fold_key(row, level, f, m, columns) for (row, level), f, m in zip(visible, folds, marks)]  # once a row
     out: list[DisplayRow] = []
     i, n = 0, len(visible)
     while i < n:
         row, level = visible[i]
-        folded = row.kind == "group" and depth is not None and level == depth
-        mark = verified.get(row.path) if verified is not None else None
-        key = _fold_key(row, level, folded, mark, columns)
+        folded, mark, key = folds[i], marks[i], keys[i]
         j = i + 1
         if row.kind == "layer" or folded:
-            while j < n:
-                nxt, nlevel = visible[j]
-                nmark = verified.get(nxt.path) if verified is not None else None
-                nfolded = nxt.kind == "group" and depth is not None and nlevel == depth
-                if _fold_key(nxt, nlevel, nfolded, nmark, columns) != key:
-                    break
+            while j < n and keys[j] == key:
                 j += 1
         count = j - i if j - i >= FOLD_MIN else 1
         last = visible[i + count - 1][0]

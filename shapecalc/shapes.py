@@ -21,7 +21,7 @@ def per_axis(value: Any, n: int) -> tuple[Any, ...]:
 def bracketed(shape: Sequence[Any], batch: int | None = None) -> str:
     """A tensor's shape as torch prints it: ``[3, 32, 32]``; ``[8, 3, 32, 32]`` with a batch of 8 in front."""
     dims = ([batch] if batch is not None else []) + list(shape)
-    return "[" + ", ".join(str(d) for d in dims) + "]"
+    return "[" + ", ".join(map(str, dims)) + "]"
 
 
 def crossed(shape: Sequence[Any]) -> str:
