@@ -279,6 +279,47 @@ def test_many_extra_columns_continue_in_tables_below() -> None:
     assert "left out to fit 60 columns: #, Args, RF" in " ".join(result.stdout.split())
 
 
+# --------------------------------------------------------------------------- long tables
+
+
+def _numbers(out: str) -> list[str]:
+    """The # column of a summary table (the totals panel below it has no layer numbers)."""
+    table = out[: out.index("└")]
+    return [line.split()[1] for line in table.splitlines() if line.startswith("│")]
+
+
+def _varied(n: int) -> str:
+    lines = ["input: [3, 8, 8]", "layers:"]
+    lines += [f"  - conv2d: {{out_channels: {4 + i % 5}, kernel_size: 1}}" for i in range(n)]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_long_table_keeps_its_first_rows_and_last_tenth(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from shapecalc.cli import cli
+
+    spec = tmp_path / "long.yaml"
+    spec.write_text(_varied(30))
+    env = {"COLUMNS": "100", "NO_COLOR": "1"}
+    result = CliRunner().invoke(cli, ["summary", str(spec), "--no-verify", "--rows", "10"], env=env)
+    assert result.exit_code == 0
+    assert _numbers(result.stdout) == ["1", "2", "3", "4", "5", "6", "7", "8", "9", "⋮", "30"]
+    assert "20 rows left out at ⋮ (--rows 0 shows every row; --depth folds them; --format markdown, csv or json" in (
+        " ".join(result.stdout.split())
+    )
+    every = CliRunner().invoke(cli, ["summary", str(spec), "--no-verify", "--rows", "0"], env=env)
+    assert _numbers(every.stdout) == [str(i) for i in range(1, 31)]
+    assert "⋮" not in every.stdout and "left out" not in every.stdout
+    # the default (render.TABLE_ROWS = 2,000) leaves a real network whole
+    default = CliRunner().invoke(cli, ["summary", str(spec), "--no-verify"], env=env)
+    assert default.stdout == every.stdout
+    # the other formats list every row, and say that --rows does nothing there
+    markdown = CliRunner().invoke(cli, ["summary", str(spec), "--no-verify", "--rows", "10", "--format", "markdown"])
+    assert markdown.stderr == "note: --rows does nothing with --format markdown (it lists every row)\n"
+    assert markdown.exit_code == 0 and "| 30 |" in markdown.stdout
+
+
 # --------------------------------------------------------------------------- notes
 
 

@@ -41,6 +41,13 @@ if TYPE_CHECKING:
     help="Element type for the memory figures.",
 )
 @click.option("--depth", type=click.IntRange(min=0), help="Fold rows nested deeper than N (0 = top level only).")
+@click.option(
+    "--rows",
+    "max_rows",
+    type=click.IntRange(min=0),
+    help="The table shows at most N rows, the first and the last (default 2,000; 0 = all)."
+    " The other formats list every row.",
+)
 @format_option("table", "json", "markdown", "csv", help=None)
 @click.option(
     "--verify/--no-verify",
@@ -72,6 +79,7 @@ def command(
     batch: int,
     dtype: str,
     depth: int | None,
+    max_rows: int | None,
     fmt: str,
     verify: bool | None,
     device: str,
@@ -105,7 +113,9 @@ def command(
     """
     from ..pymodel.ref import looks_like_ref
 
-    view = _View(fmt, depth, as_tools, count, percent, compare_tools)
+    if fmt != "table":
+        note_unused(ctx, "max_rows", "--rows", f"with --format {fmt} (it lists every row)")
+    view = _View(fmt, depth, as_tools, count, percent, compare_tools, max_rows)
     train_with = optimizer if train else None
     if looks_like_ref(spec_file):
         from .pymodel import note_model_flags
@@ -150,6 +160,7 @@ class _View:
     count: tuple[str, ...]
     percent: bool
     compare_tools: bool
+    max_rows: int | None  # the table's (0: every row; None: render.TABLE_ROWS)
 
 
 def _summary_of_python_model(
@@ -276,11 +287,18 @@ def _emit(
 
         click.echo(to_markdown(analysis, depth, views.columns, verified=_marks(verification)), nl=False)
     else:
-        from ..render import summary_renderable
+        from ..render import TABLE_ROWS, summary_renderable
 
         marks = _marks(verification)
         print_renderable(
-            summary_renderable(analysis, depth=depth, verified=marks, columns=views.columns, panels=views.panels)
+            summary_renderable(
+                analysis,
+                depth=depth,
+                verified=marks,
+                columns=views.columns,
+                panels=views.panels,
+                max_rows=TABLE_ROWS if view.max_rows is None else view.max_rows,
+            )
         )
     for note in notes:
         echo_line(note, err=True)
