@@ -7,8 +7,11 @@ runs it, and the spec must give the same numbers and, with the same tensors, the
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from shapecalc.analysis import analyse
@@ -63,3 +66,15 @@ def same_outputs(
     with torch.no_grad():
         mine_out = ours(x) if head is None else head(ours(x))
         torch.testing.assert_close(mine_out, theirs(x.clone()), rtol=0, atol=0)
+
+
+def load_module(path: Path, name: str | None = None, *, register: bool = False) -> ModuleType:
+    """The Python file at ``path`` imported as a module (``register``: also put in ``sys.modules``,
+    for a module whose dataclasses or pickles look themselves up there)."""
+    spec = importlib.util.spec_from_file_location(name or path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    if register:
+        sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

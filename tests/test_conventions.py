@@ -9,15 +9,14 @@ the reproduction. Everywhere, the figures measured once by ``bench/rivals.py`` (
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from oracle import load_module
 
 from shapecalc.analysis import analyse
 from shapecalc.cli import cli
@@ -116,12 +115,7 @@ def test_issue_figures_mobilenet_v2() -> None:
 
 
 def _bench() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_rivals", ROOT / "bench" / "rivals.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_rivals"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_module(ROOT / "bench" / "rivals.py", "bench_rivals", register=True)
 
 
 @pytest.mark.torchvision

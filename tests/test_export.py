@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
+from oracle import load_module
 from torch_helpers import SMALL, make_spec, spec_strategy
 
 from shapecalc.analysis import analyse
@@ -107,11 +107,7 @@ def _ruff(path: Path) -> None:
 def _import(code: str, tmp_path: Path) -> Any:
     path = tmp_path / f"generated_{uuid.uuid4().hex}.py"
     path.write_text(code)
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(path)
 
 
 def _load_text(text: str, name: str = "simple.yaml") -> Any:

@@ -6,13 +6,13 @@ test runs a short version of ``examples/train_digits.py``.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from oracle import load_module
 
 from shapecalc.cli import cli
 
@@ -268,11 +268,7 @@ def test_draws_a_picture_without_pyplot(tiny: Path, tmp_path: Path, suffix: str)
 
 
 def _example() -> Any:
-    spec = importlib.util.spec_from_file_location("train_digits", ROOT / "examples" / "train_digits.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(ROOT / "examples" / "train_digits.py")
 
 
 def test_train_digits_learns(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from oracle import load_module
 
 from shapecalc.analysis import analyse
 from shapecalc.errors import ShapecalcError
@@ -206,7 +207,6 @@ def test_gate_and_split_compute_what_they_say() -> None:
 @pytest.mark.torch
 @pytest.mark.parametrize("text", [SE, SHUFFLE])
 def test_export_round_trip(text: str, tmp_path: Any) -> None:
-    import importlib.util
 
     spec = loads(text, file="t.yaml")
     code = export(spec)
@@ -214,10 +214,7 @@ def test_export_round_trip(text: str, tmp_path: Any) -> None:
     assert ("class Split(nn.Module):" in code) == ("split" in text)
     path = tmp_path / "m.py"
     path.write_text(code)
-    mod_spec = importlib.util.spec_from_file_location("m", path)
-    assert mod_spec is not None and mod_spec.loader is not None
-    module = importlib.util.module_from_spec(mod_spec)
-    mod_spec.loader.exec_module(module)
+    module = load_module(path, "m")
     ours = to_torch(spec).eval()
     theirs = getattr(module, "Se" if "gate" in text else "Shuffle")().eval()
     theirs.load_state_dict(ours.state_dict())

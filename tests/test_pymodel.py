@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from oracle import load_module
 
 from shapecalc.cli import cli
 
@@ -131,13 +132,7 @@ def test_functional_residual_concat_and_gate_keep_exact_totals_and_the_field() -
     from torch.utils.flop_counter import FlopCounterMode
 
     a = summarise(f"{MODELS}:FunctionalResidual", (3, 8, 8)).analysis
-    import importlib
-
-    spec = importlib.util.spec_from_file_location("fixture_models", MODELS)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    model = mod.FunctionalResidual().eval()
+    model = load_module(MODELS, "fixture_models").FunctionalResidual().eval()
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         out = model(torch.zeros(1, 3, 8, 8))
@@ -162,11 +157,7 @@ def test_model_object_is_left_as_it_was() -> None:
     torch = pytest.importorskip("torch")
     from shapecalc.pymodel.trace import summarise as run
 
-    spec = importlib.util.spec_from_file_location("fixture_simple", SIMPLE)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    model = mod.SimpleCNN()
+    model = load_module(SIMPLE, "fixture_simple").SimpleCNN()
     model.train()
     model.features[1].eval()  # a mixed state must come back as it was
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from oracle import load_module
 
 from shapecalc.analysis import analyse
 from shapecalc.cli import cli
@@ -123,7 +124,6 @@ def test_training_step_is_torchs() -> None:
 
 def test_export_writes_the_module_once_and_calls_it_again(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
-    import importlib.util
 
     from shapecalc.torch_build import to_torch
     from shapecalc.torch_source import export
@@ -134,11 +134,7 @@ def test_export_writes_the_module_once_and_calls_it_again(tmp_path: Path) -> Non
     assert "Reuse(c)" in source
     path = tmp_path / "tied_model.py"
     path.write_text(source)
-    loader = importlib.util.spec_from_file_location("tied_model", path)
-    assert loader is not None and loader.loader is not None
-    module = importlib.util.module_from_spec(loader)
-    loader.loader.exec_module(module)
-    exported = module.Tied().eval()
+    exported = load_module(path, "tied_model").Tied().eval()
     built = to_torch(spec).eval()
     shapes = {k: tuple(v.shape) for k, v in built.state_dict().items()}
     assert {k: tuple(v.shape) for k, v in exported.state_dict().items()} == shapes
