@@ -283,8 +283,7 @@ _DROPS: tuple[tuple[str, ...], ...] = ((), ("Args",), ("Args", "RF"), ("Args", "
 def max_width_needed(table: SummaryTable) -> int:
     """The narrowest width at which ``table`` shows its numbers whole."""
     shown = [h for h in table.headers if h not in _DROPS[-1]]
-    widths = {h: min(w, _WRAPPABLE_MIN.get(h, w)) for h, w in table.natural.items()}
-    return table._width(shown, True, widths)
+    return table._width(shown, True, table.narrowest)
 
 
 class SummaryTable:
@@ -378,27 +377,23 @@ class SummaryTable:
             return None
         pages = [[h for h in self.headers if h not in _DROPS[-1] and h not in self.extra]]
         for h in self.extra:
-            if self._width([*pages[-1], h], True, self._narrow) > max_width:
+            if self._width([*pages[-1], h], True, self.narrowest) > max_width:
                 pages.append(["Layer"])
             pages[-1].append(h)
-        fits = all(self._width(page, True, self._narrow) <= max_width for page in pages)
+        fits = all(self._width(page, True, self.narrowest) <= max_width for page in pages)
         return pages if fits else None
 
     @property
-    def _narrow(self) -> dict[str, int]:
+    def narrowest(self) -> dict[str, int]:
+        """Column widths with Layer and Args wrapped as far as they go (:data:`_WRAPPABLE_MIN`)."""
         return {h: min(w, _WRAPPABLE_MIN.get(h, w)) for h, w in self.natural.items()}
 
     def table(self, max_width: int) -> Table:
         """The rich table for ``max_width`` cells."""
         shown, compact, widths = self.layout(max_width)
         dropped = [h for h in self.headers if h not in shown]
-        caption = None
-        if dropped:
-            caption = (
-                f"left out to fit {max_width} columns: {', '.join(dropped)}"
-                " (a wider terminal or --format markdown shows them)"
-            )
-        return self._table(shown, compact, widths, Text(self.title), _joined(caption, self._rows_note()))
+        caption = _joined(_dropped_note(max_width, dropped), self._rows_note())
+        return self._table(shown, compact, widths, Text(self.title), caption)
 
     def _rows_note(self) -> str | None:
         if not self.left_out:
@@ -456,12 +451,8 @@ class SummaryTable:
             else:
                 title = Text(f"{self.name}, continued")
                 caption = None
-            if i == len(pages) - 1 and dropped:
-                left = f"left out to fit {max_width} columns: {', '.join(dropped)}"
-                left += " (a wider terminal or --format markdown shows them)"
-                caption = _joined(caption, left)
             if i == len(pages) - 1:
-                caption = _joined(caption, self._rows_note())
+                caption = _joined(caption, _dropped_note(max_width, dropped), self._rows_note())
             tables.append(self._table(shown, True, self._fitted(shown, max_width), title, caption))
         return tables
 
@@ -484,6 +475,14 @@ class SummaryTable:
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         natural = self._width(self.headers, False, self.natural)
         return Measurement(min(natural, max_width_needed(self)), natural)
+
+
+def _dropped_note(max_width: int, dropped: Sequence[str]) -> str | None:
+    if not dropped:
+        return None
+    return (
+        f"left out to fit {max_width} columns: {', '.join(dropped)} (a wider terminal or --format markdown shows them)"
+    )
 
 
 def _joined(*notes: str | None) -> str | None:

@@ -279,6 +279,23 @@ def test_many_extra_columns_continue_in_tables_below() -> None:
     assert "left out to fit 60 columns: #, Args, RF" in " ".join(result.stdout.split())
 
 
+@pytest.mark.parametrize("columns", ["²", "9" * 5_000, "-60", "abc"])
+def test_a_columns_value_that_is_no_width_leaves_notes_whole(columns: str) -> None:
+    from click.testing import CliRunner
+
+    from shapecalc.cli import cli
+
+    result = CliRunner().invoke(cli, ["out", "--in", "32", "-k", "3", "-s", "2"], env={"COLUMNS": columns})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1].startswith("note: 1 input row at the end is never seen by the kernel (")
+    # rich calls int() on whatever str.isdigit() accepts: the tables are drawn as into a pipe instead
+    env = {"COLUMNS": columns, "LINES": columns, "NO_COLOR": "1"}
+    piped = {"COLUMNS": None, "LINES": None, "NO_COLOR": "1"}
+    for words in (["summary", "lenet5", "--no-verify"], ["list"]):
+        result = CliRunner().invoke(cli, words, env=env)
+        assert (result.exit_code, result.stdout) == (0, CliRunner().invoke(cli, words, env=piped).stdout), words
+
+
 # --------------------------------------------------------------------------- long tables
 
 

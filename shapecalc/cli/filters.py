@@ -96,10 +96,10 @@ def _tile(kernel: Any, scale: float) -> list[list[tuple[str, str]]]:
 
 
 def _print_text(filters: Any, file: str, per_filter: bool, limit: int) -> None:
-    from rich.console import Console
     from rich.text import Text
 
     from ..filters import kernel_2d, scale_text
+    from .options import console
 
     scales = filters.scales(per_filter)
     where = f", {filters.where}" if filters.where else ""
@@ -152,6 +152,6 @@ def _print_text(filters: Any, file: str, per_filter: bool, limit: int) -> None:
     if shown < filters.out_channels:
         rest = filters.out_channels - shown
         out.append(Text(f"... {rest} more filters (--limit {filters.out_channels}, or -o for a picture)"))
-    console = Console(highlight=False, soft_wrap=True)
+    terminal = console(highlight=False, soft_wrap=True)
     for line in out:
-        console.print(line)
+        terminal.print(line)

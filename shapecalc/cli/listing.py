@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +9,7 @@ import click
 from rich.text import Text
 
 from ..shapes import crossed
-from .options import echo_json, format_option, print_renderable
+from .options import console, echo_json, env_columns, format_option, print_renderable
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -55,7 +54,6 @@ _HEADERS: tuple[str, ...] = ("name", "input", "params", "MACs", "RF", "source")
 
 def _table(entries: Sequence[Entry]) -> Table:
     """The table of the shipped specs, with the columns that fit a terminal (or ``COLUMNS``)."""
-    from rich.console import Console
     from rich.table import Table
 
     rows = [  # every cell becomes Text below: names and sources come from the spec files, never markup
@@ -70,8 +68,8 @@ def _table(entries: Sequence[Entry]) -> Table:
         for e in entries
     ]
     natural = {h: max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(_HEADERS)}
-    console = Console()
-    shown = _columns_that_fit(natural, console.width) if console.is_terminal or "COLUMNS" in os.environ else _HEADERS
+    out = console()
+    shown = _columns_that_fit(natural, out.width) if out.is_terminal or env_columns() is not None else _HEADERS
     table = Table(box=None, pad_edge=False, header_style="bold")
     for h in shown:
         if h == "source":
@@ -84,7 +82,7 @@ def _table(entries: Sequence[Entry]) -> Table:
         table.add_row(*(Text(r[i]) for i in index))
     dropped = [h for h in _HEADERS if h not in shown]
     if dropped:
-        table.caption = f"left out to fit {console.width} columns: {', '.join(dropped)} (--format json has them)"
+        table.caption = f"left out to fit {out.width} columns: {', '.join(dropped)} (--format json has them)"
         table.caption_justify = "left"
     return table
 

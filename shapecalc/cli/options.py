@@ -6,9 +6,12 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -102,10 +105,35 @@ def echo_line(line: str, *, err: bool = False) -> None:
     click.echo(line, err=err)
 
 
+def _size(text: str | None) -> int | None:
+    """A terminal size given in the environment (``COLUMNS``, ``LINES``), if it is one: ASCII
+    digits ('²'.isdigit() is true and int() refuses it), a few of them (int() refuses 5,000)."""
+    if text is None or not (text.isascii() and text.isdigit() and len(text) <= 6):
+        return None
+    return int(text)
+
+
+def env_columns() -> int | None:
+    """The width ``COLUMNS`` asks for, or None (unset, or not a width)."""
+    return _size(os.environ.get("COLUMNS"))
+
+
+def console(**kwargs: Any) -> Console:
+    """A rich ``Console(**kwargs)`` that ignores a ``COLUMNS`` or ``LINES`` it cannot read.
+
+    rich calls ``int()`` on any value ``str.isdigit()`` accepts, so ``COLUMNS=²`` or 5,000 digits
+    would be a traceback; such a value is left out of the environment rich is given.
+    """
+    from rich.console import Console
+
+    environ = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES") or _size(v) is not None}
+    return Console(_environ=environ, **kwargs)
+
+
 def _prose_width(stream: Any) -> int | None:
-    columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) >= 20:
-        return int(columns)
+    columns = env_columns()
+    if columns is not None and columns >= 20:
+        return columns
     isatty = getattr(stream, "isatty", None)
     if isatty is None or not isatty():
         return None
@@ -206,12 +234,11 @@ def print_renderable(renderable: Any) -> None:
     would assume 80 columns) it gets its natural width, so nothing is cut. An
     explicit COLUMNS wins. Colour follows rich's rules (NO_COLOR, not a TTY).
     """
-    from rich.console import Console
     from rich.measure import Measurement
 
-    console = Console(file=sys.stdout)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        wide = Console(file=sys.stdout, width=10_000)
+    out = console(file=sys.stdout)
+    if not out.is_terminal and env_columns() is None:
+        wide = console(file=sys.stdout, width=10_000)
         natural = Measurement.get(wide, wide.options, renderable).maximum
-        console = Console(file=sys.stdout, width=max(80, natural))
-    console.print(renderable, crop=False)  # a number is never cut: too narrow a terminal wraps instead
+        out = console(file=sys.stdout, width=max(80, natural))
+    out.print(renderable, crop=False)  # a number is never cut: too narrow a terminal wraps instead
