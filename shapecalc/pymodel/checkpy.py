@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..check import Problem, expect_problems
-from ..errors import MissingTorchError, ShapecalcError
+from ..errors import MissingTorchError, ShapecalcError, show_value
 from ..spec import EXPECT_KEYS
 
 #: the keys a declared model may have
@@ -169,14 +169,14 @@ def _declarations(node: ast.expr) -> list[Declared]:
     for name, entry in value.items():
         key_node, entry_node = nodes.get(name, (node, node)) if isinstance(name, str) else (node, node)
         if not isinstance(name, str) or not name.replace(".", "_").isidentifier():
-            raise _Malformed(key_node, f"model names must be names defined in the file, not {name!r}")
+            raise _Malformed(key_node, f"model names must be names defined in the file, not {show_value(name)}")
         found.append(_declared(name, entry, key_node, entry_node))
     return found
 
 
 def _declared(name: str, entry: Any, key_node: ast.expr, entry_node: ast.expr) -> Declared:
     """One model's entry (``entry``, at ``entry_node``), checked key by key."""
-    where = f"SHAPECALC_MODELS[{name!r}]"
+    where = f"SHAPECALC_MODELS[{show_value(name)}]"
     if not isinstance(entry, dict):
         raise _Malformed(entry_node, f"{where} must be a dict with input (and args, expect)")
     parts = _known_keys(entry, entry_node, ENTRY_KEYS, where)

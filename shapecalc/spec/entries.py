@@ -107,7 +107,7 @@ class Entries:
             keys = list(node.items)
             fail(
                 f"a layer entry has one key, its type, but this one has {len(keys)}: {', '.join(keys)}"
-                f" (are the arguments indented under {keys[0]!r}?)",
+                f" (are the arguments indented under {show_text(keys[0])}?)",
                 node.loc,
                 path,
                 sc,
@@ -196,7 +196,7 @@ class Entries:
             if key not in allowed:
                 takes = ", ".join((*allowed, *RESERVED))
                 fail(
-                    f"{e.what} has no key {key!r}{did_you_mean(key, allowed)}; it takes {takes}",
+                    f"{e.what} has no key {show_text(key)}{did_you_mean(key, allowed)}; it takes {takes}",
                     e.args.keys[key].loc if e.args is not None else e.loc,
                     path,
                     sc,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import LayerConfigError, Location, SpecError
+from ..errors import LayerConfigError, Location, SpecError, show_text
 from ..registry import LayerType
 from . import expr as X
 from .blocks import bad_arg, bad_param, missing_params
@@ -344,7 +344,7 @@ def name_text(node: YNode | None, what: str, loc: Location, epath: str, sc: Scop
         return text
     if sc.env is None:
         fail(
-            f"the {what} {text!r} uses $, which only works inside a block's layers or in a spec with params:",
+            f"the {what} {show_text(text)} uses $, which only works inside a block's layers or in a spec with params:",
             node.loc,
             epath,
             sc,
@@ -384,7 +384,7 @@ def reused(e: Entry, visible: list[tuple[list[Node], YSeq]], name: str, epath: s
     for key in e.rest:
         if key not in REUSE_KEYS:
             loc = e.args.keys[key].loc if e.args is not None else e.loc
-            fail(f"reuse has no key {key!r}; it takes layer, name and repeat", loc, epath, sc)
+            fail(f"reuse has no key {show_text(key)}; it takes layer, name and repeat", loc, epath, sc)
     if e.trainable_node is not None:
         fail(
             "trainable does not go on a reuse: the layer it reuses decides (it is the same module)",
@@ -398,14 +398,19 @@ def reused(e: Entry, visible: list[tuple[list[Node], YSeq]], name: str, epath: s
                 return _reusable(node, name, epath, sc, e)
     later = [line for _, seq in visible for line in _later_labels(seq, name, e.loc)]
     if later:
-        fail(f"{name!r} is written later (line {later[0]}): reuse can only name an earlier layer", e.loc, epath, sc)
+        fail(
+            f"{show_text(name)} is written later (line {later[0]}): reuse can only name an earlier layer",
+            e.loc,
+            epath,
+            sc,
+        )
     names = sorted({n.name for labelled, _ in visible for n in labelled if n.name is not None})
     seen = (
-        f"; the names visible here: {', '.join(map(repr, names[:12]))}"
+        f"; the names visible here: {', '.join(map(show_text, names[:12]))}"
         if names
         else "; no earlier entry here has a name"
     )
-    fail(f"no earlier layer named {name!r}{seen}", e.loc, epath, sc)
+    fail(f"no earlier layer named {show_text(name)}{seen}", e.loc, epath, sc)
 
 
 def _reusable(node: Node, name: str, epath: str, sc: Scope, e: Entry) -> Layer:
@@ -413,7 +418,7 @@ def _reusable(node: Node, name: str, epath: str, sc: Scope, e: Entry) -> Layer:
         return node.reuses or node  # a reuse of a reuse calls the same module
     if isinstance(node, Sequential) and node.kind == "repeat" and len(node.items) > 1:
         fail(
-            f"{name!r} names an entry with repeat: {len(node.items)} (line {node.location.line}): which copy?"
+            f"{show_text(name)} names an entry with repeat: {len(node.items)} (line {node.location.line}): which copy?"
             " reuse can only name a layer written once",
             e.loc,
             epath,
@@ -425,7 +430,7 @@ def _reusable(node: Node, name: str, epath: str, sc: Scope, e: Entry) -> Layer:
     if isinstance(node, Sequential) and node.kind == "sequential":
         what = "sequential"
     fail(
-        f"{name!r} is a {what} (line {node.location.line}): reuse can only name a layer"
+        f"{show_text(name)} is a {what} (line {node.location.line}): reuse can only name a layer"
         " (reuse each of its layers instead)",
         e.loc,
         epath,
