@@ -836,3 +836,22 @@ def test_the_largest_int64_argument_is_accepted(here: Path) -> None:
         "input: [3, 32, 32]\nlayers:\n- conv2d: {out_channels: 8, kernel_size: 3, stride: 9223372036854775807}\n",
     )
     assert check_lines("edge.yaml") == []
+
+
+def test_a_reuse_of_a_name_100000_characters_long_is_quoted_short(here: Path) -> None:
+    name = "f" * 100_000
+    write(here, "r.yaml", f"input: [4]\nlayers:\n- linear: {{out_features: 4, name: fc}}\n- reuse: {name}\n")
+    assert check_lines("r.yaml") == [
+        f"r.yaml:4:3: error: layers[1] (reuse): no earlier layer named {'f' * 60!r}... (100,000 characters);"
+        " the names visible here: 'fc'  [SC001]"
+    ]
+
+
+def test_a_model_name_100000_characters_long_is_quoted_short(here: Path) -> None:
+    write(here, "k.py", 'SHAPECALC_MODELS = {"' + "x-" * 50_000 + '": {"input": [3]}}\n')
+    result = invoke("check", "k.py")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.stdout.splitlines()[0] == (
+        f"k.py:1:21: error: SHAPECALC_MODELS: model names must be names defined in the file, not {'x-' * 30!r}..."
+        " (100,000 characters)  [SC001]"
+    )
