@@ -187,15 +187,21 @@ YNode = Union[YScalar, YSeq, YMap]  # noqa: UP007 - a runtime alias, Python 3.10
 class ValueLocations(Mapping[str, Location]):
     """Key -> where its value starts, for a mapping's values: a read-only mapping whose
     :class:`Location` objects are made on lookup (a layer's argument locations are read only
-    for a message; a 100,000-layer spec would otherwise make 300,000 of them up front)."""
+    for a message; a 100,000-layer spec would otherwise make 300,000 of them up front).
 
-    __slots__ = ("nodes",)
+    ``lines``: the values are those of ``nodes`` moved that many lines down, at the same columns
+    (a copy of a list item written before word for word: see :meth:`_Composer.item`).
+    """
 
-    def __init__(self, nodes: Mapping[str, YNode]) -> None:
+    __slots__ = ("lines", "nodes")
+
+    def __init__(self, nodes: Mapping[str, YNode], lines: int = 0) -> None:
         self.nodes = nodes
+        self.lines = lines
 
     def __getitem__(self, key: str) -> Location:
-        return self.nodes[key].loc
+        node = self.nodes[key]
+        return Location(node.file, node.line + self.lines, node.col) if self.lines else node.loc
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.nodes)
