@@ -100,15 +100,15 @@ class Row(NamedTuple):
         return math.prod(self.output_shape)
 
 
-@dataclass(frozen=True)
-class Totals:
+class Totals(NamedTuple):
     """The whole network's counts (per sample) and memory (for the analysis's batch and dtype).
 
     ``params`` counts every parameter, ``trainable`` those with ``requires_grad``
     (``non_trainable`` the rest); ``buffers`` the elements of registered buffers (norm
     layers' running statistics and ``num_batches_tracked``); ``macs`` multiply-accumulates
     of one forward pass of one sample. The ``*_bytes`` fields are for the batch in the
-    analysis's dtype (``num_batches_tracked`` is int64).
+    analysis's dtype (``num_batches_tracked`` is int64). A flat record, so a NamedTuple like
+    :class:`ReceptiveField` (``totals._replace(...)``): a frozen dataclass's class costs ~0.4 ms.
     """
 
     params: int
@@ -700,5 +700,5 @@ def _analyse(spec: Spec, in_shape: Shape, batch: int, dtype: str, peak: bool) ->
         return analysis
     from .peak import inference_peak  # here: it walks the module tree built from the rows (not for check)
 
-    totals = dataclasses.replace(totals, peak_bytes=inference_peak(analysis))
+    totals = totals._replace(peak_bytes=inference_peak(analysis))
     return dataclasses.replace(analysis, totals=totals)
