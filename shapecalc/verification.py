@@ -33,7 +33,7 @@ from .errors import ShapecalcError, show_value
 from .gcpause import paused
 from .spec.model import Spec
 from .torch_build import import_torch
-from .torch_internals import empty_like_on, no_dynamo_import
+from .torch_internals import empty_like_on, global_flops_only, no_dynamo_import
 
 #: share of the CPU's available memory a verification may plan to use
 CPU_MEMORY_FRACTION = 0.5
@@ -620,6 +620,7 @@ def _pass(spec: Spec, analysis: Analysis, torch: Any, device: str, batch: int) -
         raise
     model.eval()
     counter = FlopCounterMode(display=False)
+    global_flops_only(counter)  # the global total is all we read: no per-module attribution
     rec = _Recorder(counter)
     handles = _hooked(built.modules, rec, _MetaReplay(torch, rec) if device == "meta" else None)
     failure: Check | None = None

@@ -130,6 +130,29 @@ def test_dynamo_wrapped_finds_the_meta_kernels_wrappers() -> None:
     assert dynamo_wrapped() is found  # walked once while the tables stay the same
 
 
+def test_global_flops_only_counts_the_same_without_module_hooks() -> None:
+    import torch
+    from torch.nn.modules import module as torch_module
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from shapecalc.torch_internals import global_flops_only
+
+    with torch.device("meta"):
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4)).eval()
+        x = torch.zeros(2, 3, 8, 8)
+    totals, hooks = [], []
+    for stub in (False, True):
+        counter = FlopCounterMode(display=False)
+        assert not stub or global_flops_only(counter), "FlopCounterMode's ModuleTracker is no longer as expected"
+        with torch.inference_mode(), counter:
+            hooks.append(len(torch_module._global_forward_pre_hooks) + len(torch_module._global_forward_hooks))
+            model(x)
+        totals.append(counter.get_total_flops())
+    # conv 3->4 k3 p1 on 2x3x8x8: 2 FLOPs x (4*8*8 outputs x 27 MACs) x 2 samples = 27,648; batch norm none
+    assert totals == [27_648, 27_648]
+    assert hooks == [2, 0], "the tracker's global module hooks: torch's counter registers them, ours none"
+
+
 def test_empty_like_on_matches_to_empty() -> None:
     import torch
 
