@@ -260,6 +260,23 @@ def test_wrong_conv_in_a_sequential() -> None:
     )
 
 
+def test_wrong_rank_or_too_small_input_gets_the_registrys_reason_not_torchs() -> None:
+    # torch says "Invalid channel dimensions" for [1, 3, 32]: conv2d takes it as one unbatched sample
+    prefix = f"{short(MODELS)}:{line_of(MODELS, 'return self.body(x)')}:"
+    conv = "body.0: Conv2d(3, 16, kernel_size=(3, 3), stride=(1, 1))"
+    line = error_of(f"{MODELS}:WrongConv", "3x32")
+    assert line.startswith(prefix)
+    assert conv in line
+    assert line.endswith(
+        "gets [1, 3, 32] from the input: conv2d expects a per-sample input of [C, H, W], but the input is [3, 32]"
+    )
+    line = error_of(f"{MODELS}:WrongConv", "3x2x2")
+    assert line.endswith(
+        "gets [1, 3, 2, 2] from the input: kernel 3 is larger than padded input 2 (input 2 + padding 0);"
+        " the input must be at least 3 (axis 0)"
+    )
+
+
 def test_wrong_view_names_the_function_and_what_flows_in() -> None:
     line = error_of(f"{MODELS}:WrongView", "3x8x8")
     assert line.startswith(f"{short(MODELS)}:{line_of(MODELS, 'return x.view(-1, 1000)')}:")

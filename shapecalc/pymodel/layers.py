@@ -57,11 +57,15 @@ class KnownLayer:
             return None
 
     def fixes(self, shape: tuple[int, ...]) -> list[str]:
-        """``in_features should be 2048``: each inferred argument the module has wrong for ``shape``."""
+        """``in_features should be 2048``: each inferred argument the module has wrong for ``shape``.
+
+        When no argument could make the layer take ``shape`` (a wrong rank, a kernel larger than the
+        input), the registry's reason instead: clearer than torch's ("Invalid channel dimensions").
+        """
         try:
             res = self.type.infer(shape, self.given)
-        except LayerConfigError:
-            return []
+        except LayerConfigError as e:
+            return [e.message]
         out = []
         for a in self.type.args:
             if a.inferred and a.name in self.args and a.name in res.torch_kwargs:
