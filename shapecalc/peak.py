@@ -86,6 +86,8 @@ def _padded_input(row: Row) -> int:
     """
     assert row.result is not None
     kw = row.result.torch_kwargs
+    if kw["padding_mode"] == "zeros":  # almost every convolution: asked first
+        return 0
     spatial = row.input_shape[1:]
     n = len(spatial)
 
@@ -99,8 +101,6 @@ def _padded_input(row: Row) -> int:
         total = [0] * n
     else:
         total = [2 * p for p in per_axis(pad)]
-    if kw["padding_mode"] == "zeros":
-        return 0
     return row.input_shape[0] * math.prod(s + t for s, t in zip(spatial, total))
 
 

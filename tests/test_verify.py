@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -102,9 +101,9 @@ def _patch(monkeypatch: pytest.MonkeyPatch, name: str, **delta: int) -> None:
 
     def wrong(lt_: Any, shape: Any, args: Any) -> registry.LayerResult:
         res = infer_fn(lt_, shape, args)
-        return dataclasses.replace(res, **{k: getattr(res, k) + v for k, v in delta.items()})
+        return res._replace(**{k: getattr(res, k) + v for k, v in delta.items()})
 
-    monkeypatch.setitem(registry.LAYERS, registry.normalise_name(name), dataclasses.replace(lt, infer_fn=wrong))
+    monkeypatch.setitem(registry.LAYERS, registry.normalise_name(name), lt._replace(infer_fn=wrong))
 
 
 @pytest.mark.parametrize("device", ["cpu", "meta"])

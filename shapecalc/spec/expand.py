@@ -91,12 +91,15 @@ class Expander:
 
     def copy(self, node: YMap, known: tuple[LayerType, str, Mapping[str, Any]], path: str, sc: Scope) -> Layer:
         """A copy of a plain layer entry expanded before: the same type and checked arguments, at its
-        own place (its arguments' locations are its own, made on lookup)."""
+        own place (its arguments' locations are its own: the first entry's, moved down, made on lookup)."""
         lt, type_name, args = known
-        self.counted(node.loc, f"{path} ({lt.name})", sc)
-        given = node.items[type_name]
+        loc = node.loc
+        self.counted(loc, f"{path} ({lt.name})", sc)
+        first = node.origin
+        assert first is not None
+        given = first.items[type_name]
         assert type(given) is YMap
-        return Layer(lt, args, path, node.loc, ValueLocations(given.items), None, sc.trace, None)
+        return Layer(lt, args, path, loc, ValueLocations(given.items, node.line - first.line), None, sc.trace, None)
 
     def prepare(self, e: Entry, epath: str, sc: Scope) -> Any:
         """What every copy of an entry shares: a layer's checked arguments (and their locations),

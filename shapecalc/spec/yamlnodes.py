@@ -28,7 +28,7 @@ Mapping keys are kept as the text written (``on:`` is the key ``"on"``, not
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NoReturn, Union
 
 import yaml
@@ -187,15 +187,21 @@ YNode = Union[YScalar, YSeq, YMap]  # noqa: UP007 - a runtime alias, Python 3.10
 class ValueLocations(Mapping[str, Location]):
     """Key -> where its value starts, for a mapping's values: a read-only mapping whose
     :class:`Location` objects are made on lookup (a layer's argument locations are read only
-    for a message; a 100,000-layer spec would otherwise make 300,000 of them up front)."""
+    for a message; a 100,000-layer spec would otherwise make 300,000 of them up front).
 
-    __slots__ = ("nodes",)
+    ``lines``: the values are those of ``nodes`` moved that many lines down, at the same columns
+    (a copy of a list item written before word for word: see :meth:`_Composer.item`).
+    """
 
-    def __init__(self, nodes: Mapping[str, YNode]) -> None:
+    __slots__ = ("lines", "nodes")
+
+    def __init__(self, nodes: Mapping[str, YNode], lines: int = 0) -> None:
         self.nodes = nodes
+        self.lines = lines
 
     def __getitem__(self, key: str) -> Location:
-        return self.nodes[key].loc
+        node = self.nodes[key]
+        return Location(node.file, node.line + self.lines, node.col) if self.lines else node.loc
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.nodes)
@@ -313,15 +319,6 @@ class _Composer:
         self.documents = 0
         #: plain scalar text -> (that text, its value): keys and small numbers repeat a lot in a spec
         self.plain: dict[str, tuple[str, Any]] = {}
-        self.handlers = {
-            ScalarEvent: self.scalar,
-            SequenceStartEvent: self.start,
-            MappingStartEvent: self.start,
-            SequenceEndEvent: self.end,
-            MappingEndEvent: self.end,
-            AliasEvent: self.alias,
-            DocumentStartEvent: self.document,
-        }
         #: (text, column, depth) of a list item -> (its node composed once, expanded size): see item()
         self.items: dict[tuple[str, int, int], tuple[YNode, int]] = {}
         self.text = text
@@ -337,7 +334,7 @@ class _Composer:
         """Every event of the stream, each to its handler (the others: stream and document ends);
         at most ``max_values`` of them (see :func:`value_limit`)."""
         get_event = self.loader.get_event
-        handlers = self.handlers
+        handlers = _HANDLERS
         stack = self.stack
         self.max_values = max_values
         values_left = max_values + 4  # + the stream's and the document's start and end
@@ -351,7 +348,7 @@ class _Composer:
                 continue
             handler = handlers.get(kind)
             if handler is not None:
-                handler(event)
+                handler(self, event)
         return self.root
 
     def too_many_values(self, event: Any) -> NoReturn:
@@ -416,9 +413,9 @@ class _Composer:
 
     def replay(self, events: list[Any]) -> None:
         """Compose events already read (an item's), each by its handler."""
-        handlers = self.handlers
+        handlers = _HANDLERS
         for event in events:
-            handlers[type(event)](event)
+            handlers[type(event)](self, event)
 
     def scalar(self, event: Any) -> None:
         mark = event.start_mark
@@ -580,6 +577,21 @@ class _Composer:
         entries.update(top.entries)
         keys.update(top.keys)
         return YMap(entries, keys, self.file, top.line, top.col, top.start, end)
+
+
+#: event type -> its :class:`_Composer` handler (the other events: stream and document ends). Plain
+#: functions, not a table of bound methods in each composer: that would make every composer a
+#: reference cycle, and the document it composed would live on until the cyclic collector's next
+#: pass (the first after the loader's pause: ~0.6 s to find and free a 100,000-layer spec's tree)
+_HANDLERS: dict[type, Callable[[_Composer, Any], None]] = {
+    ScalarEvent: _Composer.scalar,
+    SequenceStartEvent: _Composer.start,
+    MappingStartEvent: _Composer.start,
+    SequenceEndEvent: _Composer.end,
+    MappingEndEvent: _Composer.end,
+    AliasEvent: _Composer.alias,
+    DocumentStartEvent: _Composer.document,
+}
 
 
 def _moved(node: YNode, lines: int, chars: int) -> YNode:
