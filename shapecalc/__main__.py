@@ -6,8 +6,6 @@ import gc
 import sys
 from typing import NoReturn
 
-from .cli import main
-
 
 def run() -> NoReturn:
     """Run the command line with the cyclic garbage collector off, then end the process.
@@ -23,6 +21,8 @@ def run() -> NoReturn:
     :func:`shapecalc.cli.main` leaves the caller's process alone.
     """
     gc.disable()
+    from .cli import main  # imported with the collector off too: importing click runs ~7 young collections
+
     code = main()
     gc.freeze()
     sys.exit(code)

@@ -7,13 +7,16 @@ our bug. The CLI turns a ``ShapecalcError`` into one line on stderr and exit cod
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class Location:
-    """A position in a spec file: 1-based line and column, as editors count."""
+class Location(NamedTuple):
+    """A position in a spec file: 1-based line and column, as editors count.
+
+    A NamedTuple (immutable, compared and hashed field by field, as a frozen dataclass would be):
+    every command imports this module, and the loader makes one per position it reports; a frozen
+    dataclass's class costs ~0.4 ms of start-up to create.
+    """
 
     file: str
     line: int

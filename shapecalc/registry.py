@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 from . import formulas as F
 from .errors import LayerConfigError, show_value
@@ -32,9 +32,14 @@ REQUIRED: Any = object()  # sentinel default: the argument must be given
 
 # --------------------------------------------------------------------------- values
 
+# The records below are NamedTuples, not frozen dataclasses (immutable values all the same, compared
+# and hashed field by field, with the same repr; ``_replace`` for ``dataclasses.replace``): every
+# command that reads a spec imports this module, and making the four classes cost ~2.5 ms of
+# ``shapecalc check``'s start-up as dataclasses (each execs the source of its generated methods);
+# a LayerResult is also made per inferred layer, and a NamedTuple is cheaper to make.
 
-@dataclass(frozen=True)
-class ReceptiveStep:
+
+class ReceptiveStep(NamedTuple):
     """What one layer does to the receptive field, per spatial axis (Araujo et al.).
 
     ``kernel`` is the effective (dilated) kernel span in input units, ``stride``
@@ -57,8 +62,7 @@ class ReceptiveStep:
 GLOBAL = ReceptiveStep((), (), (), global_=True)
 
 
-@dataclass(frozen=True)
-class LayerResult:
+class LayerResult(NamedTuple):
     """Everything known about one layer applied to one input shape (per sample)."""
 
     output: Shape
@@ -69,7 +73,7 @@ class LayerResult:
     #: receptive-field step; ``None`` for a layer that works element by element
     receptive: ReceptiveStep | None = None
     #: torch constructor keyword arguments, inferred values included
-    torch_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    torch_kwargs: Mapping[str, Any] = MappingProxyType({})  # read-only: one shared default
     #: the key arguments, compactly (``3x3 s2 p1``)
     summary: str = ""
     #: per spatial axis, input rows/columns no tap of any window touches: at the end, between
@@ -85,8 +89,7 @@ class LayerResult:
     axes: tuple[tuple[int, ...], ...] | None = None
 
 
-@dataclass(frozen=True)
-class Arg:
+class Arg(NamedTuple):
     """One keyword argument of a layer type."""
 
     name: str
@@ -101,8 +104,7 @@ class Arg:
         return self.default is REQUIRED and not self.inferred
 
 
-@dataclass(frozen=True)
-class LayerType:
+class LayerType(NamedTuple):
     """A layer type: its spec name, torch class, arguments and rules."""
 
     name: str  # canonical spec name: conv2d, conv_transpose2d, adaptive_avgpool2d

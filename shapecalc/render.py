@@ -551,7 +551,12 @@ def totals_rows(analysis: Analysis) -> list[tuple[str, str, str]]:
         ("  buffers", fmt_bytes(t.buffer_bytes), ""),
         ("  input", fmt_bytes(t.input_bytes), ""),
         ("  activations", fmt_bytes(t.activation_bytes), "every layer's output: a training forward pass"),
-        ("  inference peak", fmt_bytes(t.peak_bytes), "most tensors alive at once, input included"),
+        # left out of an analysis made without it (analyse(..., peak=False): check's, never rendered)
+        *(
+            [("  inference peak", fmt_bytes(t.peak_bytes), "most tensors alive at once, input included")]
+            if t.peak_bytes is not None
+            else []
+        ),
         ("  total", fmt_bytes(t.total_bytes), "parameters + buffers + input + activations"),
     ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from shapecalc.analysis import analyse
 from shapecalc.errors import ShapecalcError
+from shapecalc.render import totals_rows
 from shapecalc.spec import loads
 
 SMALL = """\
@@ -67,6 +69,18 @@ def test_memory_figures_float32_and_batch() -> None:
     # (16x32x32 each) are alive together
     assert t.peak_bytes == (3 * 32 * 32 + 16 * 32 * 32 + 16 * 32 * 32) * 4 * 2
     assert t.total_bytes == t.param_bytes + t.buffer_bytes + t.input_bytes + t.activation_bytes
+
+
+def test_without_the_peak_every_other_number_is_the_same() -> None:
+    # check's analysis (peak=False): no inference-peak walk, and no number it would show differs
+    spec = loads(SMALL, file="small.yaml")
+    full, lean = analyse(spec, batch=4, dtype="float16"), analyse(spec, batch=4, dtype="float16", peak=False)
+    assert full.totals.peak_bytes == (3 * 32 * 32 + 16 * 32 * 32 + 16 * 32 * 32) * 4 * 2
+    assert lean.totals.peak_bytes is None
+    assert lean.totals == dataclasses.replace(full.totals, peak_bytes=None)
+    assert (lean.rows, lean.output, lean.receptive_field) == (full.rows, full.output, full.receptive_field)
+    labels = [label for label, _, _ in totals_rows(full)]
+    assert [label for label, _, _ in totals_rows(lean)] == [x for x in labels if x != "  inference peak"]
 
 
 def test_input_override() -> None:

@@ -113,9 +113,10 @@ def test_only_the_console_script_runs_with_the_collector_off(monkeypatch: pytest
     # shapecalc.__main__.run is a one-shot process: the collector off for the command, frozen at exit;
     # cli.main (above) and the library leave the caller's collector as it was
     import shapecalc.__main__ as console
+    import shapecalc.cli
 
     seen: list[bool] = []
-    monkeypatch.setattr(console, "main", lambda: seen.append(gc.isenabled()) or 3)
+    monkeypatch.setattr(shapecalc.cli, "main", lambda: seen.append(gc.isenabled()) or 3)
     monkeypatch.setattr(gc, "freeze", lambda: seen.append(gc.isenabled()))
     try:
         with pytest.raises(SystemExit) as info:

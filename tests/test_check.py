@@ -171,6 +171,34 @@ def test_check_never_imports_torch(here: Path) -> None:
     assert proc.stdout.splitlines()[-1] == "1 False", proc.stderr
 
 
+#: what `check` of spec files has no use for: torch, rich, numpy, and the parts of shapecalc only
+#: `summary`, `--verify`, `--set` or a bare architecture name need (each a measured part of a
+#: pre-commit hook's start-up; bench/README.md "Session 4: check")
+CHECK_NEVER_IMPORTS = (
+    "torch", "rich", "numpy", "json", "difflib", "shapecalc.peak", "shapecalc.render", "shapecalc.render_costs",
+    "shapecalc.verification", "shapecalc.conventions", "shapecalc.costs", "shapecalc.training", "shapecalc.sweep",
+    "shapecalc.shipped", "shapecalc.pymodel", "shapecalc.torch_build",
+)  # fmt: skip
+
+
+def test_check_imports_only_what_it_needs(here: Path) -> None:
+    write(here, "good.yaml", GOOD)
+    write(here, "warn.yaml", "input: [3, 9]\nlayers:\n  - conv1d: {out_channels: 2, kernel_size: 2, stride: 2}\n")
+    write(here, "broken.yaml", "input: [3, 8, 8]\nlayers:\n  - conv2d: {out_channels: 2, kernel_size: 9}\n")
+    code = (
+        "import sys\n"
+        "from shapecalc.cli import main\n"
+        "rc = main(['check', 'good.yaml', 'warn.yaml', 'broken.yaml'])\n"
+        f"print(rc, sorted(m for m in {CHECK_NEVER_IMPORTS!r} if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.stdout.splitlines()[-1] == "1 []", proc.stderr
+    # the probe sees an import: the same files through summary import what check leaves out
+    code = code.replace("main(['check',", "main(['summary', '--no-verify',").replace(", 'warn.yaml', 'broken.yaml'", "")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert "'rich'" in proc.stdout and "'shapecalc.peak'" in proc.stdout, proc.stderr
+
+
 # --------------------------------------------------------------------------- expect drift
 
 

@@ -623,12 +623,11 @@ def test_export_to_a_missing_directory_is_one_line(here: Path) -> None:
 
 def _without_batch_rule(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     """Plant a missing rule: the analysis forgets ``name``'s batch check (torch still has it)."""
-    import dataclasses
 
     from shapecalc import registry
 
     key = registry.normalise_name(name)
-    monkeypatch.setitem(registry.LAYERS, key, dataclasses.replace(registry.LAYERS[key], batch_check=None))
+    monkeypatch.setitem(registry.LAYERS, key, registry.LAYERS[key]._replace(batch_check=None))
 
 
 def test_a_torch_refusal_is_not_called_a_bug_in_the_numbers(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -102,9 +101,9 @@ def _patch(monkeypatch: pytest.MonkeyPatch, name: str, **delta: int) -> None:
 
     def wrong(lt_: Any, shape: Any, args: Any) -> registry.LayerResult:
         res = infer_fn(lt_, shape, args)
-        return dataclasses.replace(res, **{k: getattr(res, k) + v for k, v in delta.items()})
+        return res._replace(**{k: getattr(res, k) + v for k, v in delta.items()})
 
-    monkeypatch.setitem(registry.LAYERS, registry.normalise_name(name), dataclasses.replace(lt, infer_fn=wrong))
+    monkeypatch.setitem(registry.LAYERS, registry.normalise_name(name), lt._replace(infer_fn=wrong))
 
 
 @pytest.mark.parametrize("device", ["cpu", "meta"])
@@ -338,3 +337,23 @@ def test_meta_replay_keys_hold_every_setting() -> None:
     assert replay.config(nn.ReLU()) != replay.config(nn.ReLU(inplace=True))
     assert replay.config(nn.Hardtanh(1, 2)) != replay.config(nn.Hardtanh(1.0, 2.0))  # types kept apart
     assert replay.config(nn.Sequential(nn.ReLU())) is None  # containers always run
+
+
+def test_the_pass_pauses_the_collector_and_restores_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # building, hooking and checking thousands of modules: the collector's rescans freed nothing
+    # (shapecalc.gcpause); the caller's collector is as it was afterwards, enabled or not
+    import gc
+
+    from shapecalc import verification
+
+    seen: list[bool] = []
+    real = verification._pass
+    monkeypatch.setattr(verification, "_pass", lambda *a: seen.append(gc.isenabled()) or real(*a))
+    spec = make_spec(SMALL, (3, 16, 16))
+    assert verify(spec, device="meta").ok and gc.isenabled()
+    gc.disable()
+    try:
+        assert verify(spec, device="cpu").ok and not gc.isenabled()
+    finally:
+        gc.enable()
+    assert seen == [False, False]

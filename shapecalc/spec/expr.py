@@ -252,6 +252,8 @@ def parse(text: str) -> Expr:
 
 def label_names(text: str) -> frozenset[str]:
     """The parameter names a ``name`` label refers to (``"stage$i"`` -> ``{"i"}``)."""
+    if "$" not in text:  # a plain label, most of them: the regex is not even compiled
+        return frozenset()
     return frozenset(re.findall(_LABEL_NAME, text))
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 from ..errors import Location
 from ..registry import LayerType
@@ -150,9 +150,8 @@ def block_note(node: Node) -> str:
     return f" (in {node.trace[-1]})" if node.trace else ""
 
 
-@dataclass(frozen=True)
-class Expect:
-    """The spec's ``expect:`` block: values, and where each key's value is."""
+class Expect(NamedTuple):
+    """The spec's ``expect:`` block: values, and where each key's value is (a NamedTuple: see Location)."""
 
     values: Mapping[str, Any]
     locations: Mapping[str, Location]
