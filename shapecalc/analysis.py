@@ -345,23 +345,9 @@ def _walk(
     params, trainable, buffers, macs = (now - then for now, then in zip(st.sums, before))
     if node.repeat_index is not None:
         group = f"#{node.repeat_index[0]}/{node.repeat_index[1]}"
-    st.rows[slot] = Row(
-        index=slot,
-        kind="group",
-        path=node.path,
-        type=kind,
-        label=node.name,
-        depth=depth,
-        input_shape=in_shape,
-        output_shape=shape,
-        params=params,
-        trainable=trainable,
-        buffers=buffers,
-        macs=macs,
-        receptive=rf,
-        group=group,
-        location=node.location,
-    )
+    # every field in Row's order, positionally (see _walk_layer)
+    st.rows[slot] = Row(slot, "group", node.path, kind, node.name, depth, in_shape, shape, params, trainable, buffers,
+                        macs, rf, "", (), None, None, group, node.location)  # fmt: skip
     if rf is not None and _has_spatial(shape, rf):
         st.last_spatial_rf = rf
     return shape, rf

@@ -14,10 +14,20 @@ upgrade turn it into a silent no-op.
   ``KINETO_LOG_LEVEL`` says; ``summary --train`` profiles a training step, and those lines
   are noise in its output. Unlike the two above it is not about speed.
 - :class:`no_dynamo_import`: torch wraps every dispatch mode's ``__torch_dispatch__``
-  (FlopCounterMode's included) in ``_disable_dynamo``, which imports ``torch._dynamo``
-  on its first call. Outside ``torch.compile`` that wrapper does nothing, and it looks
-  for a cached ``__dynamo_disable`` attribute on the function before importing: for our
-  pass only, that slot is pointed at the function itself, and removed afterwards.
+  (FlopCounterMode's included), and many of the Python meta kernels and decompositions a
+  ``meta`` pass runs (``torch._refs``: ``add``, ``where``, ``cat``, the unary elementwise
+  ones as batch norm's ``sqrt``, ``relu``, ``gelu``...), in ``_disable_dynamo``, which imports
+  ``torch._dynamo`` on its first call (~0.7 s). Outside ``torch.compile`` that wrapper does
+  nothing, and it looks for a cached ``__dynamo_disable`` attribute on the function before
+  importing: for our pass only, that slot is pointed at the function itself on FlopCounterMode's
+  function and on every function so wrapped that torch's decomposition and meta tables reach
+  (:func:`dynamo_wrapped`), and removed afterwards.
+- :func:`global_flops_only`: FlopCounterMode attributes every FLOP to the modules running
+  (a ``ModuleTracker``: global module hooks that name each module on every call and scan its
+  inputs and outputs), for a per-module table verification never reads; it reads the global
+  total, before and after each module. Our counter's tracker is replaced by one that is
+  always just "Global": a 10,000-layer pass spends ~90 µs less per module call (measured in
+  bench/README.md, Session 4), and no global hooks are registered in the caller's process.
 """
 
 from __future__ import annotations
@@ -53,29 +63,115 @@ def flop_counter_dispatch() -> Any:
     return getattr(wrapper, "__wrapped__", None)
 
 
+def _disable_dynamo_code() -> Any:
+    """The code object of ``_disable_dynamo``'s wrapper, or None when it no longer reads
+    :data:`DYNAMO_SLOT` from the function it wraps (its free variable ``fn``)."""
+    from torch import _compile
+
+    make = getattr(_compile, "_disable_dynamo", None)
+    code = getattr(make(lambda: None), "__code__", None) if make is not None else None
+    return code if code is not None and DYNAMO_SLOT in code.co_consts and "fn" in code.co_freevars else None
+
+
+#: the decomposition tables' sizes the last :func:`dynamo_wrapped` walked, and what it found
+_walked: tuple[int, list[Any]] = (-1, [])
+
+
+def dynamo_wrapped() -> list[Any]:
+    """The functions torch wrapped in ``_disable_dynamo`` that a pass may call (the wrappers'
+    ``fn``): FlopCounterMode's ``__torch_dispatch__`` and those reachable from
+    ``torch._decomp``'s tables (the meta kernels and decompositions torch runs in Python),
+    through each function's ``__wrapped__`` and the functions its closure holds.
+
+    The walk (~2,500 functions, ~5 ms) is redone only when a table grew.
+    """
+    global _walked
+    import types
+
+    from torch import _decomp
+
+    tables = list(getattr(_decomp, "global_decomposition_table", {}).values())
+    size = sum(len(t) for t in tables)
+    if size == _walked[0]:
+        return _walked[1]
+    code = _disable_dynamo_code()
+    found: dict[int, Any] = {}
+    raw = flop_counter_dispatch()
+    if raw is not None:
+        found[id(raw)] = raw
+    stack: list[Any] = [f for t in tables for f in t.values()] if code is not None else []
+    seen: set[int] = set()
+    while stack:
+        f = stack.pop()
+        if id(f) in seen:
+            continue
+        seen.add(id(f))
+        f = getattr(f, "func", f)  # a functools.partial: its function
+        if type(f) is not types.FunctionType:
+            continue
+        cells = f.__closure__ or ()
+        if f.__code__ is code:  # the function it wraps is its cell ``fn`` (``__wrapped__`` may be
+            # overwritten: torch._refs applies ``functools.wraps(prim)`` on top of it)
+            raw = cells[code.co_freevars.index("fn")].cell_contents
+            found[id(raw)] = raw
+        stack.append(getattr(f, "__wrapped__", None))
+        for cell in cells:
+            with contextlib.suppress(ValueError):  # an empty cell
+                stack.append(cell.cell_contents)
+    _walked = (size, list(found.values()))
+    return _walked[1]
+
+
 class no_dynamo_import:  # lower case: used like a function, `with no_dynamo_import():`
-    """Run FlopCounterMode without importing ``torch._dynamo`` inside this block.
+    """Run FlopCounterMode and torch's Python meta kernels without importing ``torch._dynamo``
+    inside this block.
 
     ``__enter__`` returns whether the shortcut is in place: False when dynamo is already
-    loaded (nothing to save), when the slot is already set, or when torch's internals
-    differ from what is expected here.
+    loaded (nothing to save) or when torch's internals differ from what is expected here.
+    A function whose slot is already set (torch's own cache, or an enclosing block) is left
+    alone; ``__exit__`` removes only the slots this block set.
     """
 
-    __slots__ = ("raw",)
+    __slots__ = ("raws",)
 
     def __enter__(self) -> bool:
-        raw = flop_counter_dispatch()
-        self.raw = None
-        if raw is None or "torch._dynamo" in sys.modules or hasattr(raw, DYNAMO_SLOT):
+        self.raws: list[Any] = []
+        if "torch._dynamo" in sys.modules or flop_counter_dispatch() is None:
             return False
-        setattr(raw, DYNAMO_SLOT, raw)
-        self.raw = raw
+        for raw in dynamo_wrapped():
+            if not hasattr(raw, DYNAMO_SLOT):
+                setattr(raw, DYNAMO_SLOT, raw)
+                self.raws.append(raw)
         return True
 
     def __exit__(self, *exc: Any) -> None:
-        raw = self.raw
-        if raw is not None and getattr(raw, DYNAMO_SLOT, None) is raw:
-            delattr(raw, DYNAMO_SLOT)
+        for raw in self.raws:
+            if getattr(raw, DYNAMO_SLOT, None) is raw:
+                delattr(raw, DYNAMO_SLOT)
+        self.raws = []
+
+
+class _GlobalOnly:
+    """Stands in for FlopCounterMode's ``ModuleTracker``: only ever inside "Global"."""
+
+    __slots__ = ()
+    parents = frozenset({"Global"})
+
+    def __enter__(self) -> _GlobalOnly:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def global_flops_only(counter: Any) -> bool:
+    """Make ``counter`` (a new ``FlopCounterMode``) count FLOPs under "Global" only (see the module
+    docstring); False, and ``counter`` left as it was, when its tracker is not the one expected."""
+    tracker = getattr(counter, "mod_tracker", None)
+    if type(tracker).__name__ != "ModuleTracker" or getattr(tracker, "parents", None) != {"Global"}:
+        return False
+    counter.mod_tracker = _GlobalOnly()
+    return True
 
 
 #: a line kineto's logger writes: ``USDT:2026-12-03 13:11:54 19259:19259 File.cpp:52] message``

@@ -7,8 +7,10 @@ Every error test asserts the whole message, location included.
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from shapecalc import spec
 from shapecalc.errors import LayerConfigError, Location, ShapecalcError, SpecError
 from shapecalc.spec import document, yamlnodes
 from shapecalc.spec import expr as X
-from shapecalc.spec.model import Concat, Layer, Residual, Sequential, block_note
+from shapecalc.spec.model import Concat, Gate, Layer, Residual, Sequential, Split, block_note
 
 FIXTURES = Path(__file__).parent / "fixtures" / "specs"
 BROKEN = FIXTURES / "broken"
@@ -860,3 +862,63 @@ def test_expressions_match_python_integer_arithmetic(tree: Any, a: int, b: int, 
             X.parse(text).evaluate(env)
     else:
         assert X.parse(text).evaluate(env) == expected
+
+
+UNITS = """\
+input: [1, 4, 4]
+layers:
+  - residual:
+      body: [maxpool2d: {kernel_size: 2}]
+      shortcut: [maxpool2d: {kernel_size: 2}]
+  - residual:
+      body: [maxpool2d: {kernel_size: 2}]
+      shortcut: [maxpool2d: {kernel_size: 2}]
+  - sequential: {layers: [relu, conv2d: {out_channels: 1, kernel_size: 1, repeat: 2}], repeat: 2}
+  - sequential: {layers: [relu, conv2d: {out_channels: 1, kernel_size: 1, repeat: 2}], repeat: 2}
+  - concat: [[relu], []]
+  - concat: [[relu], []]
+  - residual:
+      body: [maxpool2d: {kernel_size: 2}]
+      shortcut: [maxpool2d: {kernel_size: 2}]
+"""
+
+
+def _tree(value: Any) -> Any:
+    """A loaded tree as plain values: every field of every node, locations and argument locations included."""
+    if isinstance(value, (Layer, Sequential, Residual, Concat, Gate, Split)):
+        out: list[Any] = [type(value).__name__]
+        for f in dataclasses.fields(value):
+            v = getattr(value, f.name)
+            if f.name == "type" and isinstance(value, Layer):
+                v = v.name
+            elif f.name == "reuses":
+                v = v.path if v is not None else None
+            out.append((f.name, _tree(v)))
+        return out
+    if isinstance(value, tuple):
+        return [_tree(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _tree(v) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize(
+    "path", [None, *sorted(FIXTURES.glob("*.yaml")), *sorted((FIXTURES.parents[2] / "architectures").glob("*.yaml"))]
+)
+def test_copies_of_entries_load_as_written(path: Path | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # an entry written before word for word is the first's expansion moved to its own place (plain layers:
+    # spec.expand.Expander.copy; structures: Expander.moved): the same tree as expanding every entry afresh
+    text = UNITS if path is None else path.read_text()
+    copied = _tree(spec.loads(text, "t.yaml").layers)
+    monkeypatch.setattr(yamlnodes, "ITEM_TEXTS", 0)
+    assert copied == _tree(spec.loads(text, "t.yaml").layers)
+
+
+def test_an_error_in_a_copied_structure_points_at_that_copy() -> None:
+    from shapecalc.analysis import analyse
+
+    s = spec.loads(UNITS, "t.yaml")
+    assert [item.location.line for item in s.layers.items] == [3, 6, 9, 10, 11, 12, 13]
+    with pytest.raises(LayerConfigError) as info:
+        analyse(s)  # 4x4 -> 2x2 -> 1x1, and the third unit's pool of 2 does not fit
+    assert str(info.value).startswith("t.yaml:14:39: layers[6].residual.body[0] (maxpool2d): kernel 2 is larger")

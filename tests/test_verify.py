@@ -337,3 +337,23 @@ def test_meta_replay_keys_hold_every_setting() -> None:
     assert replay.config(nn.ReLU()) != replay.config(nn.ReLU(inplace=True))
     assert replay.config(nn.Hardtanh(1, 2)) != replay.config(nn.Hardtanh(1.0, 2.0))  # types kept apart
     assert replay.config(nn.Sequential(nn.ReLU())) is None  # containers always run
+
+
+def test_the_pass_pauses_the_collector_and_restores_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # building, hooking and checking thousands of modules: the collector's rescans freed nothing
+    # (shapecalc.gcpause); the caller's collector is as it was afterwards, enabled or not
+    import gc
+
+    from shapecalc import verification
+
+    seen: list[bool] = []
+    real = verification._pass
+    monkeypatch.setattr(verification, "_pass", lambda *a: seen.append(gc.isenabled()) or real(*a))
+    spec = make_spec(SMALL, (3, 16, 16))
+    assert verify(spec, device="meta").ok and gc.isenabled()
+    gc.disable()
+    try:
+        assert verify(spec, device="cpu").ok and not gc.isenabled()
+    finally:
+        gc.enable()
+    assert seen == [False, False]

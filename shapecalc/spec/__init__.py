@@ -16,6 +16,7 @@ The parts, in the order a file goes through them::
     blocks.py      blocks: definitions read and checked before any use  (BlockChecker)
     entries.py     one entry -> type, arguments, reserved keys; a structure's lists (Entries)
     expand.py      entries -> model nodes: repeat, block uses, structures, arguments (Expander)
+    copies.py      an entry written before word for word: the first one's tree, moved (Built)
     values.py      YAML values -> Python, with $ expressions evaluated  (Values)
     expr.py        the $ expression grammar
     scope.py       where the loader is (Scope, Bindings) and how errors are located

@@ -16,7 +16,8 @@ from ..errors import LayerConfigError, Location, SpecError, show_text
 from ..registry import LayerType
 from . import expr as X
 from .blocks import bad_arg, bad_param, missing_params
-from .entries import REQUIRED, REUSE, REUSE_KEYS, Block, Entries, Entry
+from .copies import Built
+from .entries import REQUIRED, REUSE, REUSE_KEYS, STRUCTURES, Block, Entries, Entry
 from .model import Concat, Gate, Layer, Node, Residual, Sequential, Split, freeze
 from .scope import Bindings, Scope, fail, located
 from .values import Values, and_, is_int, is_null
@@ -43,6 +44,8 @@ class Expander:
         #: (literal arguments, no reserved key, not in a block) whose later copies word for word
         #: (``YMap.origin``, see yamlnodes) expand as it did, at their own place (see :meth:`copy`)
         self.copies: dict[YMap, tuple[LayerType, str, Mapping[str, Any]]] = {}
+        #: the same for a structure entry (a residual unit written out): what the first one built
+        self.structures: dict[YMap, Built] = {}
         #: the layer lists being built, innermost last, each with its labelled nodes so far: what a
         #: ``reuse:`` can name (a block's layers start a stack of their own)
         self.visible: list[tuple[list[Node], YSeq]] = []
@@ -66,6 +69,11 @@ class Expander:
             known = self.copies.get(node.origin)
             if known is not None:
                 return self.copy(node, known, path, sc)
+            first = self.structures.get(node.origin)
+            moved = first.moved(node, path, sc.depth, self.max_layers - self.count) if first is not None else None
+            if moved is not None:
+                self.count += moved[1]
+                return moved[0]
         e = self.entries.split(node, path, sc)
         epath = f"{path} ({e.shown})"
         label = self.label(e, epath, sc) if e.name_node is not None else None  # most entries have neither
@@ -80,7 +88,11 @@ class Expander:
         else:
             built = self.repeated(e, epath, ready, repeat, path, label, sc)
         if e.trainable_node is not None and not self.trainable(e, epath, sc):
-            return freeze(built)
+            built = freeze(built)
+        if e.what in STRUCTURES and sc.use is None and type(node) is YMap:
+            origin = node if node.origin is None else node.origin
+            if origin not in self.structures:
+                self.structures[origin] = Built(built, node.line, sc.depth)
         return built
 
     def remember(self, node: YMap, e: Entry, args: Mapping[str, Any]) -> None:
@@ -189,11 +201,7 @@ class Expander:
             checked = self.literal_args.get(literal)
             if checked is not None:  # these very values were checked for this type: only the locations are new
                 use = sc.use
-                arg_locs: Mapping[str, Location]
-                if use is None:
-                    arg_locs = ValueLocations(e.rest)
-                else:
-                    arg_locs = dict.fromkeys(e.rest, use)
+                arg_locs = ValueLocations(e.rest) if use is None else dict.fromkeys(e.rest, use)
                 # shared, as repeat copies and block uses share theirs: Layer.args is a read-only Mapping
                 return checked, arg_locs
         memo = sc.bind.args
@@ -203,7 +211,6 @@ class Expander:
             return cached
         lt: LayerType = e.target
         args: dict[str, Any] = {}
-        locs: dict[str, Location] = {}
         for name, vnode in e.rest.items():
             if lt.arg(name) is None:
                 bad_arg(e, name, epath, sc)
@@ -212,7 +219,8 @@ class Expander:
                 args[name] = lt.check_arg(name, value)
             except LayerConfigError as err:
                 raise located(err, vnode.loc, epath, sc) from None
-            locs[name] = sc.where(vnode.loc)
+        # each value's place in the text; inside a block, the block's outermost use
+        locs = ValueLocations(e.rest) if sc.use is None else dict.fromkeys(e.rest, sc.use)
         missing = [a.name for a in lt.args if a.required and a.name not in args]
         if missing:
             fail(f"{lt.name} needs {and_(missing)}", e.loc, epath, sc)

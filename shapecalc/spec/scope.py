@@ -36,7 +36,7 @@ class Bindings:
     def __init__(self, env: Mapping[str, Any] | None) -> None:
         self.env = env
         self.values: dict[Any, Any] = {}  # YAML list/mapping node -> its value
-        self.args: dict[Any, tuple[dict[str, Any], dict[str, Location]]] = {}  # (args node, use) -> checked
+        self.args: dict[Any, tuple[dict[str, Any], Mapping[str, Location]]] = {}  # (args node, use) -> checked
         self.uses: dict[Any, Bindings] = {}  # (args node, block) -> the bindings of a block use made here
 
 
