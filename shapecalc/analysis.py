@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -185,6 +185,10 @@ class _State:
         self.rf_lost_at: str | None = None
         #: (type, input shape, arguments) -> LayerResult: layer inference is pure (see _walk_layer)
         self.results: dict[tuple[object, ...], LayerResult] = {}
+        #: layer type -> the last (arguments, input shape, result) inferred: layers that share their
+        #: checked arguments (copies of an entry, a block's layers) on the same shape find it without
+        #: building a key for :attr:`results` (the arguments object is held here, compared by identity)
+        self.last: dict[str, tuple[Mapping[str, object], Shape, LayerResult]] = {}
         #: the most elements a tensor may hold for torch: its bytes must fit an int64 (activations
         #: count at the batch size, parameters once)
         self.item_bytes = max(dtype_bytes, VERIFY_BYTES)
@@ -496,10 +500,14 @@ def _infer(layer: Layer, shape: Shape, st: _State) -> LayerResult:
     """The registry's result for ``layer`` on ``shape``; a reuse gets the arguments its original's
     module was built with (so a reuse that does not fit is the layer's own error)."""
     args = layer.args if layer.reuses is None else _reused_args(layer, st)
+    name = layer.type.name
+    last = st.last.get(name)
+    if last is not None and last[0] is args and last[1] == shape:
+        return last[2]
     # Deep networks repeat the same layer on the same shape (blocks, repeat): inference is pure,
     # so each distinct (type, input shape, arguments) is computed once per analysis. Value types
     # are part of the key so that e.g. p=0 and p=0.0 keep their own torch_kwargs.
-    key = (layer.type.name, shape, *[(k, type(v), v) for k, v in args.items()])
+    key = (name, shape, *[(k, type(v), v) for k, v in args.items()])
     cacheable = True
     try:
         res = st.results.get(key)
@@ -513,6 +521,7 @@ def _infer(layer: Layer, shape: Shape, st: _State) -> LayerResult:
             raise _located(err, layer) from None
         if cacheable:
             st.results[key] = res
+    st.last[name] = (args, shape, res)
     return res
 
 
