@@ -1,10 +1,12 @@
 """The torch internals verification relies on, all here (and tested in tests/test_torch_internals.py).
 
-Both exist for speed alone: without them verification gives the same numbers, but
-imports ``torch._dynamo`` and sympy on the way (~0.7-1 s, more than building, running
-and checking resnet18 together). Each is guarded: when torch's internals look
-different it does nothing, and the tests fail loudly instead of letting a torch
-upgrade turn it into a silent no-op.
+All but :func:`without_kineto_log` exist for speed alone: without them verification gives
+the same numbers, but imports ``torch._dynamo`` and sympy on the way (~0.7-1 s, more than
+building, running and checking resnet18 together), and torch's FLOP counter keeps a
+per-module table nobody reads. Each is guarded: when torch's internals look different it
+does nothing, and the tests fail loudly instead of letting a torch upgrade turn it into a
+silent no-op. Whatever one of them sets on torch's objects is set for our pass only and
+undone after it.
 
 - :func:`empty_like_on` materialises a ``meta`` module as ``Module.to_empty`` does, but
   through ``torch.empty(shape)``: ``to_empty`` calls ``empty_like`` on meta tensors, whose
@@ -12,7 +14,7 @@ upgrade turn it into a silent no-op.
 - :func:`without_kineto_log`: torch's profiler (kineto) writes its own log lines
   (``USDT:... profiler_start``) to the process's stderr from C++ on every profile, whatever
   ``KINETO_LOG_LEVEL`` says; ``summary --train`` profiles a training step, and those lines
-  are noise in its output. Unlike the two above it is not about speed.
+  are noise in its output. Unlike the others it is not about speed.
 - :class:`no_dynamo_import`: torch wraps every dispatch mode's ``__torch_dispatch__``
   (FlopCounterMode's included), and many of the Python meta kernels and decompositions a
   ``meta`` pass runs (``torch._refs``: ``add``, ``where``, ``cat``, the unary elementwise
