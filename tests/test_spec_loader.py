@@ -906,8 +906,8 @@ def _tree(value: Any) -> Any:
     "path", [None, *sorted(FIXTURES.glob("*.yaml")), *sorted((FIXTURES.parents[2] / "architectures").glob("*.yaml"))]
 )
 def test_copies_of_entries_load_as_written(path: Path | None, monkeypatch: pytest.MonkeyPatch) -> None:
-    # an entry written before word for word is the first's expansion moved to its own place (plain layers:
-    # spec.expand.Expander.copy; structures: Expander.moved): the same tree as expanding every entry afresh
+    # an entry written before word for word is the first's expansion moved to its own place (layers and
+    # structures: spec.copies.Built.moved): the same tree as expanding every entry afresh
     text = UNITS if path is None else path.read_text()
     copied = _tree(spec.loads(text, "t.yaml").layers)
     monkeypatch.setattr(yamlnodes, "ITEM_TEXTS", 0)

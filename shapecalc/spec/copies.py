@@ -1,12 +1,12 @@
-"""Copies: a structure entry written before word for word, expanded as the first one was.
+"""Copies: an entry written before word for word, expanded as the first one was.
 
-A generated or exported spec writes the same entries again and again (a ResNet-style spec
-its residual units); the composer gives a copy of a list item written before word for word
-``YMap.origin`` (:mod:`~shapecalc.spec.yamlnodes`). Outside blocks such a copy means what the
-first one meant, only further down: :class:`~shapecalc.spec.expand.Expander` expands a plain
-layer entry's copy as the first (``Expander.copy``) and a structure's copy as the first one's
-tree moved to its own path and lines (:class:`Built`), where that tree is plain (literal
-arguments, no names, no reuse, no block use: :func:`plain_size`).
+A generated or exported spec writes the same entries again and again (100,000 identical
+convolutions, a ResNet-style spec's residual units); the composer gives a copy of a list item
+written before word for word ``YMap.origin`` (:mod:`~shapecalc.spec.yamlnodes`). Outside blocks
+such a copy means what the first one meant, only further down: :class:`~shapecalc.spec.expand.Expander`
+makes a copy of a layer or structure entry the first one's tree moved to its own path and lines
+(:class:`Built`), where that tree is plain (arguments located in the text, no names, no reuse,
+no block use: :func:`plain_size`).
 """
 
 from __future__ import annotations

@@ -40,12 +40,10 @@ class Expander:
         self.literal_args: dict[tuple[Any, ...], dict[str, Any]] = {}
         #: the spec's own parameters: the scope of a block's layers starts from them (block parameters shadow)
         self.spec_params: Mapping[str, Any] = {}
-        #: first entry's mapping -> (layer type, its type name, checked arguments): a plain layer entry
-        #: (literal arguments, no reserved key, not in a block) whose later copies word for word
-        #: (``YMap.origin``, see yamlnodes) expand as it did, at their own place (see :meth:`copy`)
-        self.copies: dict[YMap, tuple[LayerType, str, Mapping[str, Any]]] = {}
-        #: the same for a structure entry (a residual unit written out): what the first one built
-        self.structures: dict[YMap, Built] = {}
+        #: first entry's mapping -> what it built (a layer, or a structure such as a residual unit
+        #: written out), for its later copies word for word (``YMap.origin``, see yamlnodes) outside
+        #: blocks: each is that tree moved to its own place (see :mod:`~shapecalc.spec.copies`)
+        self.built: dict[YMap, Built] = {}
         #: the layer lists being built, innermost last, each with its labelled nodes so far: what a
         #: ``reuse:`` can name (a block's layers start a stack of their own)
         self.visible: list[tuple[list[Node], YSeq]] = []
@@ -66,10 +64,7 @@ class Expander:
 
     def entry(self, node: Any, path: str, sc: Scope) -> Node | None:
         if type(node) is YMap and node.origin is not None and sc.use is None:
-            known = self.copies.get(node.origin)
-            if known is not None:
-                return self.copy(node, known, path, sc)
-            first = self.structures.get(node.origin)
+            first = self.built.get(node.origin)
             moved = first.moved(node, path, sc.depth, self.max_layers - self.count) if first is not None else None
             if moved is not None:
                 self.count += moved[1]
@@ -83,35 +78,15 @@ class Expander:
         ready = self.prepare(e, epath, sc)
         if repeat == 1:
             built = self.build(e, epath, ready, path, None, label, sc)
-            if e.what == "layer" and sc.use is None and type(node) is YMap and type(e.args) is YMap:
-                self.remember(node, e, ready[0])
         else:
             built = self.repeated(e, epath, ready, repeat, path, label, sc)
         if e.trainable_node is not None and not self.trainable(e, epath, sc):
             built = freeze(built)
-        if e.what in STRUCTURES and sc.use is None and type(node) is YMap:
+        if sc.use is None and type(node) is YMap and (e.what == "layer" or e.what in STRUCTURES):
             origin = node if node.origin is None else node.origin
-            if origin not in self.structures:
-                self.structures[origin] = Built(built, node.line, sc.depth)
+            if origin not in self.built:
+                self.built[origin] = Built(built, node.line, sc.depth)
         return built
-
-    def remember(self, node: YMap, e: Entry, args: Mapping[str, Any]) -> None:
-        """Keep what a plain layer entry expanded to, for its copies (see :attr:`copies`)."""
-        if len(e.rest) == len(e.args.items) and literal_key(e) is not None:  # type: ignore[union-attr]
-            (type_name,) = node.items
-            self.copies[node if node.origin is None else node.origin] = (e.target, type_name, args)
-
-    def copy(self, node: YMap, known: tuple[LayerType, str, Mapping[str, Any]], path: str, sc: Scope) -> Layer:
-        """A copy of a plain layer entry expanded before: the same type and checked arguments, at its
-        own place (its arguments' locations are its own: the first entry's, moved down, made on lookup)."""
-        lt, type_name, args = known
-        loc = node.loc
-        self.counted(loc, f"{path} ({lt.name})", sc)
-        first = node.origin
-        assert first is not None
-        given = first.items[type_name]
-        assert type(given) is YMap
-        return Layer(lt, args, path, loc, ValueLocations(given.items, node.line - first.line), None, sc.trace, None)
 
     def prepare(self, e: Entry, epath: str, sc: Scope) -> Any:
         """What every copy of an entry shares: a layer's checked arguments (and their locations),

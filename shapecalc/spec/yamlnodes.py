@@ -324,11 +324,10 @@ class _Composer:
         self.text = text
 
     def loc(self, event: Any) -> Location:
-        mark = event.start_mark
-        return Location(self.file, mark.line + 1, mark.column + 1)
+        return _mark_loc(self.file, event.start_mark)
 
     def fail(self, message: str, loc: Location) -> NoReturn:
-        raise SpecError(message, location=loc)
+        _fail(message, loc)
 
     def run(self, max_values: int) -> YNode | None:
         """Every event of the stream, each to its handler (the others: stream and document ends);
@@ -598,7 +597,7 @@ def _moved(node: YNode, lines: int, chars: int) -> YNode:
     """A copy of ``node`` written ``lines`` lines and ``chars`` characters further down the document
     (the same text at the same column: every column stays). A mapping's keys and values are moved
     when looked up (:class:`_Moved`): a copy of a layer entry the loader expanded before is asked
-    only where it is (``Expander.copy``), its arguments' places only for a message."""
+    only where it is (``spec.copies.moved_tree``), its arguments' places only for a message."""
     if type(node) is YScalar:
         return YScalar(
             node.value, node.text, node.file, node.line + lines, node.col, node.start + chars, node.end + chars
